@@ -1,0 +1,3 @@
+//! nova-guard: a validating reverse proxy for the OpenStack Nova compute API.
+
+pub mod nova;

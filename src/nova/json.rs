@@ -1,0 +1,1 @@
+//! A JSON reader with Python's `json.loads` semantics.

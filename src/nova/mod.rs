@@ -1,0 +1,16 @@
+//! What nova-guard knows about Nova: routes, microversions, the update-server
+//! schemas, Python's JSON and `repr()` semantics, Nova's printable class and
+//! netaddr's IPv6 text. Pure functions only: no I/O, no async, no HTTP types,
+//! so every piece can be unit-tested, fuzzed and benchmarked on its own.
+
+pub mod check;
+pub mod ipv6;
+pub mod json;
+pub mod microversion;
+pub mod printable;
+pub mod pyrepr;
+pub mod route;
+
+pub use check::{check, RejectKind, Rejection, Rewrite, Verdict};
+pub use microversion::Microversion;
+pub use route::Mode;
