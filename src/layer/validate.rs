@@ -21,7 +21,7 @@ use tower::{Layer, Service};
 use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
 use crate::layer::access_log::{ValidationInfo, VerdictKind};
 use crate::layer::request_id::RequestId;
-use crate::nova::microversion::requested;
+use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::match_update;
 use crate::nova::{check, Microversion, Mode, Verdict};
 
@@ -228,16 +228,18 @@ fn plan<B>(settings: &ValidateSettings, req: &Request<B>) -> Plan {
 }
 
 fn request_version(headers: &HeaderMap, max: Microversion) -> Option<Microversion> {
-    let values = |name: &str| -> Option<Vec<&str>> {
+    // As the WSGI server hands them to Nova: Latin-1 text.
+    let values = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
             .iter()
-            .map(|v| v.to_str().ok())
+            .map(|v| header_text(v.as_bytes()))
             .collect()
     };
-    // A value that is not text cannot be a version Nova accepts.
-    let standard = values("openstack-api-version")?;
-    let legacy = values("x-openstack-nova-api-version")?;
+    let standard = values("openstack-api-version");
+    let legacy = values("x-openstack-nova-api-version");
+    let standard: Vec<&str> = standard.iter().map(String::as_str).collect();
+    let legacy: Vec<&str> = legacy.iter().map(String::as_str).collect();
     requested(&standard, &legacy, max).ok()
 }
 

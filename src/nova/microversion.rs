@@ -370,14 +370,3 @@ mod tests {
         }
     }
 }
-
-impl std::str::FromStr for Microversion {
-    type Err = VersionError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, b) = s.split_once('.').ok_or(VersionError::Malformed)?;
-        Ok(Microversion::new(
-            a.parse().map_err(|_| VersionError::Malformed)?,
-            b.parse().map_err(|_| VersionError::Malformed)?,
-        ))
-    }
-}
