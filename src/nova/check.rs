@@ -15,6 +15,17 @@
 //! 1, the `type` of step 2, or step 3's `required`): nothing else can fail
 //! before it. Those cases get the documented 422 in every mode, and every
 //! other first error gets Nova's own 400 message.
+//!
+//! Legacy v2 (`update_v20`, relaxed `additionalProperties`): Nova silently
+//! drops unknown keys (or keeps them all when no key of the object is
+//! known). nova-guard refuses `description`, `hostname` and
+//! `pinned_availability_zone` there, at the point where Nova checks
+//! `server`'s extra keys, in Nova's own words for an extra key: the value
+//! shown is `server` as received, the keys listed are only those three.
+//!
+//! `accessIPv6` is rewritten only when its decoded text is not already the
+//! canonical one, so an accepted body is forwarded byte for byte unless
+//! Nova would store a different text.
 
 use std::ops::Range;
 
