@@ -163,7 +163,7 @@ pub fn check_config(lookup: impl Fn(&str) -> Option<String>, unknown: &[String])
 /// A value as `--check-config` prints it: secrets masked, the rest quoted
 /// only when it needs to be (so that the output reads as an environment file).
 fn shown(name: &str, value: &str) -> String {
-    let value = if is_secret(name) && !value.is_empty() {
+    let value = if is_secret(name, value) {
         "********".to_owned()
     } else {
         mask_userinfo(value)
@@ -179,12 +179,15 @@ fn shown(name: &str, value: &str) -> String {
     }
 }
 
-/// Variables whose value is a secret by name.
-fn is_secret(name: &str) -> bool {
-    ["TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL"]
-        .iter()
-        .any(|w| name.contains(w))
-        || name.ends_with("_KEY")
+/// Values that are secrets by their variable's name. A `*_KEY` variable
+/// that names a file (an absolute path, as the TLS keys do) is shown: the
+/// secret is in the file, and the path is what an operator needs to check.
+fn is_secret(name: &str, value: &str) -> bool {
+    !value.is_empty()
+        && (["TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL"]
+            .iter()
+            .any(|w| name.contains(w))
+            || (name.ends_with("_KEY") && !value.starts_with('/')))
 }
 
 /// `scheme://user:pass@host/...` → `scheme://****@host/...`, in any value.
@@ -305,6 +308,10 @@ mod tests {
     fn secrets_are_masked() {
         assert_eq!(shown("NOVA_GUARD_ADMIN_TOKEN", "s3cret"), "********");
         assert_eq!(shown("NOVA_GUARD_TLS_KEY", "abc"), "********");
+        assert_eq!(
+            shown("NOVA_GUARD_TLS_KEY", "/etc/nova-guard/tls.key"),
+            "/etc/nova-guard/tls.key"
+        );
         assert_eq!(shown("NOVA_GUARD_ADMIN_TOKEN", ""), "\"\"");
         assert_eq!(
             shown("NOVA_GUARD_UPSTREAM", "http://u:p@nova:8774/x@y"),
