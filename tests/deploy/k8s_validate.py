@@ -209,6 +209,19 @@ def self_test():
             report('schema validation refuses a %s' % why, 'it was accepted')
 
 
+def grace_check(name, deployment, container, env):
+    """preStop pause + nova-guard's drain fit in the pod's grace period."""
+    spec = deployment['spec']['template']['spec']
+    period = spec.get('terminationGracePeriodSeconds', 30)
+    pause = container.get('lifecycle', {}).get('preStop', {}).get('sleep', {}).get('seconds', 0)
+    grace = env.get('NOVA_GUARD_SHUTDOWN_GRACE', '30s')
+    drain = int(grace[:-2]) / 1000 if grace.endswith('ms') else int(grace[:-1]) * {
+        's': 1, 'm': 60, 'h': 3600}[grace[-1]]
+    report('%s: preStop %ss + drain %s fit in terminationGracePeriodSeconds %s'
+           % (name, pause, grace, period),
+           None if pause + drain < period else 'they do not')
+
+
 def main():
     self_test()
     # (b) the gateway
@@ -232,6 +245,7 @@ def main():
     c = guard(dep)
     env = env_check('gateway', c)
     admin_port_check('gateway', c, env)
+    grace_check('gateway', dep, c, env)
     res = c.get('resources', {})
     report('gateway: requests and limits set',
            None if {'cpu', 'memory'} <= set(res.get('requests', {}))
@@ -269,6 +283,7 @@ def main():
     c = guard(patched)
     env = env_check('sidecar patch', c)
     admin_port_check('sidecar patch', c, env)
+    grace_check('sidecar patch', patched, c, env)
     osapi = [x for x in patched['spec']['template']['spec']['containers']
              if x['name'] == 'nova-osapi'][0]
     listen_port = int(env['NOVA_GUARD_LISTEN'].rsplit(':', 1)[1])
@@ -302,6 +317,7 @@ def main():
     c2 = guard(rendered)
     env2 = env_check('sidecar values', c2)
     admin_port_check('sidecar values', c2, env2)
+    grace_check('sidecar values', rendered, c2, env2)
     a, b = dict(c), dict(c2)
     a.pop('ports'), b.pop('ports')
     report('sidecar: values and patch run the same nova-guard container',

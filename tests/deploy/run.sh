@@ -88,6 +88,7 @@ for part in "${parts[@]}"; do
         run_part kubernetes "$venv/bin/python" "$here/k8s_validate.py" "$root" "$bin" ;;
     container)
         ensure_venv
+        need_deb readelf binutils
         run_part container "$here/container.sh" "$root" "$venv" ;;
     haproxy)
         need_deb haproxy haproxy
