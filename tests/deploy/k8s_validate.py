@@ -12,7 +12,9 @@ Prints one "ok NAME" or "FAIL NAME: why" line per check; exit 1 on a failure.
 
 import copy
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 
 import kubernetes_validate
@@ -222,6 +224,34 @@ def grace_check(name, deployment, container, env):
            None if pause + drain < period else 'they do not')
 
 
+def kustomize_check(sidecar_dir, expected):
+    """post-render.sh, run as Helm runs it, with kubectl's own kustomize."""
+    if shutil.which('kubectl') is None:
+        print('note sidecar: no kubectl here; post-render.sh is checked through the '
+              'strategic-merge rules above only')
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = os.path.join(tmp, 'sidecar')
+        shutil.copytree(sidecar_dir, d)
+        with open(FIXTURE) as f:
+            r = subprocess.run([os.path.join(d, 'post-render.sh')], stdin=f,
+                               capture_output=True, text=True, timeout=120)
+        left = os.path.exists(os.path.join(d, 'all.yaml'))
+    if r.returncode != 0:
+        report('sidecar: post-render.sh (kubectl kustomize)', r.stderr.strip()[-500:])
+        return
+    out = [d for d in yaml.safe_load_all(r.stdout) if d]
+
+    def by_name(d):  # kustomize puts added containers first: order is not meaning
+        d = copy.deepcopy(d)
+        d['spec']['template']['spec']['containers'].sort(key=lambda c: c['name'])
+        return d
+    report('sidecar: post-render.sh gives the patched Deployment (kubectl kustomize)',
+           None if len(out) == 1 and by_name(out[0]) == by_name(expected)
+           else 'kustomize and the expected merge differ')
+    report('sidecar: post-render.sh leaves nothing behind', 'all.yaml left' if left else None)
+
+
 def main():
     self_test()
     # (b) the gateway
@@ -231,6 +261,15 @@ def main():
     present = sorted(f for f in os.listdir(gw) if f.endswith('.yaml') and f != 'kustomization.yaml')
     report('gateway: kustomization lists every manifest',
            None if listed == present else '%s != %s' % (listed, present))
+    if shutil.which('kubectl'):
+        r = subprocess.run(['kubectl', 'kustomize', gw], capture_output=True, text=True,
+                           timeout=120)
+        built = [d for d in yaml.safe_load_all(r.stdout) if d] if r.returncode == 0 else []
+        files = [d for f in listed for d in load_all(os.path.join(gw, f))]
+        key = lambda d: (d['kind'], d['metadata']['name'])  # noqa: E731
+        report('gateway: kubectl kustomize builds the same objects',
+               None if r.returncode == 0 and sorted(built, key=key) == sorted(files, key=key)
+               else (r.stderr.strip()[-300:] or 'they differ'))
     kinds = {}
     for f in listed:
         for doc in load_all(os.path.join(gw, f)):
@@ -279,6 +318,7 @@ def main():
     patch = load(os.path.join(sd, 'nova-api-osapi-patch.yaml'))
     patched = smp(base, patch)
     validate('sidecar patch applied to nova-api-osapi', patched)
+    kustomize_check(sd, patched)
     pod_checks('sidecar patch', patched)
     c = guard(patched)
     env = env_check('sidecar patch', c)
