@@ -40,6 +40,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub max_header_bytes: usize,
     pub trusted_proxies: Vec<IpNetwork>,
+    pub client_body_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+    pub max_headers: usize,
+    pub max_uri_bytes: usize,
+    pub max_connections: usize,
+    pub max_requests_per_connection: u64,
 }
 
 /// One bad variable.
@@ -124,6 +130,36 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "NOVA_GUARD_TRUSTED_PROXIES",
         "",
         "comma-separated CIDRs whose X-Forwarded-For is kept and appended to",
+    ),
+    (
+        "NOVA_GUARD_CLIENT_BODY_TIMEOUT",
+        "30s",
+        "a validated request's body must arrive within this (else 408)",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT",
+        "60s",
+        "an idle pooled connection to Nova is closed after this",
+    ),
+    (
+        "NOVA_GUARD_MAX_HEADERS",
+        "100",
+        "request header lines allowed (more gets 431)",
+    ),
+    (
+        "NOVA_GUARD_MAX_URI_BYTES",
+        "8192",
+        "request target longer than this gets 414",
+    ),
+    (
+        "NOVA_GUARD_MAX_CONNECTIONS",
+        "1024",
+        "client connections served at once; more get 503 and are closed",
+    ),
+    (
+        "NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION",
+        "1000",
+        "requests served on one connection before it is closed",
     ),
 ];
 
@@ -211,7 +247,56 @@ impl Config {
             parse_cidrs,
         );
 
-        match (
+        let client_body_timeout =
+            p.parse("NOVA_GUARD_CLIENT_BODY_TIMEOUT", duration, parse_duration);
+        let upstream_idle_timeout =
+            p.parse("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", duration, parse_duration);
+        let max_headers = p.parse(
+            "NOVA_GUARD_MAX_HEADERS",
+            "a whole number from 8 to 10000",
+            |s| s.parse::<usize>().ok().filter(|n| (8..=10_000).contains(n)),
+        );
+        let max_uri_bytes = p.parse(
+            "NOVA_GUARD_MAX_URI_BYTES",
+            "a whole number of bytes from 256 to 65534",
+            |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| (256..=65_534).contains(n))
+            },
+        );
+        let max_connections = p.parse(
+            "NOVA_GUARD_MAX_CONNECTIONS",
+            "a whole number, at least 1",
+            |s| s.parse::<usize>().ok().filter(|n| *n >= 1),
+        );
+        let max_requests_per_connection = p.parse(
+            "NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION",
+            "a whole number, at least 1",
+            |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
+        );
+
+        let (
+            Some(listen),
+            Some(upstream),
+            Some(path_prefix),
+            Some(max_body_bytes),
+            Some(max_microversion),
+            Some(log_filter),
+            Some(log_format),
+            Some(client_header_timeout),
+            Some(upstream_connect_timeout),
+            Some(upstream_timeout),
+            Some(shutdown_grace),
+            Some(max_header_bytes),
+            Some(trusted_proxies),
+            Some(client_body_timeout),
+            Some(upstream_idle_timeout),
+            Some(max_headers),
+            Some(max_uri_bytes),
+            Some(max_connections),
+            Some(max_requests_per_connection),
+        ) = (
             listen,
             upstream,
             path_prefix,
@@ -225,38 +310,40 @@ impl Config {
             shutdown_grace,
             max_header_bytes,
             trusted_proxies,
-        ) {
-            (
-                Some(listen),
-                Some(upstream),
-                Some(path_prefix),
-                Some(max_body_bytes),
-                Some(max_microversion),
-                Some(log_filter),
-                Some(log_format),
-                Some(client_header_timeout),
-                Some(upstream_connect_timeout),
-                Some(upstream_timeout),
-                Some(shutdown_grace),
-                Some(max_header_bytes),
-                Some(trusted_proxies),
-            ) if p.problems.is_empty() => Ok(Config {
-                listen,
-                upstream,
-                path_prefix,
-                max_body_bytes,
-                max_microversion,
-                log_filter,
-                log_format,
-                client_header_timeout,
-                upstream_connect_timeout,
-                upstream_timeout,
-                shutdown_grace,
-                max_header_bytes,
-                trusted_proxies,
-            }),
-            _ => Err(ConfigError(p.problems)),
+            client_body_timeout,
+            upstream_idle_timeout,
+            max_headers,
+            max_uri_bytes,
+            max_connections,
+            max_requests_per_connection,
+        )
+        else {
+            return Err(ConfigError(p.problems));
+        };
+        if !p.problems.is_empty() {
+            return Err(ConfigError(p.problems));
         }
+        Ok(Config {
+            listen,
+            upstream,
+            path_prefix,
+            max_body_bytes,
+            max_microversion,
+            log_filter,
+            log_format,
+            client_header_timeout,
+            upstream_connect_timeout,
+            upstream_timeout,
+            shutdown_grace,
+            max_header_bytes,
+            trusted_proxies,
+            client_body_timeout,
+            upstream_idle_timeout,
+            max_headers,
+            max_uri_bytes,
+            max_connections,
+            max_requests_per_connection,
+        })
     }
 
     /// `NOVA_GUARD_*` variables in the environment that nova-guard does not
@@ -372,6 +459,28 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(120));
         assert_eq!(c.max_header_bytes, 65_536);
         assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.client_body_timeout, Duration::from_secs(30));
+        assert_eq!(c.upstream_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_headers, 100);
+        assert_eq!(c.max_uri_bytes, 8192);
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.max_requests_per_connection, 1000);
+    }
+
+    #[test]
+    fn hardening_variables_are_checked_together() {
+        let err = config(&[
+            ("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "never"),
+            ("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", "0s"),
+            ("NOVA_GUARD_MAX_HEADERS", "2"),
+            ("NOVA_GUARD_MAX_URI_BYTES", "70000"),
+            ("NOVA_GUARD_MAX_CONNECTIONS", "0"),
+            ("NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION", "-3"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 6, "{err}");
+        let c = config(&[("NOVA_GUARD_MAX_URI_BYTES", "65534")]).unwrap();
+        assert_eq!(c.max_uri_bytes, 65_534);
     }
 
     #[test]

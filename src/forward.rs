@@ -78,7 +78,7 @@ where
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(config.upstream_idle_timeout)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         let uri = &config.upstream.uri;

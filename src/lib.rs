@@ -9,3 +9,4 @@ pub mod forward;
 pub mod layer;
 pub mod nova;
 pub mod server;
+pub mod wire;

@@ -12,16 +12,24 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::header::{HeaderValue, CONNECTION};
+use http::Version;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::config::Config;
-use crate::error::BoxError;
+use crate::error::{BoxError, ErrorKind, FaultContext, ProxyError};
 use crate::forward::Forward;
 use crate::layer::access_log::{AccessLogLayer, Peer};
 use crate::layer::framing::FramingLayer;
+use crate::layer::request_id::RequestId;
 use crate::layer::request_id::RequestIdLayer;
 use crate::layer::validate::{ValidateLayer, ValidateSettings};
+use crate::wire::{Tracker, Watched, WireWatch};
 
 /// The whole request path, from the client's request to the response body.
 pub fn build_service(
@@ -43,11 +51,12 @@ pub fn build_service(
     Ok(ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(AccessLogLayer)
-        .layer(FramingLayer)
+        .layer(FramingLayer::new(config.max_uri_bytes))
         .layer(ValidateLayer::new(ValidateSettings {
             path_prefix: config.path_prefix.clone(),
             max_body_bytes: config.max_body_bytes,
             max_microversion: config.max_microversion,
+            body_timeout: config.client_body_timeout,
         }))
         .service(forward))
 }
@@ -66,9 +75,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.client_header_timeout)
         .max_buf_size(config.max_header_bytes)
+        .max_headers(config.max_headers)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
 
+    let slots = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -84,17 +95,33 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = service.clone();
-                let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(Peer(peer));
-                    service.clone().oneshot(req)
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
-                let conn = graceful.watch(conn.into_owned());
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        peer = %peer,
+                        max_connections = config.max_connections,
+                        "connection limit reached; answering 503 and closing"
+                    );
+                    let conn = refuse_connection(stream, config.client_header_timeout);
+                    tokio::spawn(graceful.watch(conn));
+                    continue;
+                };
+                let conn = serve_connection(
+                    &builder,
+                    stream,
+                    peer,
+                    service.clone(),
+                    ConnectionSettings {
+                        max_header_bytes: config.max_header_bytes,
+                        max_headers: config.max_headers,
+                        max_requests: config.max_requests_per_connection,
+                    },
+                );
+                let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,
@@ -112,6 +139,89 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ConnectionSettings {
+    max_header_bytes: usize,
+    max_headers: usize,
+    max_requests: u64,
+}
+
+/// One client connection: its bytes watched for ambiguous framing, each
+/// request given the peer address and its framing verdict, and the
+/// connection closed after its last allowed request.
+fn serve_connection<S, RB>(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: S,
+    settings: ConnectionSettings,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static
+where
+    S: Service<Request<Incoming>, Response = Response<RB>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
+{
+    let watch = WireWatch::new();
+    let tracker = Tracker::new(
+        watch.clone(),
+        settings.max_header_bytes,
+        settings.max_headers,
+    );
+    let io = Watched::new(stream, tracker);
+    let served = Arc::new(AtomicU64::new(0));
+    let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
+        if req.version() != Version::HTTP_2 {
+            req.extensions_mut().insert(watch.next_verdict());
+        }
+        let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = n >= settings.max_requests && req.version() != Version::HTTP_2;
+        let call = service.clone().oneshot(req);
+        async move {
+            let mut resp = call.await?;
+            if last {
+                resp.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    builder
+        .serve_connection(TokioIo::new(io), hyper_service)
+        .into_owned()
+}
+
+/// A connection over the limit: read its request head, answer a Nova-shaped
+/// 503 and close, so that the client is told rather than cut off.
+fn refuse_connection(
+    stream: TcpStream,
+    header_timeout: Duration,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static {
+    let service = hyper::service::service_fn(|req: Request<Incoming>| {
+        let request_id = RequestId::new();
+        let mut resp = ProxyError::new(ErrorKind::Overloaded).to_response(&FaultContext {
+            request_id: &request_id,
+            version: None,
+        });
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        drop(req);
+        std::future::ready(Ok::<_, Infallible>(resp))
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(false);
+    builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned()
 }
 
 /// Bind the listening socket.
