@@ -104,7 +104,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_CLIENT_HEADER_TIMEOUT",
         "10s",
-        "a client must send its request head within this",
+        "a client must send its request head within this (also the keep-alive idle limit)",
     ),
     (
         "NOVA_GUARD_UPSTREAM_CONNECT_TIMEOUT",

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{read_answer, Answer, Guard, Upstream};
+use common::{raw, read_answer, Answer, BadUpstream, Guard, Misbehaviour, Upstream};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -249,4 +249,450 @@ async fn http2_cleartext_is_still_served() {
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(up.count(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts
+
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    // A head that never ends, one line at a time.
+    stream
+        .write_all(b"GET /v2.1/servers HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut cut = false;
+    for i in 0..200 {
+        if stream
+            .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cut || closed_by_peer(&mut stream).await, "never cut off");
+    assert_eq!(up.count(), 0);
+    // Others are still served.
+    let a = raw(
+        guard.addr,
+        b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let a = read_answer(&mut stream).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("connection"), None);
+    assert!(closed_by_peer(&mut stream).await, "idle connection kept");
+}
+
+#[tokio::test]
+async fn a_validated_body_that_does_not_arrive_gets_408() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let head = format!(
+        "PUT {SERVER} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"server\": "
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let a = tokio::time::timeout(BOUND, read_answer(&mut stream))
+        .await
+        .expect("an answer");
+    assert_eq!(a.status, 408, "{}", a.text());
+    assert_eq!(
+        json(&a.body),
+        json(
+            br#"{"computeFault": {"code": 408, "message": "Request body not received in time."}}"#
+        )
+    );
+    assert_request_ids(&a);
+    assert_eq!(a.header("connection"), Some("close"));
+    assert!(closed_by_peer(&mut stream).await);
+    assert_eq!(up.count(), 0);
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["rule"], "clientBodyTimeout");
+    assert_eq!(events[0]["error"], "client_body_timeout");
+}
+
+#[tokio::test]
+async fn a_stalling_nova_gets_the_client_a_504() {
+    let up = BadUpstream::start(Misbehaviour::Stall).await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "300ms")]);
+    let (a, _) = exchange(
+        &guard,
+        b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(a.status, 504, "{}", a.text());
+    assert_eq!(
+        json(&a.body),
+        json(br#"{"computeFault": {"code": 504, "message": "The compute API did not answer in time."}}"#)
+    );
+    assert_request_ids(&a);
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["error"], "upstream_timeout");
+    assert_eq!(
+        events[0]["request_id"],
+        a.header("x-openstack-request-id").unwrap()
+    );
+}
+
+async fn two_requests_a_second_apart(guard: &Guard) {
+    for _ in 0..2 {
+        let a = raw(
+            guard.addr,
+            b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(a.status, 200);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_the_pool_timeout() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", "100ms")]);
+    two_requests_a_second_apart(&guard).await;
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[]);
+    two_requests_a_second_apart(&guard).await;
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Upstream faults
+
+#[tokio::test]
+async fn nova_faults_become_nova_shaped_502s_with_their_cause_logged() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let garbage = BadUpstream::start(Misbehaviour::Garbage).await;
+    let closing = BadUpstream::start(Misbehaviour::Close).await;
+    let cases = [
+        (format!("http://127.0.0.1:{port}"), "upstream_connect"),
+        (garbage.url(), "upstream_protocol"),
+        (closing.url(), "upstream_protocol"),
+    ];
+    for (url, kind) in cases {
+        let guard = Guard::start(&url, &[]);
+        let (a, _) = exchange(
+            &guard,
+            &common::put(SERVER, &[], br#"{"server": {"name": "a"}}"#),
+        )
+        .await;
+        assert_eq!(a.status, 502, "{url}: {}", a.text());
+        assert_eq!(json(&a.body)["computeFault"]["code"], 502);
+        assert_request_ids(&a);
+        let events = guard.wait_exchanges(1).await;
+        assert_eq!(events[0]["error"], kind, "{url}");
+        let cause = events[0]["cause"].as_str().unwrap_or_default();
+        assert!(
+            cause.starts_with(kind) && cause.len() > kind.len(),
+            "{cause}"
+        );
+        assert_eq!(
+            events[0]["request_id"],
+            a.header("x-openstack-request-id").unwrap()
+        );
+    }
+    assert!(
+        garbage
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn a_reset_in_the_middle_of_nova_s_answer_cuts_the_client_s_answer() {
+    let up = BadUpstream::start(Misbehaviour::ResetMidResponse).await;
+    let guard = Guard::start(&up.url(), &[]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
+            Err(_) => panic!("the cut answer was left hanging"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body_len = got.len() - text.find("\r\n\r\n").unwrap() - 4;
+    assert!(body_len < 1000, "the client was told the answer was whole");
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["complete"], false);
+    // nova-guard is still there (it answers this one itself).
+    let a = raw(
+        guard.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await;
+    assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn nova_s_own_5xx_answers_pass_through_unchanged() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[]);
+    for code in [500u16, 503] {
+        let req = format!("GET /status/{code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let a = raw(guard.addr, req.as_bytes()).await;
+        assert_eq!(a.status, code);
+        assert_eq!(
+            a.text(),
+            format!("{{\"computeFault\": {{\"code\": {code}, \"message\": \"from nova\"}}}}")
+        );
+        assert_eq!(
+            a.header("x-openstack-request-id"),
+            Some("req-11111111-1111-4111-8111-111111111111")
+        );
+    }
+    let events = guard.wait_exchanges(2).await;
+    assert_eq!(events[0]["upstream_status"], 500);
+    assert!(events[0]["error"].is_null());
+}
+
+#[tokio::test]
+async fn a_slow_nova_within_the_timeout_is_waited_for() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "10s")]);
+    let a = raw(
+        guard.addr,
+        b"GET /slow/300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.text(), r#"{"slow": true}"#);
+}
+
+// ---------------------------------------------------------------------------
+// Graceful shutdown
+
+async fn send_get(addr: std::net::SocketAddr, path: &str) -> Answer {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    raw(addr, req.as_bytes()).await
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_exchanges_and_exits_0() {
+    let up = Upstream::start().await;
+    let mut guard = Guard::start(&up.url(), &[]);
+    let addr = guard.addr;
+    // An idle keep-alive connection.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_answer(&mut idle).await.status, 200);
+    // Two exchanges in flight against a slow Nova.
+    let in_flight: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(send_get(addr, "/slow/1500")))
+        .collect();
+    for _ in 0..1000 {
+        if up.count() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(up.count(), 3);
+    guard.signal("TERM");
+    assert!(guard.wait_event("shutting down").await.is_some());
+    // New connections are refused.
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    // The idle connection is closed.
+    assert!(closed_by_peer(&mut idle).await, "idle connection kept");
+    // The exchanges in flight finish.
+    for task in in_flight {
+        let a = tokio::time::timeout(BOUND, task).await.unwrap().unwrap();
+        assert_eq!(a.status, 200);
+        assert_eq!(a.text(), r#"{"slow": true}"#);
+    }
+    let status = guard.wait_exit(BOUND).await.expect("did not exit");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigint_then_a_second_signal_stops_at_once() {
+    let up = Upstream::start().await;
+    let mut guard = Guard::start(&up.url(), &[("NOVA_GUARD_SHUTDOWN_GRACE", "10m")]);
+    let addr = guard.addr;
+    let stuck = tokio::spawn(send_get(addr, "/slow/600000"));
+    for _ in 0..1000 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    guard.signal("INT");
+    assert!(guard.wait_event("shutting down").await.is_some());
+    guard.signal("TERM");
+    let status = guard.wait_exit(BOUND).await.expect("did not stop");
+    assert!(!status.success());
+    stuck.abort();
+}
+
+#[tokio::test]
+async fn the_grace_period_ends_a_drain_that_takes_too_long() {
+    let up = Upstream::start().await;
+    let mut guard = Guard::start(&up.url(), &[("NOVA_GUARD_SHUTDOWN_GRACE", "300ms")]);
+    let stuck = tokio::spawn(send_get(guard.addr, "/slow/600000"));
+    for _ in 0..1000 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    guard.signal("TERM");
+    let status = guard.wait_exit(BOUND).await.expect("did not stop");
+    assert_eq!(status.code(), Some(0));
+    assert!(guard
+        .events()
+        .iter()
+        .any(|e| e["message"] == "grace period over; closing the remaining connections"));
+    stuck.abort();
+}
+
+// ---------------------------------------------------------------------------
+// Limits
+
+#[tokio::test]
+async fn heads_over_the_byte_or_line_limit_get_431() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_MAX_HEADER_BYTES", "8192"),
+            ("NOVA_GUARD_MAX_HEADERS", "10"),
+        ],
+    );
+    let big = format!(
+        "GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(10_000)
+    );
+    let (a, closed) = exchange(&guard, big.as_bytes()).await;
+    assert_eq!(a.status, 431);
+    assert!(closed);
+    let mut many = String::from("GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..20 {
+        many.push_str(&format!("X-H{i}: 1\r\n"));
+    }
+    many.push_str("\r\n");
+    let (a, closed) = exchange(&guard, many.as_bytes()).await;
+    assert_eq!(a.status, 431);
+    assert!(closed);
+    // Within both limits: served.
+    let mut fine = String::from("GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..7 {
+        fine.push_str(&format!("X-H{i}: {}\r\n", "b".repeat(1000)));
+    }
+    fine.push_str("\r\n");
+    assert_eq!(raw(guard.addr, fine.as_bytes()).await.status, 200);
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
+async fn a_target_over_the_uri_limit_gets_414() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_MAX_URI_BYTES", "256")]);
+    let long = format!("/v2.1/servers?name={}", "x".repeat(300));
+    let (a, _) = exchange(
+        &guard,
+        format!("GET {long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(a.status, 414);
+    assert_eq!(
+        json(&a.body),
+        json(br#"{"computeFault": {"code": 414, "message": "Request URI too long."}}"#)
+    );
+    assert_request_ids(&a);
+    let exact = format!("/v2.1/servers?name={}", "x".repeat(256 - 19));
+    assert_eq!(exact.len(), 256);
+    assert_eq!(send_get(guard.addr, &exact).await.status, 200);
+    assert_eq!(up.count(), 1);
+    let events = guard.wait_exchanges(2).await;
+    assert_eq!(events[0]["rule"], "maxUriBytes");
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503_and_are_logged() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_MAX_CONNECTIONS", "1")]);
+    let mut first = TcpStream::connect(guard.addr).await.unwrap();
+    first
+        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_answer(&mut first).await.status, 200);
+    let (a, closed) = exchange(&guard, b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(a.status, 503);
+    assert_eq!(json(&a.body)["serviceUnavailable"]["code"], 503);
+    assert_request_ids(&a);
+    assert!(closed);
+    assert!(guard
+        .wait_event("connection limit reached; answering 503 and closing")
+        .await
+        .is_some());
+    assert_eq!(up.count(), 1);
+    // Once the first connection is gone, its slot is free again.
+    drop(first);
+    let mut served = false;
+    for _ in 0..200 {
+        if send_get(guard.addr, "/v2.1/servers").await.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served);
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_after_its_last_allowed_request() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[("NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION", "2")],
+    );
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    for i in 0..2 {
+        stream
+            .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let a = read_answer(&mut stream).await;
+        assert_eq!(a.status, 200);
+        let close = a.header("connection") == Some("close");
+        assert_eq!(close, i == 1, "request {i}");
+    }
+    assert!(closed_by_peer(&mut stream).await);
+    assert_eq!(up.count(), 2);
 }
