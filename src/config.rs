@@ -46,6 +46,7 @@ pub struct Config {
     pub max_uri_bytes: usize,
     pub max_connections: usize,
     pub max_requests_per_connection: u64,
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// One bad variable.
@@ -161,6 +162,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "1000",
         "requests served on one connection before it is closed",
     ),
+    (
+        "NOVA_GUARD_ADMIN_LISTEN",
+        "",
+        "address for /healthz, /readyz and /metrics (empty: off)",
+    ),
 ];
 
 /// hyper's HTTP/1 reader cannot work with a smaller buffer.
@@ -275,6 +281,17 @@ impl Config {
             "a whole number, at least 1",
             |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
         );
+        let admin_listen = p.parse(
+            "NOVA_GUARD_ADMIN_LISTEN",
+            "empty, or an address like 127.0.0.1:9775",
+            |s| {
+                if s.is_empty() {
+                    Some(None)
+                } else {
+                    s.parse::<SocketAddr>().ok().map(Some)
+                }
+            },
+        );
 
         let (
             Some(listen),
@@ -296,6 +313,7 @@ impl Config {
             Some(max_uri_bytes),
             Some(max_connections),
             Some(max_requests_per_connection),
+            Some(admin_listen),
         ) = (
             listen,
             upstream,
@@ -316,6 +334,7 @@ impl Config {
             max_uri_bytes,
             max_connections,
             max_requests_per_connection,
+            admin_listen,
         )
         else {
             return Err(ConfigError(p.problems));
@@ -343,6 +362,7 @@ impl Config {
             max_uri_bytes,
             max_connections,
             max_requests_per_connection,
+            admin_listen,
         })
     }
 
@@ -465,6 +485,7 @@ mod tests {
         assert_eq!(c.max_uri_bytes, 8192);
         assert_eq!(c.max_connections, 1024);
         assert_eq!(c.max_requests_per_connection, 1000);
+        assert_eq!(c.admin_listen, None);
     }
 
     #[test]
@@ -476,10 +497,16 @@ mod tests {
             ("NOVA_GUARD_MAX_URI_BYTES", "70000"),
             ("NOVA_GUARD_MAX_CONNECTIONS", "0"),
             ("NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION", "-3"),
+            ("NOVA_GUARD_ADMIN_LISTEN", "localhost"),
         ])
         .unwrap_err();
-        assert_eq!(err.0.len(), 6, "{err}");
-        let c = config(&[("NOVA_GUARD_MAX_URI_BYTES", "65534")]).unwrap();
+        assert_eq!(err.0.len(), 7, "{err}");
+        let c = config(&[
+            ("NOVA_GUARD_MAX_URI_BYTES", "65534"),
+            ("NOVA_GUARD_ADMIN_LISTEN", "127.0.0.1:9775"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9775".parse().unwrap()));
         assert_eq!(c.max_uri_bytes, 65_534);
     }
 

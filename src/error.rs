@@ -51,6 +51,14 @@ impl ErrorKind {
         }
     }
 
+    /// Whether this is a failure of the exchange with Nova.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTimeout | ErrorKind::UpstreamProtocol
+        )
+    }
+
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::UpstreamConnect | ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,

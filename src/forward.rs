@@ -118,6 +118,7 @@ where
                 .get::<RequestId>()
                 .cloned()
                 .unwrap_or_default();
+            let sent = std::time::Instant::now();
             let result = match upstream_request(&settings, req) {
                 Ok(req) => {
                     match tokio::time::timeout(settings.timeout, client.request(req)).await {
@@ -135,6 +136,7 @@ where
                 }
                 Err(e) => Err(e),
             };
+            let duration = Some(sent.elapsed());
             Ok(match result {
                 Ok(mut resp) => {
                     remove_hop_by_hop(resp.headers_mut());
@@ -143,6 +145,7 @@ where
                         request_id: resp.headers().get("x-openstack-request-id").cloned(),
                         error: None,
                         cause: None,
+                        duration,
                     };
                     resp.extensions_mut().insert(info);
                     resp.map(Either::Left)
@@ -157,6 +160,7 @@ where
                         request_id: None,
                         error: Some(err.kind),
                         cause: Some(err.to_string()),
+                        duration,
                     });
                     resp.map(Either::Right)
                 }

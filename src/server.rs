@@ -29,6 +29,7 @@ use crate::layer::framing::FramingLayer;
 use crate::layer::request_id::RequestId;
 use crate::layer::request_id::RequestIdLayer;
 use crate::layer::validate::{ValidateLayer, ValidateSettings};
+use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
 use crate::wire::{Tracker, Watched, WireWatch};
 
 /// The whole request path, from the client's request to the response body.
@@ -47,10 +48,30 @@ pub fn build_service(
         + 'static,
     BoxError,
 > {
+    build_service_with_metrics(config, Metrics::new())
+}
+
+/// [`build_service`], counting every exchange in `metrics`.
+pub fn build_service_with_metrics(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<
+    impl Service<
+            Request<Incoming>,
+            Response = Response<
+                impl http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
+            >,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send
+        + 'static,
+    BoxError,
+> {
     let forward = Forward::new(config)?;
     Ok(ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(AccessLogLayer)
+        .layer(AccessLogLayer::new(metrics))
         .layer(FramingLayer::new(config.max_uri_bytes))
         .layer(ValidateLayer::new(ValidateSettings {
             path_prefix: config.path_prefix.clone(),
@@ -68,7 +89,30 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
-    let service = build_service(config)?;
+    let metrics = Metrics::new();
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let listener = bind_admin(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
+            tracing::info!(admin = %listener.local_addr()?, "admin listening");
+            let readiness = Readiness {
+                upstream: config
+                    .upstream
+                    .uri
+                    .authority()
+                    .map_or_else(String::new, |a| a.to_string()),
+                connect_timeout: config.upstream_connect_timeout,
+            };
+            Some(tokio::spawn(serve_admin(
+                listener,
+                metrics.clone(),
+                readiness,
+            )))
+        }
+        None => None,
+    };
+    let service = build_service_with_metrics(config, metrics.clone())?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -96,6 +140,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    metrics.connection_refused();
                     tracing::warn!(
                         peer = %peer,
                         max_connections = config.max_connections,
@@ -117,10 +162,12 @@ pub async fn serve(
                     },
                 );
                 let conn = graceful.watch(conn);
+                let gauge = metrics.connection_opened();
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
+                    drop(gauge);
                     drop(slot);
                 });
             }
@@ -137,6 +184,9 @@ pub async fn serve(
         () = tokio::time::sleep(config.shutdown_grace) => {
             tracing::warn!("grace period over; closing the remaining connections");
         }
+    }
+    if let Some(admin) = admin {
+        admin.abort();
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{raw, read_answer, Answer, BadUpstream, Guard, Misbehaviour, Upstream};
+use common::{Answer, BadUpstream, Guard, Misbehaviour, Upstream};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,6 +15,16 @@ use tokio::net::TcpStream;
 const SERVER: &str = "/v2.1/deadbeef/servers/9a1d7f4e-2b44-4f0c-9a2e-5e7b1c0d3f11";
 /// Far longer than anything here should take; only a hang reaches it.
 const BOUND: Duration = Duration::from_secs(20);
+
+// The harness's readers hold 64 KiB buffers: boxed, so that the tests'
+// futures stay small on the test threads' stacks.
+async fn raw_boxed(addr: std::net::SocketAddr, request: &[u8]) -> Answer {
+    Box::pin(common::raw(addr, request)).await
+}
+
+async fn read_answer_boxed(stream: &mut TcpStream) -> Answer {
+    Box::pin(common::read_answer(stream)).await
+}
 
 fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
@@ -48,7 +58,7 @@ async fn closed_by_peer(stream: &mut TcpStream) -> bool {
 async fn exchange(guard: &Guard, request: &[u8]) -> (Answer, bool) {
     let mut stream = TcpStream::connect(guard.addr).await.unwrap();
     stream.write_all(request).await.unwrap();
-    let answer = tokio::time::timeout(BOUND, read_answer(&mut stream))
+    let answer = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
         .await
         .expect("an answer");
     let closed = closed_by_peer(&mut stream).await;
@@ -207,7 +217,7 @@ async fn unambiguous_framing_is_served_on_a_kept_alive_connection() {
     for b in requests[0].as_bytes() {
         stream.write_all(&[*b]).await.unwrap();
     }
-    let a = tokio::time::timeout(BOUND, read_answer(&mut stream))
+    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
         .await
         .unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
@@ -216,7 +226,7 @@ async fn unambiguous_framing_is_served_on_a_kept_alive_connection() {
         .await
         .unwrap();
     for _ in 0..2 {
-        let a = tokio::time::timeout(BOUND, read_answer(&mut stream))
+        let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
             .await
             .unwrap();
         assert_eq!(a.status, 200, "{}", a.text());
@@ -279,7 +289,7 @@ async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
     assert!(cut || closed_by_peer(&mut stream).await, "never cut off");
     assert_eq!(up.count(), 0);
     // Others are still served.
-    let a = raw(
+    let a = raw_boxed(
         guard.addr,
         b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
@@ -296,7 +306,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
         .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let a = read_answer(&mut stream).await;
+    let a = read_answer_boxed(&mut stream).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.header("connection"), None);
     assert!(closed_by_peer(&mut stream).await, "idle connection kept");
@@ -311,7 +321,7 @@ async fn a_validated_body_that_does_not_arrive_gets_408() {
         "PUT {SERVER} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"server\": "
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let a = tokio::time::timeout(BOUND, read_answer(&mut stream))
+    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
         .await
         .expect("an answer");
     assert_eq!(a.status, 408, "{}", a.text());
@@ -355,7 +365,7 @@ async fn a_stalling_nova_gets_the_client_a_504() {
 
 async fn two_requests_a_second_apart(guard: &Guard) {
     for _ in 0..2 {
-        let a = raw(
+        let a = raw_boxed(
             guard.addr,
             b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
@@ -450,7 +460,7 @@ async fn a_reset_in_the_middle_of_nova_s_answer_cuts_the_client_s_answer() {
     let events = guard.wait_exchanges(1).await;
     assert_eq!(events[0]["complete"], false);
     // nova-guard is still there (it answers this one itself).
-    let a = raw(
+    let a = raw_boxed(
         guard.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
@@ -464,7 +474,7 @@ async fn nova_s_own_5xx_answers_pass_through_unchanged() {
     let guard = Guard::start(&up.url(), &[]);
     for code in [500u16, 503] {
         let req = format!("GET /status/{code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let a = raw(guard.addr, req.as_bytes()).await;
+        let a = raw_boxed(guard.addr, req.as_bytes()).await;
         assert_eq!(a.status, code);
         assert_eq!(
             a.text(),
@@ -484,7 +494,7 @@ async fn nova_s_own_5xx_answers_pass_through_unchanged() {
 async fn a_slow_nova_within_the_timeout_is_waited_for() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "10s")]);
-    let a = raw(
+    let a = raw_boxed(
         guard.addr,
         b"GET /slow/300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
@@ -498,7 +508,7 @@ async fn a_slow_nova_within_the_timeout_is_waited_for() {
 
 async fn send_get(addr: std::net::SocketAddr, path: &str) -> Answer {
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    raw(addr, req.as_bytes()).await
+    raw_boxed(addr, req.as_bytes()).await
 }
 
 #[tokio::test]
@@ -511,7 +521,7 @@ async fn sigterm_drains_in_flight_exchanges_and_exits_0() {
     idle.write_all(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    assert_eq!(read_answer(&mut idle).await.status, 200);
+    assert_eq!(read_answer_boxed(&mut idle).await.status, 200);
     // Two exchanges in flight against a slow Nova.
     let in_flight: Vec<_> = (0..2)
         .map(|_| tokio::spawn(send_get(addr, "/slow/1500")))
@@ -614,7 +624,7 @@ async fn heads_over_the_byte_or_line_limit_get_431() {
         fine.push_str(&format!("X-H{i}: {}\r\n", "b".repeat(1000)));
     }
     fine.push_str("\r\n");
-    assert_eq!(raw(guard.addr, fine.as_bytes()).await.status, 200);
+    assert_eq!(raw_boxed(guard.addr, fine.as_bytes()).await.status, 200);
     assert_eq!(up.count(), 1);
 }
 
@@ -651,7 +661,7 @@ async fn connections_over_the_limit_get_503_and_are_logged() {
         .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    assert_eq!(read_answer(&mut first).await.status, 200);
+    assert_eq!(read_answer_boxed(&mut first).await.status, 200);
     let (a, closed) = exchange(&guard, b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(a.status, 503);
     assert_eq!(json(&a.body)["serviceUnavailable"]["code"], 503);
@@ -688,11 +698,155 @@ async fn a_connection_is_closed_after_its_last_allowed_request() {
             .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
-        let a = read_answer(&mut stream).await;
+        let a = read_answer_boxed(&mut stream).await;
         assert_eq!(a.status, 200);
         let close = a.header("connection") == Some("close");
         assert_eq!(close, i == 1, "request {i}");
     }
     assert!(closed_by_peer(&mut stream).await);
     assert_eq!(up.count(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Admin listener
+
+async fn start_with_admin(upstream: &str) -> (Guard, std::net::SocketAddr) {
+    let guard = Guard::start(upstream, &[("NOVA_GUARD_ADMIN_LISTEN", "127.0.0.1:0")]);
+    let event = guard
+        .wait_event("admin listening")
+        .await
+        .expect("no admin listener");
+    let admin = event["admin"].as_str().unwrap().parse().unwrap();
+    (guard, admin)
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_admin_listener_is_off_unless_configured() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[]);
+    assert_eq!(send_get(guard.addr, "/healthz").await.status, 200);
+    // That was forwarded to Nova, not answered by an admin endpoint.
+    assert_eq!(up.count(), 1);
+    assert!(!guard
+        .events()
+        .iter()
+        .any(|e| e["message"] == "admin listening"));
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_that_move_as_requests_flow() {
+    let up = Upstream::start().await;
+    let (guard, admin) = start_with_admin(&up.url()).await;
+    let h = send_get(admin, "/healthz").await;
+    assert_eq!((h.status, h.text().as_str()), (200, "ok\n"));
+    assert_eq!(send_get(admin, "/readyz").await.status, 200);
+    assert_eq!(send_get(admin, "/nothing").await.status, 404);
+    assert_eq!(up.count(), 0, "admin requests went to Nova");
+
+    let before = send_get(admin, "/metrics").await;
+    assert_eq!(before.status, 200);
+    assert_eq!(
+        before.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(before
+        .text()
+        .contains("# TYPE nova_guard_request_duration_seconds histogram"));
+
+    let valid = br#"{"server": {"name": "a"}}"#;
+    assert_eq!(
+        raw_boxed(guard.addr, &common::put(SERVER, &[], valid))
+            .await
+            .status,
+        200
+    );
+    let bad = br#"{"server": {"name": ""}}"#;
+    assert_eq!(
+        raw_boxed(guard.addr, &common::put(SERVER, &[], bad))
+            .await
+            .status,
+        400
+    );
+    let smuggle = b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(raw_boxed(guard.addr, smuggle).await.status, 400);
+    assert_eq!(send_get(guard.addr, "/v2.1/flavors").await.status, 200);
+    guard.wait_exchanges(4).await;
+    // One connection held open for the gauge.
+    let mut held = TcpStream::connect(guard.addr).await.unwrap();
+    held.write_all(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_answer_boxed(&mut held).await.status, 200);
+    guard.wait_exchanges(5).await;
+
+    let m = send_get(admin, "/metrics").await.text();
+    let count = |s: &str| metric(&m, s);
+    assert_eq!(
+        count(r#"nova_guard_requests_total{route="update",verdict="forwarded",status="200"}"#),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        count(r#"nova_guard_requests_total{route="update",verdict="rejected",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"nova_guard_requests_total{route="other",verdict="rejected",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"nova_guard_requests_total{route="other",verdict="passthrough",status="200"}"#),
+        2.0
+    );
+    assert_eq!(count(r#"nova_guard_rejections_total{field="name"}"#), 1.0);
+    assert_eq!(
+        count(r#"nova_guard_rejections_total{field="content_length_and_transfer_encoding"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"nova_guard_request_duration_seconds_bucket{le="+Inf"}"#),
+        5.0
+    );
+    assert_eq!(count("nova_guard_request_duration_seconds_count"), 5.0);
+    assert_eq!(count("nova_guard_upstream_duration_seconds_count"), 3.0);
+    assert!(count("nova_guard_open_connections") >= 1.0);
+    assert!(count("nova_guard_body_bytes_received_total") >= (valid.len() + bad.len()) as f64);
+    assert!(count("nova_guard_body_bytes_sent_total") > 0.0);
+    drop(held);
+}
+
+#[tokio::test]
+async fn readiness_fails_and_upstream_errors_are_counted_when_nova_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (guard, admin) = start_with_admin(&format!("http://127.0.0.1:{port}")).await;
+    assert_eq!(send_get(admin, "/healthz").await.status, 200);
+    assert_eq!(send_get(admin, "/readyz").await.status, 503);
+    assert_eq!(send_get(guard.addr, "/v2.1/servers").await.status, 502);
+    guard.wait_exchanges(1).await;
+    let m = send_get(admin, "/metrics").await.text();
+    assert_eq!(
+        metric(
+            &m,
+            r#"nova_guard_upstream_errors_total{kind="upstream_connect"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"nova_guard_requests_total{route="other",verdict="passthrough",status="502"}"#
+        ),
+        1.0
+    );
 }

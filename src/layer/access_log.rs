@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 
 use crate::error::ErrorKind;
 use crate::layer::request_id::RequestId;
+use crate::metrics::{Metrics, Observation};
 use crate::nova::{Microversion, Mode};
 
 /// The client's address, put in the request's extensions by the server.
@@ -76,21 +77,36 @@ pub struct UpstreamInfo {
     pub error: Option<ErrorKind>,
     /// The error's cause chain, for operators.
     pub cause: Option<String>,
+    /// Time from sending the request to Nova to its response head (or the error).
+    pub duration: Option<std::time::Duration>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLogLayer;
+#[derive(Debug, Clone, Default)]
+pub struct AccessLogLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl AccessLogLayer {
+    /// Every exchange is also counted in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        AccessLogLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLog { inner }
+        AccessLog {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct AccessLog<S> {
     inner: S,
+    metrics: Arc<Metrics>,
 }
 
 impl<S, B, RB> Service<Request<B>> for AccessLog<S>
@@ -116,6 +132,7 @@ where
             request_id: req.extensions().get::<RequestId>().cloned(),
             peer: req.extensions().get::<Peer>().copied(),
             bytes_in: bytes_in.clone(),
+            metrics: self.metrics.clone(),
         };
         let req = req.map(|body| Counted {
             inner: body,
@@ -135,6 +152,7 @@ struct Record {
     request_id: Option<RequestId>,
     peer: Option<Peer>,
     bytes_in: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 pin_project! {
@@ -213,6 +231,21 @@ impl Event {
             duration_ms = r.start.elapsed().as_secs_f64() * 1000.0,
             "exchange"
         );
+        if u.is_some_and(|u| u.status.is_some()) {
+            r.metrics.upstream_answered();
+        }
+        r.metrics.observe(&Observation {
+            route: if mode.is_some() { "update" } else { "other" },
+            verdict,
+            status: self.status,
+            rejected_field: v.and_then(|v| v.field),
+            rejected_rule: v.and_then(|v| v.rule),
+            upstream_error: u.and_then(|u| u.error),
+            duration: r.start.elapsed(),
+            upstream_duration: u.and_then(|u| u.duration),
+            bytes_in: r.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out,
+        });
     }
 }
 
