@@ -135,7 +135,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_CLIENT_BODY_TIMEOUT",
         "30s",
-        "a validated request's body must arrive within this (else 408)",
+        "a validated body must arrive within this, a streamed one not pause longer (else 408)",
     ),
     (
         "NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT",

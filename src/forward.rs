@@ -126,6 +126,8 @@ where
                         Ok(Err(e)) => {
                             let kind = if e.is_connect() {
                                 ErrorKind::UpstreamConnect
+                            } else if client_body_timed_out(&e) {
+                                ErrorKind::ClientBodyTimeout
                             } else {
                                 ErrorKind::UpstreamProtocol
                             };
@@ -138,6 +140,23 @@ where
             };
             let duration = Some(sent.elapsed());
             Ok(match result {
+                Err(err) if err.kind == ErrorKind::ClientBodyTimeout => {
+                    // The client stalled, not Nova: tell it so, and close.
+                    let mut resp = err.to_response(&FaultContext {
+                        request_id: &request_id,
+                        version: None,
+                    });
+                    resp.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                    resp.extensions_mut().insert(UpstreamInfo {
+                        status: None,
+                        request_id: None,
+                        error: Some(err.kind),
+                        cause: Some(err.to_string()),
+                        duration,
+                    });
+                    resp.map(Either::Right)
+                }
                 Ok(mut resp) => {
                     remove_hop_by_hop(resp.headers_mut());
                     let info = UpstreamInfo {
@@ -167,6 +186,20 @@ where
             })
         })
     }
+}
+
+/// Whether sending failed because the client's body stalled.
+fn client_body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<ProxyError>()
+            .is_some_and(|p| p.kind == ErrorKind::ClientBodyTimeout)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The request as Nova gets it.

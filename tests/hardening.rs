@@ -850,3 +850,52 @@ async fn readiness_fails_and_upstream_errors_are_counted_when_nova_is_unreachabl
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_streamed_body_that_stalls_gets_408_and_frees_nova_s_connection() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+        .await
+        .expect("an answer");
+    assert_eq!(a.status, 408, "{}", a.text());
+    assert_eq!(json(&a.body)["computeFault"]["code"], 408);
+    assert_request_ids(&a);
+    assert!(closed_by_peer(&mut stream).await);
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["error"], "client_body_timeout");
+    // Nova got the head and the bytes that came, then an aborted body.
+    for _ in 0..500 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = up.last();
+    assert_eq!(&seen.body[..], b"0123456789");
+}
+
+#[tokio::test]
+async fn a_slow_but_steady_streamed_body_is_not_cut() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "5s")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    for b in b"abcde" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream.write_all(&[*b]).await.unwrap();
+    }
+    let a = read_answer_boxed(&mut stream).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(&up.last().body[..], b"abcde");
+}

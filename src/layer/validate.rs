@@ -20,6 +20,7 @@ use tower::{Layer, Service};
 
 use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
 use crate::layer::access_log::{UpstreamInfo, ValidationInfo, VerdictKind};
+use crate::layer::idle_body::IdleBody;
 use crate::layer::request_id::RequestId;
 use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::match_update;
@@ -31,7 +32,8 @@ pub struct ValidateSettings {
     pub path_prefix: String,
     pub max_body_bytes: u64,
     pub max_microversion: Microversion,
-    /// The whole body of a validated request must arrive within this.
+    /// The whole body of a validated request must arrive within this; a
+    /// streamed body may not pause longer than this.
     pub body_timeout: std::time::Duration,
 }
 
@@ -65,7 +67,7 @@ pub struct Validate<S> {
 }
 
 /// The body sent on: the client's stream, or a validated buffer.
-pub type ForwardBody<B> = Either<B, Full<Bytes>>;
+pub type ForwardBody<B> = Either<IdleBody<B>, Full<Bytes>>;
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -73,7 +75,7 @@ impl<S, B, RB> Service<Request<B>> for Validate<S>
 where
     S: Service<Request<ForwardBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
     RB: Send + 'static,
 {
@@ -95,7 +97,9 @@ where
         Box::pin(async move {
             let (mode, version) = match plan {
                 Plan::Pass(info) => {
-                    let resp = inner.call(req.map(Either::Left)).await?;
+                    let limit = settings.body_timeout;
+                    let req = req.map(|body| Either::Left(IdleBody::new(body, limit)));
+                    let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
                 Plan::TooLarge(info) => {
