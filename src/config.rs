@@ -4,12 +4,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
 use ipnetwork::IpNetwork;
 
 use crate::nova::Microversion;
+use crate::tls::{self, UpstreamTls};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -47,6 +49,10 @@ pub struct Config {
     pub max_connections: usize,
     pub max_requests_per_connection: u64,
     pub admin_listen: Option<SocketAddr>,
+    /// The listener's certificate chain and key (PEM files): TLS when set.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// How to reach an `https://` upstream.
+    pub upstream_tls: UpstreamTls,
 }
 
 /// One bad variable.
@@ -79,7 +85,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_UPSTREAM",
         "http://127.0.0.1:8774",
-        "Nova's base URL (http)",
+        "Nova's base URL (http or https)",
     ),
     (
         "NOVA_GUARD_PATH_PREFIX",
@@ -167,6 +173,31 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "",
         "address for /healthz, /readyz and /metrics (empty: off)",
     ),
+    (
+        "NOVA_GUARD_TLS_CERT",
+        "",
+        "PEM certificate chain: the listener speaks TLS (reloaded on SIGHUP)",
+    ),
+    (
+        "NOVA_GUARD_TLS_KEY",
+        "",
+        "PEM private key of NOVA_GUARD_TLS_CERT",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CA_FILE",
+        "",
+        "PEM CA bundle for an https upstream (default: system roots)",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+        "",
+        "PEM client certificate chain presented to an https upstream",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CLIENT_KEY",
+        "",
+        "PEM private key of NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+    ),
 ];
 
 /// hyper's HTTP/1 reader cannot work with a smaller buffer.
@@ -189,7 +220,7 @@ impl Config {
         });
         let upstream = p.parse(
             "NOVA_GUARD_UPSTREAM",
-            "an http:// URL with a host, like http://127.0.0.1:8774",
+            "an http:// or https:// URL with a host, like http://127.0.0.1:8774",
             parse_upstream,
         );
         let path_prefix = p.parse(
@@ -292,6 +323,8 @@ impl Config {
                 }
             },
         );
+        let tls = p.tls_listener();
+        let upstream_tls = p.upstream_tls(upstream.as_ref());
 
         let (
             Some(listen),
@@ -314,6 +347,8 @@ impl Config {
             Some(max_connections),
             Some(max_requests_per_connection),
             Some(admin_listen),
+            Some(tls),
+            Some(upstream_tls),
         ) = (
             listen,
             upstream,
@@ -335,6 +370,8 @@ impl Config {
             max_connections,
             max_requests_per_connection,
             admin_listen,
+            tls,
+            upstream_tls,
         )
         else {
             return Err(ConfigError(p.problems));
@@ -363,6 +400,8 @@ impl Config {
             max_connections,
             max_requests_per_connection,
             admin_listen,
+            tls,
+            upstream_tls,
         })
     }
 
@@ -383,6 +422,138 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// A path variable: `None` when unset or empty.
+    fn path(&self, var: &str) -> Option<PathBuf> {
+        (self.lookup)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }
+
+    fn problem(&mut self, var: &'static str, value: Option<&PathBuf>, expected: String) {
+        self.problems.push(ConfigProblem {
+            var,
+            value: value.map_or_else(String::new, |p| p.display().to_string()),
+            expected,
+        });
+    }
+
+    /// Both or neither of the listener's certificate and key, loadable together.
+    fn tls_listener(&mut self) -> Option<Option<(PathBuf, PathBuf)>> {
+        let cert = self.path("NOVA_GUARD_TLS_CERT");
+        let key = self.path("NOVA_GUARD_TLS_KEY");
+        match (cert, key) {
+            (None, None) => Some(None),
+            (Some(cert), None) => {
+                self.problem(
+                    "NOVA_GUARD_TLS_KEY",
+                    None,
+                    "a PEM private key file, set together with NOVA_GUARD_TLS_CERT".into(),
+                );
+                let _ = cert;
+                None
+            }
+            (None, Some(key)) => {
+                let _ = key;
+                self.problem(
+                    "NOVA_GUARD_TLS_CERT",
+                    None,
+                    "a PEM certificate file, set together with NOVA_GUARD_TLS_KEY".into(),
+                );
+                None
+            }
+            (Some(cert), Some(key)) => match tls::load_certified_key(&cert, &key) {
+                Ok(_) => Some(Some((cert, key))),
+                Err(e) => {
+                    self.problem(
+                        "NOVA_GUARD_TLS_CERT",
+                        Some(&cert),
+                        format!("a PEM certificate chain whose key is NOVA_GUARD_TLS_KEY ({e})"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// The CA bundle and client certificate for an https upstream.
+    fn upstream_tls(&mut self, upstream: Option<&Upstream>) -> Option<UpstreamTls> {
+        let ca_file = self.path("NOVA_GUARD_UPSTREAM_CA_FILE");
+        let cert = self.path("NOVA_GUARD_UPSTREAM_CLIENT_CERT");
+        let key = self.path("NOVA_GUARD_UPSTREAM_CLIENT_KEY");
+        let before = self.problems.len();
+        let client_cert = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                if let Err(e) = tls::load_certified_key(&cert, &key) {
+                    self.problem(
+                        "NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+                        Some(&cert),
+                        format!("a PEM certificate chain whose key is NOVA_GUARD_UPSTREAM_CLIENT_KEY ({e})"),
+                    );
+                }
+                Some((cert, key))
+            }
+            (Some(_), None) => {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CLIENT_KEY",
+                    None,
+                    "a PEM private key file, set together with NOVA_GUARD_UPSTREAM_CLIENT_CERT"
+                        .into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+                    None,
+                    "a PEM certificate file, set together with NOVA_GUARD_UPSTREAM_CLIENT_KEY"
+                        .into(),
+                );
+                None
+            }
+        };
+        if let Some(ca) = &ca_file {
+            if let Err(e) = tls::check_ca_file(ca) {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CA_FILE",
+                    Some(ca),
+                    format!("a PEM file of CA certificates ({e})"),
+                );
+            }
+        }
+        let settings = UpstreamTls {
+            ca_file,
+            client_cert,
+        };
+        let https = upstream.is_some_and(|u| u.uri.scheme_str() == Some("https"));
+        if !https && (settings.ca_file.is_some() || settings.client_cert.is_some()) {
+            let var = if settings.ca_file.is_some() {
+                "NOVA_GUARD_UPSTREAM_CA_FILE"
+            } else {
+                "NOVA_GUARD_UPSTREAM_CLIENT_CERT"
+            };
+            let value = settings
+                .ca_file
+                .clone()
+                .or_else(|| settings.client_cert.clone().map(|c| c.0));
+            self.problem(
+                var,
+                value.as_ref(),
+                "to be set only with an https:// NOVA_GUARD_UPSTREAM".into(),
+            );
+        } else if https && self.problems.len() == before {
+            if let Err(e) = tls::client_config(&settings) {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CA_FILE",
+                    settings.ca_file.as_ref(),
+                    format!("CA certificates for the https upstream ({e})"),
+                );
+            }
+        }
+        (self.problems.len() == before).then_some(settings)
+    }
+
     /// Parse `var` (or its default) with `f`; record a problem when it fails.
     fn parse<T>(
         &mut self,
@@ -410,16 +581,18 @@ impl Parser<'_> {
 
 fn parse_upstream(s: &str) -> Option<Upstream> {
     let uri: Uri = s.parse().ok()?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() || uri.query().is_some() {
+    let scheme = uri.scheme_str()?;
+    if !matches!(scheme, "http" | "https") || uri.host().is_none() || uri.query().is_some() {
         return None;
     }
+    let scheme = scheme.to_owned();
     let base_path = uri.path().trim_end_matches('/').to_owned();
     let authority = uri.authority()?.clone();
     if authority.as_str().contains('@') {
         return None;
     }
     let uri = Uri::builder()
-        .scheme("http")
+        .scheme(scheme.as_str())
         .authority(authority)
         .path_and_query("/")
         .build()

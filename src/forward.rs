@@ -45,8 +45,14 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Put in a request's extensions when the client connected over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaTls;
+
 pub struct Forward<B> {
-    client: Client<HttpConnector, B>,
+    client: Client<Connector, B>,
     settings: Arc<ForwardSettings>,
 }
 
@@ -77,6 +83,22 @@ where
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
+        connector.enforce_http(false);
+        let https = config.upstream.uri.scheme_str() == Some("https");
+        let tls_config = if https {
+            crate::tls::client_config(&config.upstream_tls)?
+        } else {
+            // Never used: the upstream is plain HTTP.
+            rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.upstream_idle_timeout)
             .pool_timer(hyper_util::rt::TokioTimer::new())
@@ -209,6 +231,7 @@ fn upstream_request<B>(
 ) -> Result<Request<B>, ProxyError> {
     let (mut parts, body) = req.into_parts();
     let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
+    let via_tls = parts.extensions.get::<ViaTls>().is_some();
     let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let path_and_query = if settings.base_path.is_empty() {
         PathAndQuery::try_from(path_and_query)
@@ -236,7 +259,7 @@ fn upstream_request<B>(
             .headers
             .insert(TE, HeaderValue::from_static("trailers"));
     }
-    set_forwarded(settings, &mut parts.headers, peer);
+    set_forwarded(settings, &mut parts.headers, peer, via_tls);
 
     parts.uri = Uri::builder()
         .scheme(settings.scheme.clone())
@@ -266,7 +289,12 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// `X-Forwarded-For` is appended to only when the peer is a trusted proxy;
 /// from anyone else it is replaced, like `-Proto` and `-Host`.
-fn set_forwarded(settings: &ForwardSettings, headers: &mut HeaderMap, peer: Option<IpAddr>) {
+fn set_forwarded(
+    settings: &ForwardSettings,
+    headers: &mut HeaderMap,
+    peer: Option<IpAddr>,
+    via_tls: bool,
+) {
     let trusted = peer.is_some_and(|ip| settings.trusted_proxies.iter().any(|n| n.contains(ip)));
     let Some(peer) = peer else {
         return;
@@ -289,7 +317,8 @@ fn set_forwarded(settings: &ForwardSettings, headers: &mut HeaderMap, peer: Opti
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !(trusted && headers.contains_key(X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        let proto = if via_tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if !(trusted && headers.contains_key(X_FORWARDED_HOST)) {
         match headers.get(HOST).cloned() {
@@ -354,7 +383,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil"),
         ]);
-        set_forwarded(&s, &mut h, Some("192.0.2.1".parse().unwrap()));
+        set_forwarded(&s, &mut h, Some("192.0.2.1".parse().unwrap()), false);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example:8775");
@@ -369,7 +398,7 @@ mod tests {
             ("x-forwarded-for", "203.0.113.9"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&s, &mut h, Some("10.1.2.3".parse().unwrap()));
+        set_forwarded(&s, &mut h, Some("10.1.2.3".parse().unwrap()), false);
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 203.0.113.9, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example");

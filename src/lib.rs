@@ -10,4 +10,5 @@ pub mod layer;
 pub mod metrics;
 pub mod nova;
 pub mod server;
+pub mod tls;
 pub mod wire;

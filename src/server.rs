@@ -23,13 +23,14 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::config::Config;
 use crate::error::{BoxError, ErrorKind, FaultContext, ProxyError};
-use crate::forward::Forward;
+use crate::forward::{Forward, ViaTls};
 use crate::layer::access_log::{AccessLogLayer, Peer};
 use crate::layer::framing::FramingLayer;
 use crate::layer::request_id::RequestId;
 use crate::layer::request_id::RequestIdLayer;
 use crate::layer::validate::{ValidateLayer, ValidateSettings};
 use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
+use crate::tls::{self, ReloadingCert};
 use crate::wire::{Tracker, Watched, WireWatch};
 
 /// The whole request path, from the client's request to the response body.
@@ -123,6 +124,19 @@ pub async fn serve(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
 
+    let (acceptor, reload) = match &config.tls {
+        Some((cert, key)) => {
+            let cert = Arc::new(ReloadingCert::load(cert, key)?);
+            let tls = tls::server_config(cert.clone())?;
+            (
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+                Some(cert),
+            )
+        }
+        None => (None, None),
+    };
+    let reloader = tokio::spawn(reload_on_sighup(reload));
+
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -146,25 +160,49 @@ pub async fn serve(
                         max_connections = config.max_connections,
                         "connection limit reached; answering 503 and closing"
                     );
-                    let conn = refuse_connection(stream, config.client_header_timeout);
-                    tokio::spawn(graceful.watch(conn));
+                    // Over TLS, a plain answer would be noise: close instead.
+                    if acceptor.is_none() {
+                        let conn = refuse_connection(stream, config.client_header_timeout);
+                        tokio::spawn(graceful.watch(conn));
+                    }
                     continue;
                 };
-                let conn = serve_connection(
-                    &builder,
-                    stream,
-                    peer,
-                    service.clone(),
-                    ConnectionSettings {
-                        max_header_bytes: config.max_header_bytes,
-                        max_headers: config.max_headers,
-                        max_requests: config.max_requests_per_connection,
-                    },
-                );
-                let conn = graceful.watch(conn);
+                let settings = ConnectionSettings {
+                    max_header_bytes: config.max_header_bytes,
+                    max_headers: config.max_headers,
+                    max_requests: config.max_requests_per_connection,
+                };
                 let gauge = metrics.connection_opened();
+                let Some(acceptor) = acceptor.clone() else {
+                    let conn = serve_connection(&builder, stream, peer, service.clone(), settings, false);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                        }
+                        drop(gauge);
+                        drop(slot);
+                    });
+                    continue;
+                };
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let service = service.clone();
+                let handshake_timeout = config.client_header_timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = serve_connection(&builder, tls, peer, service, settings, true);
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                     }
                     drop(gauge);
@@ -188,7 +226,31 @@ pub async fn serve(
     if let Some(admin) = admin {
         admin.abort();
     }
+    reloader.abort();
     Ok(())
+}
+
+/// On SIGHUP, read the listener's certificate and key again. Handshakes from
+/// then on get the new certificate; open connections are not touched. A
+/// certificate that does not load leaves the current one in place.
+async fn reload_on_sighup(cert: Option<Arc<ReloadingCert>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; certificates will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match &cert {
+            None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+            Some(cert) => match cert.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "TLS certificate reload failed; keeping the current one"
+                ),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,14 +263,16 @@ struct ConnectionSettings {
 /// One client connection: its bytes watched for ambiguous framing, each
 /// request given the peer address and its framing verdict, and the
 /// connection closed after its last allowed request.
-fn serve_connection<S, RB>(
+fn serve_connection<IO, S, RB>(
     builder: &auto::Builder<TokioExecutor>,
-    stream: TcpStream,
+    stream: IO,
     peer: SocketAddr,
     service: S,
     settings: ConnectionSettings,
+    via_tls: bool,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static
 where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<RB>, Error = Infallible>
         + Clone
         + Send
@@ -226,6 +290,9 @@ where
     let served = Arc::new(AtomicU64::new(0));
     let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(Peer(peer));
+        if via_tls {
+            req.extensions_mut().insert(ViaTls);
+        }
         if req.version() != Version::HTTP_2 {
             req.extensions_mut().insert(watch.next_verdict());
         }
