@@ -98,11 +98,7 @@ pub async fn serve(
                 .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
             tracing::info!(admin = %listener.local_addr()?, "admin listening");
             let readiness = Readiness {
-                upstream: config
-                    .upstream
-                    .uri
-                    .authority()
-                    .map_or_else(String::new, |a| a.to_string()),
+                upstream: upstream_host_port(&config.upstream.uri),
                 connect_timeout: config.upstream_connect_timeout,
             };
             Some(tokio::spawn(serve_admin(
@@ -251,6 +247,19 @@ async fn reload_on_sighup(cert: Option<Arc<ReloadingCert>>) {
             },
         }
     }
+}
+
+/// `host:port` of the upstream, the port defaulted by scheme.
+fn upstream_host_port(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    format!("{host}:{port}")
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -459,6 +459,13 @@ async fn a_reset_in_the_middle_of_nova_s_answer_cuts_the_client_s_answer() {
     assert!(body_len < 1000, "the client was told the answer was whole");
     let events = guard.wait_exchanges(1).await;
     assert_eq!(events[0]["complete"], false);
+    assert_eq!(events[0]["status"], 200);
+    assert_eq!(events[0]["error"], "upstream_protocol");
+    let cause = events[0]["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.starts_with("upstream_protocol: response body"),
+        "{cause}"
+    );
     // nova-guard is still there (it answers this one itself).
     let a = raw_boxed(
         guard.addr,

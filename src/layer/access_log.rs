@@ -303,7 +303,11 @@ pin_project! {
     }
 }
 
-impl<B: Body> Body for Logged<B> {
+impl<B> Body for Logged<B>
+where
+    B: Body,
+    B::Error: std::fmt::Display,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -314,10 +318,24 @@ impl<B: Body> Body for Logged<B> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         if let Some(event) = this.event.as_mut() {
-            if let Some(Ok(f)) = &frame {
-                if let Some(data) = f.data_ref() {
-                    event.bytes_out += data.remaining() as u64;
+            match &frame {
+                Some(Ok(f)) => {
+                    if let Some(data) = f.data_ref() {
+                        event.bytes_out += data.remaining() as u64;
+                    }
                 }
+                // Only Nova's streamed answers can fail here: the answer is cut.
+                Some(Err(e)) => {
+                    let upstream = event.upstream.get_or_insert_with(UpstreamInfo::default);
+                    if upstream.error.is_none() {
+                        upstream.error = Some(ErrorKind::UpstreamProtocol);
+                        upstream.cause = Some(format!(
+                            "{}: response body: {e}",
+                            ErrorKind::UpstreamProtocol.as_str()
+                        ));
+                    }
+                }
+                None => {}
             }
             // hyper stops polling once a body says it has ended.
             event.complete = frame.is_none() || this.inner.is_end_stream();
