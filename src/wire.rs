@@ -76,7 +76,8 @@ pub struct WireVerdict(pub Option<Ambiguity>);
 struct Shared {
     /// One entry per head seen and not yet taken: (sequence, verdict).
     verdicts: VecDeque<(u64, Option<Ambiguity>)>,
-    /// The stream could not be followed from some point on.
+    /// The stream could not be followed from some point on: no more heads
+    /// will be queued.
     lost: bool,
 }
 
@@ -93,13 +94,13 @@ impl WireWatch {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The verdict on the next request hyper hands to the service.
+    /// The verdict on the next request hyper hands to the service. Heads seen
+    /// before the stream was lost keep their own verdicts; a request with no
+    /// head seen for it (the stream was lost before it) is refused.
     pub fn next_verdict(&self) -> WireVerdict {
-        let mut shared = self.lock();
-        match shared.verdicts.pop_front() {
-            Some((_, v)) if !shared.lost => WireVerdict(v),
-            Some((_, Some(v))) => WireVerdict(Some(v)),
-            _ => WireVerdict(Some(Ambiguity::Unfollowed)),
+        match self.lock().verdicts.pop_front() {
+            Some((_, v)) => WireVerdict(v),
+            None => WireVerdict(Some(Ambiguity::Unfollowed)),
         }
     }
 }
@@ -645,11 +646,83 @@ mod tests {
         }
     }
 
+    /// A body byte alphabet rich in framing lookalikes.
+    fn body_strategy() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b"\r\n".to_vec()),
+                Just(b"\n\n".to_vec()),
+                Just(b"0\r\n\r\n".to_vec()),
+                Just(
+                    b"GET / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        .to_vec()
+                ),
+                Just(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()),
+                any::<u8>().prop_map(|b| vec![b]),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_valid_pipeline_split_anywhere_is_followed(
+            bodies in proptest::collection::vec((body_strategy(), proptest::bool::ANY, 1usize..7), 1..6),
+            cuts in proptest::collection::vec(0usize..4096, 0..8),
+        ) {
+            let mut stream = Vec::new();
+            for (body, chunked, chunk_len) in &bodies {
+                if *chunked {
+                    stream.extend_from_slice(b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+                    for chunk in body.chunks(*chunk_len) {
+                        stream.extend_from_slice(format!("{:X};e=1\r\n", chunk.len()).as_bytes());
+                        stream.extend_from_slice(chunk);
+                        stream.extend_from_slice(b"\r\n");
+                    }
+                    stream.extend_from_slice(b"0\r\nX-T: 1\r\n\r\n");
+                } else {
+                    stream.extend_from_slice(
+                        format!("PUT /x HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                    );
+                    stream.extend_from_slice(body);
+                }
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for c in cuts {
+                pieces.push(&stream[at..c]);
+                at = c;
+            }
+            pieces.push(&stream[at..]);
+            let (v, lost) = verdicts(&pieces);
+            proptest::prop_assert_eq!(v, vec![None; bodies.len()]);
+            proptest::prop_assert!(!lost);
+        }
+    }
+
     #[test]
     fn http2_is_not_watched() {
         let (v, lost) = verdicts(&[&H2_PREFACE[..5], &H2_PREFACE[5..], b"garbage\n\n"]);
         assert!(v.is_empty());
         assert!(!lost);
+    }
+
+    #[test]
+    fn a_good_request_before_a_lost_stream_keeps_its_verdict() {
+        let watch = WireWatch::new();
+        let mut t = Tracker::new(watch.clone(), 65536, 100);
+        t.feed(b"GET / HTTP/1.1\r\n\r\n GARBAGE\r\n\r\n");
+        assert_eq!(watch.next_verdict(), WireVerdict(None));
+        assert_eq!(watch.next_verdict(), WireVerdict(Some(Ambiguity::BadHead)));
+        assert_eq!(
+            watch.next_verdict(),
+            WireVerdict(Some(Ambiguity::Unfollowed))
+        );
+        assert!(watch.lock().lost);
     }
 
     #[test]
