@@ -733,6 +733,32 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_lists_every_variable_with_its_default() {
+        let readme = include_str!("../README.md");
+        for (name, default, _) in VARIABLES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("{name} is not in README's table"));
+            if !default.is_empty() {
+                assert!(
+                    row.contains(&format!("| `{default}` |")),
+                    "{name}: README does not give the default {default}: {row}"
+                );
+            }
+        }
+        let listed = readme
+            .lines()
+            .filter(|l| l.starts_with("| `NOVA_GUARD_"))
+            .count();
+        assert_eq!(
+            listed,
+            VARIABLES.len(),
+            "README lists variables nova-guard does not read"
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));

@@ -92,6 +92,8 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     /// When Nova last answered anything (or was last found reachable).
     upstream_seen: Mutex<Option<Instant>>,
+    /// Shutting down: no longer ready for new traffic.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
@@ -125,6 +127,11 @@ impl Metrics {
         if let Some(d) = o.upstream_duration {
             t.upstream_duration.observe(d.as_secs_f64());
         }
+    }
+
+    /// The listener is closed and in-flight exchanges are draining.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Nova answered (any status).
@@ -267,7 +274,9 @@ async fn admin_answer(
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            if metrics.upstream_recent() || upstream_reachable(readiness).await {
+            if metrics.draining.load(Ordering::Relaxed) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else if metrics.upstream_recent() || upstream_reachable(readiness).await {
                 metrics.upstream_answered();
                 text(StatusCode::OK, "ready\n")
             } else {

@@ -118,7 +118,10 @@ pub async fn serve(
         .max_buf_size(config.max_header_bytes)
         .max_headers(config.max_headers)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
 
     let (acceptor, reload) = match &config.tls {
         Some((cert, key)) => {
@@ -209,6 +212,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    metrics.set_draining();
     tracing::info!(
         grace_ms = config.shutdown_grace.as_millis() as u64,
         "shutting down"

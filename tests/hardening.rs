@@ -906,3 +906,28 @@ async fn a_slow_but_steady_streamed_body_is_not_cut() {
     assert_eq!(a.status, 200);
     assert_eq!(&up.last().body[..], b"abcde");
 }
+
+#[tokio::test]
+async fn readiness_turns_off_while_draining() {
+    let up = Upstream::start().await;
+    let (mut guard, admin) = start_with_admin(&up.url()).await;
+    assert_eq!(send_get(admin, "/readyz").await.status, 200);
+    let in_flight = tokio::spawn(send_get(guard.addr, "/slow/1500"));
+    for _ in 0..1000 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    guard.signal("TERM");
+    assert!(guard.wait_event("shutting down").await.is_some());
+    let r = send_get(admin, "/readyz").await;
+    assert_eq!((r.status, r.text().as_str()), (503, "shutting down\n"));
+    assert_eq!(send_get(admin, "/healthz").await.status, 200);
+    let a = tokio::time::timeout(BOUND, in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, 200);
+    assert_eq!(guard.wait_exit(BOUND).await.unwrap().code(), Some(0));
+}
