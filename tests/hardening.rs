@@ -931,3 +931,168 @@ async fn readiness_turns_off_while_draining() {
     assert_eq!(a.status, 200);
     assert_eq!(guard.wait_exit(BOUND).await.unwrap().code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------
+// Pipelines of good and bad requests, split at arbitrary points
+
+/// A small deterministic generator (xorshift), so that a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Where a bad request's fault lies: in its head (nothing of it may reach
+/// Nova) or in its chunked body (its head may, when streamed, but never
+/// anything after it).
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Head,
+    Body,
+}
+
+fn body_text(rng: &mut Rng) -> Vec<u8> {
+    let pieces: [&[u8]; 6] = [
+        b"\r\n",
+        b"0\r\n\r\n",
+        b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /smuggled HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"{\"server\": {}}",
+        b"zz",
+    ];
+    let mut body = Vec::new();
+    for _ in 0..rng.below(5) {
+        body.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+    }
+    body
+}
+
+fn request(rng: &mut Rng, path: &str, last: bool) -> (Vec<u8>, Fault) {
+    let body = body_text(rng);
+    let close = if last { "Connection: close\r\n" } else { "" };
+    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\n{close}");
+    let chunked = |body: &[u8], size_line: &str| {
+        let mut r = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        if !body.is_empty() {
+            r.extend_from_slice(size_line.as_bytes());
+            r.extend_from_slice(body);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+        r
+    };
+    let with_length = |extra: &str| {
+        let mut r = format!("{head}{extra}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        r.extend_from_slice(&body);
+        r
+    };
+    match rng.below(10) {
+        0..=2 => (with_length(""), Fault::None),
+        3..=4 => (
+            chunked(&body, &format!("{:x}\r\n", body.len())),
+            Fault::None,
+        ),
+        5 => (with_length("Transfer-Encoding: chunked\r\n"), Fault::Head),
+        6 => (
+            with_length(&format!("Content-Length: {}\r\n", body.len() + 1)),
+            Fault::Head,
+        ),
+        7 => {
+            let mut r = with_length("");
+            let at = r.iter().position(|b| *b == b'\n').unwrap();
+            r.remove(at - 1); // the request line ends with a bare LF
+            (r, Fault::Head)
+        }
+        8 => (with_length("X-Folded: a\r\n b\r\n"), Fault::Head),
+        _ => (chunked(b"abc", "fffffffffffffffffff\r\n"), Fault::Body),
+    }
+}
+
+#[tokio::test]
+async fn pipelines_split_anywhere_never_smuggle_a_request_to_nova() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[]);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for case in 0..150 {
+        let n = 1 + rng.below(4) as usize;
+        let mut stream_bytes = Vec::new();
+        let mut faults = Vec::new();
+        for i in 0..n {
+            let (bytes, fault) = request(&mut rng, &format!("/r/{case}/{i}"), i + 1 == n);
+            stream_bytes.extend_from_slice(&bytes);
+            faults.push(fault);
+        }
+        let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+        // Written in a few pieces, cut anywhere.
+        let mut at = 0;
+        while at < stream_bytes.len() {
+            let len = 1 + rng.below(stream_bytes.len() as u64) as usize;
+            let end = (at + len).min(stream_bytes.len());
+            if stream.write_all(&stream_bytes[at..end]).await.is_err() {
+                break;
+            }
+            at = end;
+            if rng.below(2) == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        // The connection ends: a refusal closes it, and so does the last
+        // request's `Connection: close`.
+        assert!(closed_by_peer(&mut stream).await, "case {case}: left open");
+
+        let first_bad = faults.iter().position(|f| *f != Fault::None);
+        let seen: Vec<String> = up
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.uri.starts_with(&format!("/r/{case}/")))
+            .map(|s| s.uri.clone())
+            .collect();
+        let served_until = match first_bad {
+            None => n,
+            Some(i) => i,
+        };
+        let expected: Vec<String> = (0..served_until)
+            .map(|i| format!("/r/{case}/{i}"))
+            .collect();
+        // The good requests before the first bad one all reach Nova, in order.
+        assert_eq!(
+            seen.get(..served_until),
+            Some(&expected[..]),
+            "case {case}: {faults:?}"
+        );
+        // Nothing after: at most the bad request itself when its fault is in
+        // a body that was already being streamed.
+        let extra = &seen[served_until..];
+        match first_bad.map(|i| faults[i]) {
+            Some(Fault::Body) => assert!(
+                extra.len() <= 1
+                    && extra
+                        .iter()
+                        .all(|u| *u == format!("/r/{case}/{served_until}")),
+                "case {case}: {extra:?}"
+            ),
+            _ => assert!(extra.is_empty(), "case {case}: {extra:?}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fault::None => "ok",
+            Fault::Head => "bad head",
+            Fault::Body => "bad body",
+        })
+    }
+}
