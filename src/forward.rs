@@ -287,6 +287,33 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client's address as logged: the peer, or, when the peer is a trusted
+/// proxy, the right-most `X-Forwarded-For` address that is not itself a
+/// trusted proxy (what a trusted chain says it got the request from).
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNetwork]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
 /// `X-Forwarded-For` is appended to only when the peer is a trusted proxy;
 /// from anyone else it is replaced, like `-Proto` and `-Host`.
 fn set_forwarded(
@@ -402,6 +429,33 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 203.0.113.9, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example");
+    }
+
+    #[test]
+    fn the_client_address_is_taken_from_a_trusted_chain_only() {
+        let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
+            ("x-forwarded-for", "10.0.0.9"),
+        ]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_address(ip("10.1.1.1"), &h, &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("192.0.2.1"), &h, &trusted),
+            ip("192.0.2.1")
+        );
+        let garbage = headers(&[("x-forwarded-for", "not-an-ip, 10.0.0.3")]);
+        assert_eq!(
+            client_address(ip("10.1.1.1"), &garbage, &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(ip("10.1.1.1"), &HeaderMap::new(), &trusted),
+            ip("10.1.1.1")
+        );
     }
 
     #[test]

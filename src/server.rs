@@ -72,7 +72,7 @@ pub fn build_service_with_metrics(
     let forward = Forward::new(config)?;
     Ok(ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(AccessLogLayer::new(metrics))
+        .layer(AccessLogLayer::new(metrics, config.trusted_proxies.clone()))
         .layer(FramingLayer::new(config.max_uri_bytes))
         .layer(ValidateLayer::new(ValidateSettings {
             path_prefix: config.path_prefix.clone(),
@@ -117,6 +117,9 @@ pub async fn serve(
         .header_read_timeout(config.client_header_timeout)
         .max_buf_size(config.max_header_bytes)
         .max_headers(config.max_headers)
+        // A client may shut its sending side once its request is out, and
+        // still get the answer, as from Nova.
+        .half_close(true)
         .keep_alive(true);
     builder
         .http2()

@@ -1096,3 +1096,103 @@ impl std::fmt::Debug for Fault {
         })
     }
 }
+
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(&common::put(SERVER, &[], br#"{"server": {"name": "a"}}"#))
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(up.count(), 1);
+}
+
+#[tokio::test]
+async fn the_logged_client_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+    let up = Upstream::start().await;
+    let req = b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7, 127.0.0.9\r\nConnection: close\r\n\r\n";
+    let trusting = Guard::start(&up.url(), &[("NOVA_GUARD_TRUSTED_PROXIES", "127.0.0.0/8")]);
+    assert_eq!(raw_boxed(trusting.addr, req).await.status, 200);
+    let e = trusting.wait_exchanges(1).await;
+    assert_eq!(e[0]["client"], "203.0.113.7");
+    assert_eq!(
+        up.last().headers["x-forwarded-for"],
+        "203.0.113.7, 127.0.0.9, 127.0.0.1"
+    );
+    let wary = Guard::start(&up.url(), &[]);
+    assert_eq!(raw_boxed(wary.addr, req).await.status, 200);
+    let e = wary.wait_exchanges(1).await;
+    assert_eq!(e[0]["client"], "127.0.0.1");
+    assert_eq!(up.last().headers["x-forwarded-for"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn no_connection_is_leaked_whatever_the_clients_and_nova_do() {
+    let up = BadUpstream::start(Misbehaviour::ResetMidResponse).await;
+    let (guard, admin) = {
+        let guard = Guard::start(
+            &up.url(),
+            &[
+                ("NOVA_GUARD_ADMIN_LISTEN", "127.0.0.1:0"),
+                ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms"),
+                ("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "300ms"),
+            ],
+        );
+        let event = guard.wait_event("admin listening").await.unwrap();
+        let admin: std::net::SocketAddr = event["admin"].as_str().unwrap().parse().unwrap();
+        (guard, admin)
+    };
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let addr = guard.addr;
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut s) = TcpStream::connect(addr).await else {
+                return;
+            };
+            let bytes: &[u8] = match i % 5 {
+                // A head that never ends.
+                0 => b"GET / HTTP/1.1\r\nHost: x\r\n",
+                // A body that never comes.
+                1 => b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+                // Smuggling.
+                2 => b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                // Nova cuts its answer.
+                3 => b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n",
+                // The client goes away mid-head.
+                _ => b"GET /v2.1/ser",
+            };
+            let _ = s.write_all(bytes).await;
+            if i % 5 == 4 {
+                return;
+            }
+            let mut tmp = [0u8; 1024];
+            while let Ok(Ok(n)) = tokio::time::timeout(BOUND, s.read(&mut tmp)).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut open = f64::NAN;
+    for _ in 0..500 {
+        let m = send_get(admin, "/metrics").await.text();
+        open = metric(&m, "nova_guard_open_connections");
+        if open == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, 0.0, "connections left open");
+    // Still serving.
+    assert_eq!(send_get(admin, "/healthz").await.status, 200);
+}

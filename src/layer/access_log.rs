@@ -16,7 +16,10 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use ipnetwork::IpNetwork;
+
 use crate::error::ErrorKind;
+use crate::forward::client_address;
 use crate::layer::request_id::RequestId;
 use crate::metrics::{Metrics, Observation};
 use crate::nova::{Microversion, Mode};
@@ -84,12 +87,17 @@ pub struct UpstreamInfo {
 #[derive(Debug, Clone, Default)]
 pub struct AccessLogLayer {
     metrics: Arc<Metrics>,
+    trusted_proxies: Arc<Vec<IpNetwork>>,
 }
 
 impl AccessLogLayer {
-    /// Every exchange is also counted in `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        AccessLogLayer { metrics }
+    /// Every exchange is also counted in `metrics`; the client address is
+    /// read from `X-Forwarded-For` only behind `trusted_proxies`.
+    pub fn new(metrics: Arc<Metrics>, trusted_proxies: Vec<IpNetwork>) -> Self {
+        AccessLogLayer {
+            metrics,
+            trusted_proxies: Arc::new(trusted_proxies),
+        }
     }
 }
 
@@ -99,6 +107,7 @@ impl<S> Layer<S> for AccessLogLayer {
         AccessLog {
             inner,
             metrics: self.metrics.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -107,6 +116,7 @@ impl<S> Layer<S> for AccessLogLayer {
 pub struct AccessLog<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    trusted_proxies: Arc<Vec<IpNetwork>>,
 }
 
 impl<S, B, RB> Service<Request<B>> for AccessLog<S>
@@ -131,6 +141,10 @@ where
             path: req.uri().path().to_owned(),
             request_id: req.extensions().get::<RequestId>().cloned(),
             peer: req.extensions().get::<Peer>().copied(),
+            client: req
+                .extensions()
+                .get::<Peer>()
+                .map(|p| client_address(p.0.ip(), req.headers(), &self.trusted_proxies)),
             bytes_in: bytes_in.clone(),
             metrics: self.metrics.clone(),
         };
@@ -151,6 +165,7 @@ struct Record {
     path: String,
     request_id: Option<RequestId>,
     peer: Option<Peer>,
+    client: Option<std::net::IpAddr>,
     bytes_in: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
@@ -212,6 +227,7 @@ impl Event {
             target: "nova_guard::access",
             request_id = r.request_id.as_ref().map(RequestId::as_str),
             peer = r.peer.map(|p| p.0.to_string()),
+            client = r.client.map(|c| c.to_string()),
             method = r.method.as_str(),
             path = r.path.as_str(),
             mode,
