@@ -1196,3 +1196,20 @@ async fn no_connection_is_leaked_whatever_the_clients_and_nova_do() {
     // Still serving.
     assert_eq!(send_get(admin, "/healthz").await.status, 200);
 }
+
+#[tokio::test]
+async fn the_header_timeout_does_not_cut_an_exchange_waiting_for_nova() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "200ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /slow/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200);
+    }
+}
