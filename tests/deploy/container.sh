@@ -41,6 +41,12 @@ while read -r kv; do image_env+=("$kv"); done < <(sed -n 's/^ENV \([A-Z_]*=[^ ]*
 stopsignal="$(sed -n 's/^STOPSIGNAL //p' "$file")"
 [[ "$stopsignal" == SIGTERM ]] && ok "container: STOPSIGNAL SIGTERM" || fail "container: STOPSIGNAL '$stopsignal'"
 
+# The image's build stage installs musl-gcc when the build needs a C compiler.
+if grep -q '^name = "ring"' "$root/Cargo.lock"; then
+    grep -q 'musl-tools' "$file" && ok "container: the build stage has musl-gcc (ring needs it)" \
+        || fail "container: ring is a dependency but the build stage has no musl-tools"
+fi
+
 # The binary, for the Containerfile's target. A debug build: same target,
 # same linking, without the release profile's cost.
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then

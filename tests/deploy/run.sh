@@ -89,6 +89,7 @@ for part in "${parts[@]}"; do
     container)
         ensure_venv
         need_deb readelf binutils
+        need_deb musl-gcc musl-tools
         run_part container "$here/container.sh" "$root" "$venv" ;;
     haproxy)
         need_deb haproxy haproxy

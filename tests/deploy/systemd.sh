@@ -22,6 +22,13 @@ out="$(systemd-analyze verify "$tmp/nova-guard.service" 2>&1)"; rc=$?
 if [[ $rc == 0 && -z "$out" ]]; then ok "systemd: systemd-analyze verify is clean"
 else fail "systemd: systemd-analyze verify (rc $rc): $out"; fi
 
+# The commented TLS variant (LoadCredential=) verifies clean too.
+sed 's/^#LoadCredential=/LoadCredential=/' "$tmp/nova-guard.service" >"$tmp/tls.service"
+if grep -q '^LoadCredential=' "$tmp/tls.service" \
+    && [[ -z "$(systemd-analyze verify "$tmp/tls.service" 2>&1)" ]]; then
+    ok "systemd: the TLS variant (LoadCredential=) verifies clean"
+else fail "systemd: the TLS variant does not verify: $(systemd-analyze verify "$tmp/tls.service" 2>&1)"; fi
+
 # ...and verify does flag a broken unit, so "clean" above means something.
 sed 's/^ProtectSystem=strict$/ProtectSystem=bogus/' "$tmp/nova-guard.service" >"$tmp/broken.service"
 if [[ -n "$(systemd-analyze verify "$tmp/broken.service" 2>&1)" ]]; then
