@@ -158,13 +158,15 @@ def main():
 
     # --- three nova-guards, the "controllers" -----------------------------------
     guard_ports = [free_port() for _ in range(3)]
+    admin_ports = [free_port() for _ in range(3)]
     guard_logs = []
     for i, port in enumerate(guard_ports):
         genv = {k: v for k, v in os.environ.items() if not k.startswith('NOVA_GUARD_')}
         genv.update(NOVA_GUARD_LISTEN='127.0.0.1:%d' % port,
                     NOVA_GUARD_UPSTREAM='http://127.0.0.1:%d' % nova_port,
                     NOVA_GUARD_TRUSTED_PROXIES='127.0.0.1/32',
-                    NOVA_GUARD_LOG_FORMAT='json')
+                    NOVA_GUARD_LOG_FORMAT='json',
+                    NOVA_GUARD_ADMIN_LISTEN='127.0.0.1:%d' % admin_ports[i])
         log = os.path.join(work, 'guard%d.log' % i)
         guard_logs.append(log)
         p = start([BIN], log, genv)
@@ -316,6 +318,27 @@ def main():
     r.read()
     check('no token: Nova\'s own 401 reaches the client', r.status == 401, str(r.status))
 
+    # The admin listener of each nova-guard: health, readiness, and the
+    # rejections above counted by field (or rule), summed over the three.
+    def admin(i, path):
+        c = http.client.HTTPConnection('127.0.0.1', admin_ports[i], timeout=10)
+        c.request('GET', path)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, body
+    answers = [(admin(i, '/healthz')[0], admin(i, '/readyz')[0]) for i in range(3)]
+    check('/healthz and /readyz answer 200 on every nova-guard',
+          answers == [(200, 200)] * 3, str(answers))
+    counted = {}
+    for i in range(3):
+        for line in admin(i, '/metrics')[1].splitlines():
+            m = re.match(r'nova_guard_rejections_total\{field="(\w+)"\} (\d+)', line)
+            if m:
+                counted[m.group(1)] = counted.get(m.group(1), 0) + int(m.group(2))
+    check('/metrics counts the three rejections by field or rule',
+          counted == {'name': 1, 'serverEntity': 1, 'json': 1}, str(counted))
+
     # The sidecar's nova-osapi probe (deploy/kubernetes), against this Nova.
     patch = yaml.safe_load(open(os.path.join(ROOT, 'deploy', 'kubernetes', 'sidecar',
                                              'nova-api-osapi-patch.yaml')))
@@ -329,6 +352,25 @@ def main():
     check('the sidecar\'s nova-osapi probe passes on a live Nova and fails on a closed port',
           up.returncode == 0 and down.returncode != 0,
           '%s %s' % (up.returncode, down.returncode))
+
+    # Nova goes away: nova-guard answers 502 at once; then HAProxy's checks,
+    # which go through nova-guard, take the servers out (HAProxy's own 503).
+    nova.send_signal(signal.SIGTERM)
+    nova.wait(60)
+    status, headers, data = call('PUT', path, {'server': {'name': 'nova-is-down'}})
+    check('Nova down: 502 computeFault through the chain',
+          status == 502 and json.loads(data or b'{}') == {'computeFault': {
+              'code': 502, 'message': 'The compute API could not be reached.'}},
+          '%s %s' % (status, data[:200]))
+    try:
+        wait_for('servers marked down', lambda: all(
+            r['status'].startswith('DOWN') for r in haproxy_stat(stats)
+            if r.get('svname', '').startswith('controller')), 20, haproxy)
+        status, _, _ = call('GET', '/')
+        check('Nova down: HAProxy\'s health checks take every nova-guard out (503)',
+              status == 503, str(status))
+    except RuntimeError as e:
+        report('Nova down: HAProxy\'s health checks take every nova-guard out (503)', str(e))
     return work
 
 
