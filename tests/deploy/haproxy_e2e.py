@@ -353,15 +353,28 @@ def main():
           up.returncode == 0 and down.returncode != 0,
           '%s %s' % (up.returncode, down.returncode))
 
-    # Nova goes away: nova-guard answers 502 at once; then HAProxy's checks,
-    # which go through nova-guard, take the servers out (HAProxy's own 503).
+    # Nova goes away: nova-guard answers 502 (asked directly: through HAProxy
+    # it is a race with the health checks); then HAProxy's checks, which go
+    # through nova-guard, take the servers out (HAProxy's own 503).
     nova.send_signal(signal.SIGTERM)
-    nova.wait(60)
-    status, headers, data = call('PUT', path, {'server': {'name': 'nova-is-down'}})
-    check('Nova down: 502 computeFault through the chain',
-          status == 502 and json.loads(data or b'{}') == {'computeFault': {
+
+    def nova_refuses():
+        try:
+            socket.create_connection(('127.0.0.1', nova_port), 1).close()
+            return False
+        except OSError:
+            return True
+    wait_for('Nova to stop listening', nova_refuses, 60)
+    c = http.client.HTTPConnection('127.0.0.1', guard_ports[0], timeout=30)
+    c.request('PUT', path, body=json.dumps({'server': {'name': 'nova-is-down'}}),
+              headers={'X-Auth-Token': token, 'Content-Type': 'application/json'})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    check('Nova down: nova-guard answers 502 computeFault',
+          r.status == 502 and json.loads(data or b'{}') == {'computeFault': {
               'code': 502, 'message': 'The compute API could not be reached.'}},
-          '%s %s' % (status, data[:200]))
+          '%s %s' % (r.status, data[:200]))
     try:
         wait_for('servers marked down', lambda: all(
             r['status'].startswith('DOWN') for r in haproxy_stat(stats)
