@@ -1,0 +1,443 @@
+//! Every `NOVA_GUARD_*` variable, parsed in one place. A bad value never
+//! starts a half-configured proxy: all problems are collected and reported
+//! together, each naming the variable, its value and what was expected.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::Uri;
+use ipnetwork::IpNetwork;
+
+use crate::nova::Microversion;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Where Nova is: scheme, authority and an optional base path.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub uri: Uri,
+    /// Base path without a trailing `/` (empty for none).
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    pub path_prefix: String,
+    pub max_body_bytes: u64,
+    pub max_microversion: Microversion,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub client_header_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_header_bytes: usize,
+    pub trusted_proxies: Vec<IpNetwork>,
+}
+
+/// One bad variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub var: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+/// Every bad variable found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  {}={:?}: expected {}", p.var, p.value, p.expected)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The variables nova-guard reads, with their defaults and meaning.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("NOVA_GUARD_LISTEN", "0.0.0.0:8775", "address to listen on"),
+    (
+        "NOVA_GUARD_UPSTREAM",
+        "http://127.0.0.1:8774",
+        "Nova's base URL (http)",
+    ),
+    (
+        "NOVA_GUARD_PATH_PREFIX",
+        "",
+        "path prefix in front of /v2 and /v2.1, e.g. /compute",
+    ),
+    (
+        "NOVA_GUARD_MAX_BODY_BYTES",
+        "114688",
+        "largest update-server body validated; larger ones get 413",
+    ),
+    (
+        "NOVA_GUARD_MAX_MICROVERSION",
+        "2.104",
+        "what `latest` means; versions above it are left to Nova",
+    ),
+    (
+        "NOVA_GUARD_LOG",
+        "info",
+        "log filter (tracing EnvFilter syntax)",
+    ),
+    ("NOVA_GUARD_LOG_FORMAT", "json", "json or text"),
+    (
+        "NOVA_GUARD_CLIENT_HEADER_TIMEOUT",
+        "10s",
+        "a client must send its request head within this",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CONNECT_TIMEOUT",
+        "5s",
+        "connecting to Nova",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_TIMEOUT",
+        "120s",
+        "Nova's response head must arrive within this (else 504)",
+    ),
+    (
+        "NOVA_GUARD_SHUTDOWN_GRACE",
+        "30s",
+        "in-flight exchanges may finish within this after SIGTERM",
+    ),
+    (
+        "NOVA_GUARD_MAX_HEADER_BYTES",
+        "65536",
+        "request head larger than this gets 431 (at least 8192)",
+    ),
+    (
+        "NOVA_GUARD_TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs whose X-Forwarded-For is kept and appended to",
+    ),
+];
+
+/// hyper's HTTP/1 reader cannot work with a smaller buffer.
+const MIN_HEADER_BYTES: usize = 8192;
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut p = Parser {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let listen = p.parse("NOVA_GUARD_LISTEN", "an address like 0.0.0.0:8775", |s| {
+            s.parse::<SocketAddr>().ok()
+        });
+        let upstream = p.parse(
+            "NOVA_GUARD_UPSTREAM",
+            "an http:// URL with a host, like http://127.0.0.1:8774",
+            parse_upstream,
+        );
+        let path_prefix = p.parse(
+            "NOVA_GUARD_PATH_PREFIX",
+            "empty, or a path starting with / and not ending with /, like /compute",
+            |s| {
+                let ok = s.is_empty()
+                    || (s.starts_with('/')
+                        && !s.ends_with('/')
+                        && s.bytes().all(|b| b.is_ascii_graphic()));
+                ok.then(|| s.to_owned())
+            },
+        );
+        let max_body_bytes = p.parse(
+            "NOVA_GUARD_MAX_BODY_BYTES",
+            "a whole number of bytes, at least 1",
+            |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
+        );
+        let max_microversion = p.parse(
+            "NOVA_GUARD_MAX_MICROVERSION",
+            "a microversion like 2.104, at least 2.1",
+            |s| {
+                s.parse::<Microversion>()
+                    .ok()
+                    .filter(|v| *v >= Microversion::MIN)
+            },
+        );
+        let log_filter = p.parse(
+            "NOVA_GUARD_LOG",
+            "a tracing filter such as info or nova_guard=debug",
+            |s| {
+                tracing_subscriber::EnvFilter::builder()
+                    .parse(s)
+                    .ok()
+                    .map(|_| s.to_owned())
+            },
+        );
+        let log_format = p.parse("NOVA_GUARD_LOG_FORMAT", "json or text", |s| match s {
+            "json" => Some(LogFormat::Json),
+            "text" => Some(LogFormat::Text),
+            _ => None,
+        });
+        let duration = "a duration like 250ms, 10s or 2m, above zero";
+        let client_header_timeout =
+            p.parse("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", duration, parse_duration);
+        let upstream_connect_timeout = p.parse(
+            "NOVA_GUARD_UPSTREAM_CONNECT_TIMEOUT",
+            duration,
+            parse_duration,
+        );
+        let upstream_timeout = p.parse("NOVA_GUARD_UPSTREAM_TIMEOUT", duration, parse_duration);
+        let shutdown_grace = p.parse("NOVA_GUARD_SHUTDOWN_GRACE", duration, parse_duration);
+        let max_header_bytes = p.parse(
+            "NOVA_GUARD_MAX_HEADER_BYTES",
+            "a whole number of bytes, at least 8192",
+            |s| s.parse::<usize>().ok().filter(|n| *n >= MIN_HEADER_BYTES),
+        );
+        let trusted_proxies = p.parse(
+            "NOVA_GUARD_TRUSTED_PROXIES",
+            "a comma-separated list of CIDRs like 10.0.0.0/8,::1/128",
+            parse_cidrs,
+        );
+
+        match (
+            listen,
+            upstream,
+            path_prefix,
+            max_body_bytes,
+            max_microversion,
+            log_filter,
+            log_format,
+            client_header_timeout,
+            upstream_connect_timeout,
+            upstream_timeout,
+            shutdown_grace,
+            max_header_bytes,
+            trusted_proxies,
+        ) {
+            (
+                Some(listen),
+                Some(upstream),
+                Some(path_prefix),
+                Some(max_body_bytes),
+                Some(max_microversion),
+                Some(log_filter),
+                Some(log_format),
+                Some(client_header_timeout),
+                Some(upstream_connect_timeout),
+                Some(upstream_timeout),
+                Some(shutdown_grace),
+                Some(max_header_bytes),
+                Some(trusted_proxies),
+            ) if p.problems.is_empty() => Ok(Config {
+                listen,
+                upstream,
+                path_prefix,
+                max_body_bytes,
+                max_microversion,
+                log_filter,
+                log_format,
+                client_header_timeout,
+                upstream_connect_timeout,
+                upstream_timeout,
+                shutdown_grace,
+                max_header_bytes,
+                trusted_proxies,
+            }),
+            _ => Err(ConfigError(p.problems)),
+        }
+    }
+
+    /// `NOVA_GUARD_*` variables in the environment that nova-guard does not
+    /// know: most likely typos, worth a warning at start-up.
+    pub fn unknown_variables() -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.starts_with("NOVA_GUARD_"))
+            .filter(|k| !VARIABLES.iter().any(|(name, _, _)| name == k))
+            .collect()
+    }
+}
+
+struct Parser<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Parser<'_> {
+    /// Parse `var` (or its default) with `f`; record a problem when it fails.
+    fn parse<T>(
+        &mut self,
+        var: &'static str,
+        expected: &str,
+        f: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let default = VARIABLES
+            .iter()
+            .find(|(name, _, _)| *name == var)
+            .map(|(_, d, _)| *d)
+            .unwrap_or("");
+        let value = (self.lookup)(var).unwrap_or_else(|| default.to_owned());
+        let parsed = f(value.trim());
+        if parsed.is_none() {
+            self.problems.push(ConfigProblem {
+                var,
+                value,
+                expected: expected.to_owned(),
+            });
+        }
+        parsed
+    }
+}
+
+fn parse_upstream(s: &str) -> Option<Upstream> {
+    let uri: Uri = s.parse().ok()?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() || uri.query().is_some() {
+        return None;
+    }
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    let authority = uri.authority()?.clone();
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query("/")
+        .build()
+        .ok()?;
+    Some(Upstream { uri, base_path })
+}
+
+/// `250ms`, `10s`, `2m`, `1h`; zero is refused (it would make every call fail).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
+}
+
+fn parse_cidrs(s: &str) -> Option<Vec<IpNetwork>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse::<IpNetwork>().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8775".parse().unwrap());
+        assert_eq!(
+            c.upstream.uri.authority().unwrap().as_str(),
+            "127.0.0.1:8774"
+        );
+        assert_eq!(c.upstream.base_path, "");
+        assert_eq!(c.max_body_bytes, 114_688);
+        assert_eq!(c.max_microversion, Microversion::new(2, 104));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.client_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.upstream_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_header_bytes, 65_536);
+        assert!(c.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_at_once() {
+        let err = config(&[
+            ("NOVA_GUARD_LISTEN", "nowhere"),
+            ("NOVA_GUARD_UPSTREAM", "ftp://x"),
+            ("NOVA_GUARD_MAX_BODY_BYTES", "-1"),
+            ("NOVA_GUARD_MAX_MICROVERSION", "2.0"),
+            ("NOVA_GUARD_LOG_FORMAT", "xml"),
+            ("NOVA_GUARD_UPSTREAM_TIMEOUT", "0s"),
+            ("NOVA_GUARD_MAX_HEADER_BYTES", "100"),
+            ("NOVA_GUARD_TRUSTED_PROXIES", "10.0.0.0/8,bogus"),
+            ("NOVA_GUARD_PATH_PREFIX", "compute/"),
+        ])
+        .unwrap_err();
+        let vars: Vec<_> = err.0.iter().map(|p| p.var).collect();
+        assert_eq!(
+            vars,
+            [
+                "NOVA_GUARD_LISTEN",
+                "NOVA_GUARD_UPSTREAM",
+                "NOVA_GUARD_PATH_PREFIX",
+                "NOVA_GUARD_MAX_BODY_BYTES",
+                "NOVA_GUARD_MAX_MICROVERSION",
+                "NOVA_GUARD_LOG_FORMAT",
+                "NOVA_GUARD_UPSTREAM_TIMEOUT",
+                "NOVA_GUARD_MAX_HEADER_BYTES",
+                "NOVA_GUARD_TRUSTED_PROXIES",
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.contains("NOVA_GUARD_LISTEN=\"nowhere\": expected an address"));
+        assert!(text.contains("9 problem(s)"));
+    }
+
+    #[test]
+    fn upstream_base_path_and_durations() {
+        let c = config(&[
+            ("NOVA_GUARD_UPSTREAM", "http://nova.internal:8774/compute/"),
+            ("NOVA_GUARD_SHUTDOWN_GRACE", "250ms"),
+            ("NOVA_GUARD_UPSTREAM_CONNECT_TIMEOUT", "2m"),
+            ("NOVA_GUARD_TRUSTED_PROXIES", " 10.0.0.0/8 , ::1/128 "),
+        ])
+        .unwrap();
+        assert_eq!(c.upstream.base_path, "/compute");
+        assert_eq!(c.shutdown_grace, Duration::from_millis(250));
+        assert_eq!(c.upstream_connect_timeout, Duration::from_secs(120));
+        assert_eq!(c.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5s",
+            "10 s",
+            "0ms",
+            "-1s",
+            "99999999999999999999s",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! One structured event per exchange, written when the response body has
+//! been sent (or dropped, when the client goes away). It never holds a
+//! token or a body: only the request line's path, the verdict and counts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Buf;
+use http::header::HeaderValue;
+use http::{Method, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::error::ErrorKind;
+use crate::layer::request_id::RequestId;
+use crate::nova::{Microversion, Mode};
+
+/// The client's address, put in the request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictKind {
+    /// Validated and sent to Nova.
+    Forwarded,
+    /// Answered by nova-guard; Nova never saw it.
+    Rejected,
+    /// Not validated (not an update, or left to Nova's own earlier checks).
+    Passthrough,
+}
+
+impl VerdictKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Forwarded => "forwarded",
+            VerdictKind::Rejected => "rejected",
+            VerdictKind::Passthrough => "passthrough",
+        }
+    }
+}
+
+/// What the validation layer decided; carried in the response's extensions.
+#[derive(Debug, Clone)]
+pub struct ValidationInfo {
+    pub verdict: VerdictKind,
+    pub mode: Option<Mode>,
+    pub microversion: Option<Microversion>,
+    pub field: Option<&'static str>,
+    pub rule: Option<&'static str>,
+    pub ipv6_rewritten: bool,
+}
+
+impl ValidationInfo {
+    pub fn passthrough() -> Self {
+        ValidationInfo {
+            verdict: VerdictKind::Passthrough,
+            mode: None,
+            microversion: None,
+            field: None,
+            rule: None,
+            ipv6_rewritten: false,
+        }
+    }
+}
+
+/// What the forwarding service saw of Nova; carried in the response's extensions.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamInfo {
+    pub status: Option<u16>,
+    pub request_id: Option<HeaderValue>,
+    pub error: Option<ErrorKind>,
+    /// The error's cause chain, for operators.
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessLogLayer;
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessLog { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLog<S> {
+    inner: S,
+}
+
+impl<S, B, RB> Service<Request<B>> for AccessLog<S>
+where
+    S: Service<Request<Counted<B>>, Response = Response<RB>>,
+    RB: Body,
+{
+    type Response = Response<Logged<RB>>;
+    type Error = S::Error;
+    type Future = AccessLogFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let record = Record {
+            start: Instant::now(),
+            method: req.method().clone(),
+            // The path only: a query string may carry anything.
+            path: req.uri().path().to_owned(),
+            request_id: req.extensions().get::<RequestId>().cloned(),
+            peer: req.extensions().get::<Peer>().copied(),
+            bytes_in: bytes_in.clone(),
+        };
+        let req = req.map(|body| Counted {
+            inner: body,
+            count: bytes_in,
+        });
+        AccessLogFuture {
+            inner: self.inner.call(req),
+            record: Some(record),
+        }
+    }
+}
+
+struct Record {
+    start: Instant,
+    method: Method,
+    path: String,
+    request_id: Option<RequestId>,
+    peer: Option<Peer>,
+    bytes_in: Arc<AtomicU64>,
+}
+
+pin_project! {
+    pub struct AccessLogFuture<F> {
+        #[pin]
+        inner: F,
+        record: Option<Record>,
+    }
+}
+
+impl<F, RB, E> Future for AccessLogFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    RB: Body,
+{
+    type Output = Result<Response<Logged<RB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        let event = this.record.take().map(|record| Event {
+            record,
+            status: response.status().as_u16(),
+            validation: response.extensions().get::<ValidationInfo>().cloned(),
+            upstream: response.extensions().get::<UpstreamInfo>().cloned(),
+            bytes_out: 0,
+            complete: response.body().is_end_stream(),
+        });
+        Poll::Ready(Ok(response.map(|inner| Logged { inner, event })))
+    }
+}
+
+struct Event {
+    record: Record,
+    status: u16,
+    validation: Option<ValidationInfo>,
+    upstream: Option<UpstreamInfo>,
+    bytes_out: u64,
+    complete: bool,
+}
+
+impl Event {
+    fn emit(&self) {
+        let r = &self.record;
+        let v = self.validation.as_ref();
+        let u = self.upstream.as_ref();
+        let verdict = v.map_or("passthrough", |v| v.verdict.as_str());
+        let mode = v.and_then(|v| v.mode).map(|m| match m {
+            Mode::LegacyV2 => "v2",
+            Mode::V21 => "v2.1",
+        });
+        let microversion = v.and_then(|v| v.microversion).map(|m| m.to_string());
+        let upstream_request_id = u
+            .and_then(|u| u.request_id.as_ref())
+            .and_then(|h| h.to_str().ok());
+        tracing::info!(
+            target: "nova_guard::access",
+            request_id = r.request_id.as_ref().map(RequestId::as_str),
+            peer = r.peer.map(|p| p.0.to_string()),
+            method = r.method.as_str(),
+            path = r.path.as_str(),
+            mode,
+            microversion,
+            verdict,
+            status = self.status,
+            field = v.and_then(|v| v.field),
+            rule = v.and_then(|v| v.rule),
+            ipv6_rewritten = v.is_some_and(|v| v.ipv6_rewritten),
+            upstream_status = u.and_then(|u| u.status),
+            upstream_request_id,
+            error = u.and_then(|u| u.error).map(ErrorKind::as_str),
+            cause = u.and_then(|u| u.cause.as_deref()),
+            bytes_in = r.bytes_in.load(Ordering::Relaxed),
+            bytes_out = self.bytes_out,
+            complete = self.complete,
+            duration_ms = r.start.elapsed().as_secs_f64() * 1000.0,
+            "exchange"
+        );
+    }
+}
+
+pin_project! {
+    /// A request body that counts the bytes read from the client.
+    pub struct Counted<B> {
+        #[pin]
+        inner: B,
+        count: Arc<AtomicU64>,
+    }
+}
+
+impl<B: Body> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            if let Some(data) = f.data_ref() {
+                this.count
+                    .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// A response body that writes the exchange's event when it is done.
+    pub struct Logged<B> {
+        #[pin]
+        inner: B,
+        event: Option<Event>,
+    }
+
+    impl<B> PinnedDrop for Logged<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(event) = this.project().event.take() {
+                event.emit();
+            }
+        }
+    }
+}
+
+impl<B: Body> Body for Logged<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if let Some(event) = this.event.as_mut() {
+            if let Some(Ok(f)) = &frame {
+                if let Some(data) = f.data_ref() {
+                    event.bytes_out += data.remaining() as u64;
+                }
+            }
+            // hyper stops polling once a body says it has ended.
+            event.complete = frame.is_none() || this.inner.is_end_stream();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,339 @@
+//! Where the proxy meets the Nova knowledge: for a PUT that Nova would route
+//! to update-server, take the checks Nova makes before body validation in
+//! Nova's order (size limit, token, microversion, Content-Type), read the
+//! body within the limit, and answer, rewrite or pass it on.
+//!
+//! Requests that Nova would refuse before looking at the body are forwarded
+//! unvalidated, so that the client gets Nova's own answer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use tower::{Layer, Service};
+
+use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
+use crate::layer::access_log::{ValidationInfo, VerdictKind};
+use crate::layer::request_id::RequestId;
+use crate::nova::microversion::{header_text, requested};
+use crate::nova::route::match_update;
+use crate::nova::{check, Microversion, Mode, Verdict};
+
+/// What the validation layer needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ValidateSettings {
+    pub path_prefix: String,
+    pub max_body_bytes: u64,
+    pub max_microversion: Microversion,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidateLayer {
+    settings: Arc<ValidateSettings>,
+}
+
+impl ValidateLayer {
+    pub fn new(settings: ValidateSettings) -> Self {
+        ValidateLayer {
+            settings: Arc::new(settings),
+        }
+    }
+}
+
+impl<S> Layer<S> for ValidateLayer {
+    type Service = Validate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Validate {
+            inner,
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Validate<S> {
+    inner: S,
+    settings: Arc<ValidateSettings>,
+}
+
+/// The body sent on: the client's stream, or a validated buffer.
+pub type ForwardBody<B> = Either<B, Full<Bytes>>;
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B, RB> Service<Request<B>> for Validate<S>
+where
+    S: Service<Request<ForwardBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    RB: Send + 'static,
+{
+    type Response = Response<Either<RB, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The clone that was not polled ready stays behind (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let settings = self.settings.clone();
+
+        let plan = plan(&settings, &req);
+        Box::pin(async move {
+            let (mode, version) = match plan {
+                Plan::Pass(info) => {
+                    let resp = inner.call(req.map(Either::Left)).await?;
+                    return Ok(with_info(resp.map(Either::Left), info));
+                }
+                Plan::TooLarge(info) => {
+                    let id = request_id(&req);
+                    let resp = too_large(&id);
+                    return Ok(with_info(resp, info));
+                }
+                Plan::Validate { mode, version } => (mode, version),
+            };
+            let info = |verdict| ValidationInfo {
+                verdict,
+                mode: Some(mode),
+                microversion: (mode == Mode::V21).then_some(version),
+                field: None,
+                rule: None,
+                ipv6_rewritten: false,
+            };
+            let id = request_id(&req);
+            let (mut parts, body) = req.into_parts();
+            let bytes = match Limited::new(body, body_limit(settings.max_body_bytes))
+                .collect()
+                .await
+            {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    let resp = if e.is::<http_body_util::LengthLimitError>() {
+                        too_large(&id)
+                    } else {
+                        let err = ProxyError::with_source(ErrorKind::ClientBody, e);
+                        let mut r = err.to_response(&FaultContext {
+                            request_id: &id,
+                            version: None,
+                        });
+                        r.headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                        r.map(Either::Right)
+                    };
+                    let mut i = info(VerdictKind::Rejected);
+                    i.rule = Some(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        "maxBodyBytes"
+                    } else {
+                        "clientBody"
+                    });
+                    return Ok(with_info(resp, i));
+                }
+            };
+            match check(mode, version, &bytes) {
+                Verdict::Reject(rejection) => {
+                    let ctx = FaultContext {
+                        request_id: &id,
+                        version: (mode == Mode::V21).then_some(version),
+                    };
+                    let status =
+                        StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                    let resp = fault_response(status, &rejection.message_json, &ctx);
+                    let mut i = info(VerdictKind::Rejected);
+                    i.field = rejection.field;
+                    i.rule = Some(rejection.rule);
+                    Ok(with_info(resp.map(Either::Right), i))
+                }
+                Verdict::Accept { rewrite } => {
+                    let rewritten = rewrite.is_some();
+                    let body = match rewrite {
+                        Some(rw) => Bytes::from(rw.apply(&bytes)),
+                        None => bytes,
+                    };
+                    // The body is whole now: frame it by length.
+                    parts.headers.remove(TRANSFER_ENCODING);
+                    parts
+                        .headers
+                        .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+                    let req = Request::from_parts(parts, Either::Right(Full::new(body)));
+                    let resp = inner.call(req).await?;
+                    let mut i = info(VerdictKind::Forwarded);
+                    i.ipv6_rewritten = rewritten;
+                    Ok(with_info(resp.map(Either::Left), i))
+                }
+            }
+        })
+    }
+}
+
+enum Plan {
+    /// Not validated: forward as it is.
+    Pass(ValidationInfo),
+    /// Content-Length over the limit: 413 without reading.
+    TooLarge(ValidationInfo),
+    Validate {
+        mode: Mode,
+        version: Microversion,
+    },
+}
+
+/// Decide from the request head alone, in Nova's order of checks
+/// (nova-facts §5): size limit, token, routing, microversion, Content-Type.
+fn plan<B>(settings: &ValidateSettings, req: &Request<B>) -> Plan {
+    let pass = Plan::Pass(ValidationInfo::passthrough());
+    if req.method() != Method::PUT {
+        return pass;
+    }
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let Some(mode) = match_update(&settings.path_prefix, target) else {
+        return pass;
+    };
+    let headers = req.headers();
+    let mut info = ValidationInfo::passthrough();
+    info.mode = Some(mode);
+    if content_length(headers).is_some_and(|len| len > settings.max_body_bytes) {
+        info.verdict = VerdictKind::Rejected;
+        info.rule = Some("maxBodyBytes");
+        return Plan::TooLarge(info);
+    }
+    let has_token = headers
+        .get_all("x-auth-token")
+        .iter()
+        .any(|v| !v.as_bytes().is_empty());
+    if !has_token {
+        return Plan::Pass(info);
+    }
+    let version = match mode {
+        // The legacy endpoint deletes the microversion headers.
+        Mode::LegacyV2 => Microversion::MIN,
+        Mode::V21 => match request_version(headers, settings.max_microversion) {
+            Some(v) => v,
+            None => return Plan::Pass(info),
+        },
+    };
+    if !content_type_accepted(headers) {
+        return Plan::Pass(info);
+    }
+    Plan::Validate { mode, version }
+}
+
+fn request_version(headers: &HeaderMap, max: Microversion) -> Option<Microversion> {
+    // As the WSGI server hands them to Nova: Latin-1 text.
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| header_text(v.as_bytes()))
+            .collect()
+    };
+    let standard = values("openstack-api-version");
+    let legacy = values("x-openstack-nova-api-version");
+    let standard: Vec<&str> = standard.iter().map(String::as_str).collect();
+    let legacy: Vec<&str> = legacy.iter().map(String::as_str).collect();
+    requested(&standard, &legacy, max).ok()
+}
+
+/// Nova's `Request.get_content_type()`: absent, empty or exactly
+/// `text/plain` means "none" (the body is still parsed); otherwise the part
+/// before `;`, case- and space-sensitive, must be one of Nova's two types.
+fn content_type_accepted(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return true,
+        (Some(v), None) => v.as_bytes(),
+        // Joined by the WSGI server into a value Nova does not know.
+        (Some(_), Some(_)) => return false,
+    };
+    let media_type = value.split(|b| *b == b';').next().unwrap_or_default();
+    matches!(
+        media_type,
+        b"" | b"text/plain" | b"application/json" | b"application/vnd.openstack.compute+json"
+    )
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn body_limit(max: u64) -> usize {
+    usize::try_from(max).unwrap_or(usize::MAX)
+}
+
+fn request_id<B>(req: &Request<B>) -> RequestId {
+    req.extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn too_large<RB>(id: &RequestId) -> Response<Either<RB, Full<Bytes>>> {
+    let mut resp = ProxyError::new(ErrorKind::BodyTooLarge).to_response(&FaultContext {
+        request_id: id,
+        version: None,
+    });
+    // The unread rest of the body would otherwise be taken for the next request.
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp.map(Either::Right)
+}
+
+fn with_info<T>(mut resp: Response<T>, info: ValidationInfo) -> Response<T> {
+    resp.extensions_mut().insert(info);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn content_types_as_nova_reads_them() {
+        for ok in [
+            &[][..],
+            &[("content-type", "")],
+            &[("content-type", "text/plain")],
+            &[("content-type", "text/plain; charset=UTF-8")],
+            &[("content-type", "application/json")],
+            &[("content-type", "application/json; charset=UTF-8")],
+            &[("content-type", "application/json;foo")],
+            &[("content-type", "application/vnd.openstack.compute+json")],
+        ] {
+            assert!(content_type_accepted(&headers(ok)), "{ok:?}");
+        }
+        for refused in [
+            &[("content-type", "Application/JSON")][..],
+            &[("content-type", "application/json ; charset=UTF-8")],
+            &[("content-type", "application/xml")],
+            &[
+                ("content-type", "application/json"),
+                ("content-type", "application/json"),
+            ],
+        ] {
+            assert!(!content_type_accepted(&headers(refused)), "{refused:?}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Test harness: the real nova-guard binary on real sockets, in front of a
+//! small recording upstream, and a raw HTTP/1.1 client that sends exactly the
+//! bytes a test writes.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A local stand-in for Nova that records every request it gets.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let seen = seen.clone();
+                        async move { Ok::<_, Infallible>(upstream_answer(req, seen).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream saw no request")
+    }
+}
+
+/// Streams `remaining` bytes in 64 KiB chunks without holding them.
+pub struct Zeros {
+    pub remaining: u64,
+}
+
+impl Body for Zeros {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        static CHUNK: [u8; 65536] = [b'z'; 65536];
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(CHUNK.len() as u64);
+        self.remaining -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+            &CHUNK[..n as usize],
+        )))))
+    }
+}
+
+type AnyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<AnyBody> {
+    let (parts, body) = req.into_parts();
+    let uri = parts.uri.to_string();
+    // Big uploads are counted, not kept.
+    let mut body = body;
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(d) = frame.data_ref() {
+            total += d.len() as u64;
+            if kept.len() < 1 << 20 {
+                kept.extend_from_slice(d);
+            }
+        }
+    }
+    seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        uri: uri.clone(),
+        headers: parts.headers.clone(),
+        body: Bytes::from(kept),
+    });
+    if let Some(n) = uri.strip_prefix("/stream/") {
+        let n: u64 = n.parse().unwrap_or(0);
+        return Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Zeros { remaining: n }.boxed())
+            .unwrap();
+    }
+    let body = format!("{{\"upstream\": true, \"received\": {total}}}");
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header(
+            "x-openstack-request-id",
+            "req-00000000-0000-4000-8000-000000000000",
+        )
+        .header("connection", "keep-alive")
+        .header("keep-alive", "timeout=5")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap()
+}
+
+/// The nova-guard binary, running.
+pub struct Guard {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Guard {
+    pub fn start(upstream: &str, extra: &[(&str, &str)]) -> Guard {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nova-guard"));
+        cmd.env_clear()
+            .env("NOVA_GUARD_LISTEN", "127.0.0.1:0")
+            .env("NOVA_GUARD_UPSTREAM", upstream)
+            .env("NOVA_GUARD_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start nova-guard");
+        let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let logs2 = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "listening" {
+                        let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                logs2.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("nova-guard did not say it was listening");
+        Guard {
+            child,
+            addr: addr.parse().unwrap(),
+            logs,
+        }
+    }
+
+    /// Access-log events (one per exchange) seen so far.
+    pub fn exchanges(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "exchange")
+            .collect()
+    }
+
+    /// Wait until `n` exchanges were logged (the event follows the response body).
+    pub async fn wait_exchanges(&self, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..200 {
+            let ex = self.exchanges();
+            if ex.len() >= n {
+                return ex;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.exchanges()
+    }
+
+    /// Peak resident memory of the proxy process, in KiB.
+    pub fn vm_hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send raw bytes, read one response (Content-Length, chunked or until close).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_answer(&mut stream).await
+}
+
+pub async fn read_answer(stream: &mut TcpStream) -> Answer {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 65536];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = resp.parse(&buf).unwrap() {
+            let status = resp.code.unwrap();
+            let headers: Vec<(String, String)> = resp
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let mut answer = Answer {
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            let mut rest = buf[head_len..].to_vec();
+            if let Some(len) = answer
+                .header("content-length")
+                .map(|v| v.parse::<usize>().unwrap())
+            {
+                while rest.len() < len {
+                    let n = stream.read(&mut tmp).await.unwrap();
+                    assert!(n > 0, "connection closed inside the body");
+                    rest.extend_from_slice(&tmp[..n]);
+                }
+                rest.truncate(len);
+                answer.body = rest;
+            } else if answer.header("transfer-encoding").is_some() {
+                answer.body = read_chunked(stream, rest).await;
+            } else {
+                loop {
+                    let n = stream.read(&mut tmp).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    rest.extend_from_slice(&tmp[..n]);
+                }
+                answer.body = rest;
+            }
+            return answer;
+        }
+        let n = stream.read(&mut tmp).await.unwrap();
+        assert!(n > 0, "connection closed before a response head");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut tmp = [0u8; 65536];
+    let mut pos = 0;
+    loop {
+        if let Some(eol) = buf[pos..].windows(2).position(|w| w == b"\r\n") {
+            let line = std::str::from_utf8(&buf[pos..pos + eol]).unwrap();
+            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
+            let start = pos + eol + 2;
+            if size == 0 {
+                return body;
+            }
+            if buf.len() >= start + size + 2 {
+                body.extend_from_slice(&buf[start..start + size]);
+                pos = start + size + 2;
+                continue;
+            }
+        }
+        let n = stream.read(&mut tmp).await.unwrap();
+        assert!(n > 0, "connection closed inside a chunked body");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// A PUT request with a token and a JSON body, as bytes.
+pub fn put(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!("PUT {path} HTTP/1.1\r\nHost: nova.example:8774\r\n");
+    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    if !has("x-auth-token") {
+        req.push_str("X-Auth-Token: user:deadbeef\r\n");
+    }
+    if !has("content-type") {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Header map lookups for the upstream's view.
+pub fn headers_of(seen: &Seen) -> HashMap<String, Vec<String>> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in &seen.headers {
+        map.entry(k.as_str().to_owned())
+            .or_default()
+            .push(v.to_str().unwrap_or("").to_owned());
+    }
+    map
+}
