@@ -216,7 +216,6 @@ class NovaEnvironment:
 
     def start(self):
         import fixtures
-        from keystonemiddleware import auth_token
         import nova.conf
         import nova.policy
 
