@@ -45,12 +45,20 @@ def check(name, cond, detail=''):
     return cond
 
 
+handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now and not handed out before (another process may still
+    take it before it is used: the nova-guards are started again then)."""
+    while True:
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in handed_out:
+            handed_out.add(port)
+            return port
 
 
 def start(args, log, env=None):
@@ -157,21 +165,38 @@ def main():
     server_id = ready['servers'][0]
 
     # --- three nova-guards, the "controllers" -----------------------------------
-    guard_ports = [free_port() for _ in range(3)]
-    admin_ports = [free_port() for _ in range(3)]
-    guard_logs = []
-    for i, port in enumerate(guard_ports):
-        genv = {k: v for k, v in os.environ.items() if not k.startswith('NOVA_GUARD_')}
-        genv.update(NOVA_GUARD_LISTEN='127.0.0.1:%d' % port,
-                    NOVA_GUARD_UPSTREAM='http://127.0.0.1:%d' % nova_port,
-                    NOVA_GUARD_TRUSTED_PROXIES='127.0.0.1/32',
-                    NOVA_GUARD_LOG_FORMAT='json',
-                    NOVA_GUARD_ADMIN_LISTEN='127.0.0.1:%d' % admin_ports[i])
-        log = os.path.join(work, 'guard%d.log' % i)
-        guard_logs.append(log)
-        p = start([BIN], log, genv)
-        wait_for('nova-guard %d' % i,
-                 lambda port=port: socket.create_connection(('127.0.0.1', port), 1), 30, p)
+    def start_guards():
+        ports = [free_port() for _ in range(3)]
+        admins = [free_port() for _ in range(3)]
+        logs, started = [], []
+        for i, port in enumerate(ports):
+            genv = {k: v for k, v in os.environ.items() if not k.startswith('NOVA_GUARD_')}
+            genv.update(NOVA_GUARD_LISTEN='127.0.0.1:%d' % port,
+                        NOVA_GUARD_UPSTREAM='http://127.0.0.1:%d' % nova_port,
+                        NOVA_GUARD_TRUSTED_PROXIES='127.0.0.1/32',
+                        NOVA_GUARD_LOG_FORMAT='json',
+                        NOVA_GUARD_ADMIN_LISTEN='127.0.0.1:%d' % admins[i])
+            log = os.path.join(work, 'guard%d.log' % i)
+            logs.append(log)
+            p = start([BIN], log, genv)
+            started.append(p)
+            wait_for('nova-guard %d' % i,
+                     lambda port=port: socket.create_connection(('127.0.0.1', port), 1), 30, p)
+        return ports, admins, logs
+
+    for attempt in range(3):
+        try:
+            guard_ports, admin_ports, guard_logs = start_guards()
+            break
+        except RuntimeError:
+            # A port was taken meanwhile by another process: stop these, again.
+            for p in procs[1:]:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    p.wait(20)
+            del procs[1:]
+            if attempt == 2:
+                raise
 
     # --- HAProxy ------------------------------------------------------------------
     r = subprocess.run(['haproxy', '-c', '-f', CFG], capture_output=True, text=True,
