@@ -1213,3 +1213,36 @@ async fn the_header_timeout_does_not_cut_an_exchange_waiting_for_nova() {
         assert_eq!(a.status, 200);
     }
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    assert!(closed_by_peer(&mut stream).await, "silent connection kept");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_not_while_an_exchange_waits() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
+    let stream = TcpStream::connect(guard.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    // Nova takes longer than the idle limit: the exchange is not cut.
+    let req = http::Request::builder()
+        .uri(format!("http://{}/slow/1000", guard.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    // Then idle: closed by the proxy.
+    let ended = tokio::time::timeout(BOUND, conn).await;
+    assert!(ended.is_ok(), "idle HTTP/2 connection kept");
+}
