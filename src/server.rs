@@ -165,7 +165,9 @@ pub async fn serve(
                     // Over TLS, a plain answer would be noise: close instead.
                     if acceptor.is_none() {
                         let conn = refuse_connection(stream, config.client_header_timeout);
-                        tokio::spawn(graceful.watch(conn));
+                        // A silent client must not hold the socket either.
+                        let limit = config.client_header_timeout.saturating_mul(2);
+                        tokio::spawn(tokio::time::timeout(limit, graceful.watch(conn)));
                     }
                     continue;
                 };

@@ -1246,3 +1246,33 @@ async fn an_idle_http2_connection_is_closed_but_not_while_an_exchange_waits() {
     let ended = tokio::time::timeout(BOUND, conn).await;
     assert!(ended.is_ok(), "idle HTTP/2 connection kept");
 }
+
+#[tokio::test]
+async fn a_silent_connection_over_the_limit_is_not_kept_either() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_MAX_CONNECTIONS", "1"),
+            ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms"),
+        ],
+    );
+    // The one slot is busy for a while.
+    let busy = tokio::spawn(send_get(guard.addr, "/slow/5000"));
+    for _ in 0..1000 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut silent = TcpStream::connect(guard.addr).await.unwrap();
+    assert!(closed_by_peer(&mut silent).await, "silent connection kept");
+    assert_eq!(
+        tokio::time::timeout(BOUND, busy)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        200
+    );
+}
