@@ -43,6 +43,7 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub trusted_proxies: Vec<IpNetwork>,
     pub client_body_timeout: Duration,
+    pub client_send_timeout: Duration,
     pub upstream_idle_timeout: Duration,
     pub max_headers: usize,
     pub max_uri_bytes: usize,
@@ -142,6 +143,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "NOVA_GUARD_CLIENT_BODY_TIMEOUT",
         "30s",
         "a validated body must arrive within this, a streamed one not pause longer (else 408)",
+    ),
+    (
+        "NOVA_GUARD_CLIENT_SEND_TIMEOUT",
+        "60s",
+        "a client that takes none of its answer for this long is disconnected",
     ),
     (
         "NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT",
@@ -286,6 +292,8 @@ impl Config {
 
         let client_body_timeout =
             p.parse("NOVA_GUARD_CLIENT_BODY_TIMEOUT", duration, parse_duration);
+        let client_send_timeout =
+            p.parse("NOVA_GUARD_CLIENT_SEND_TIMEOUT", duration, parse_duration);
         let upstream_idle_timeout =
             p.parse("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", duration, parse_duration);
         let max_headers = p.parse(
@@ -341,6 +349,7 @@ impl Config {
             Some(max_header_bytes),
             Some(trusted_proxies),
             Some(client_body_timeout),
+            Some(client_send_timeout),
             Some(upstream_idle_timeout),
             Some(max_headers),
             Some(max_uri_bytes),
@@ -364,6 +373,7 @@ impl Config {
             max_header_bytes,
             trusted_proxies,
             client_body_timeout,
+            client_send_timeout,
             upstream_idle_timeout,
             max_headers,
             max_uri_bytes,
@@ -394,6 +404,7 @@ impl Config {
             max_header_bytes,
             trusted_proxies,
             client_body_timeout,
+            client_send_timeout,
             upstream_idle_timeout,
             max_headers,
             max_uri_bytes,
@@ -653,6 +664,7 @@ mod tests {
         assert_eq!(c.max_header_bytes, 65_536);
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.client_body_timeout, Duration::from_secs(30));
+        assert_eq!(c.client_send_timeout, Duration::from_secs(60));
         assert_eq!(c.upstream_idle_timeout, Duration::from_secs(60));
         assert_eq!(c.max_headers, 100);
         assert_eq!(c.max_uri_bytes, 8192);

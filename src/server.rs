@@ -176,6 +176,7 @@ pub async fn serve(
                     max_headers: config.max_headers,
                     max_requests: config.max_requests_per_connection,
                     idle_limit: config.client_header_timeout,
+                    send_limit: config.client_send_timeout,
                 };
                 let gauge = metrics.connection_opened();
                 let Some(acceptor) = acceptor.clone() else {
@@ -278,6 +279,7 @@ struct ConnectionSettings {
     max_headers: usize,
     max_requests: u64,
     idle_limit: Duration,
+    send_limit: Duration,
 }
 
 pin_project_lite::pin_project! {
@@ -336,7 +338,13 @@ where
         settings.max_headers,
     );
     let in_flight = InFlight::new();
-    let io = Watched::new(stream, tracker, settings.idle_limit, in_flight.clone());
+    let io = Watched::new(
+        stream,
+        tracker,
+        settings.idle_limit,
+        in_flight.clone(),
+        settings.send_limit,
+    );
     let served = Arc::new(AtomicU64::new(0));
     let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let guard = in_flight.enter();

@@ -533,19 +533,28 @@ struct IdleLimit {
     in_flight: InFlight,
 }
 
-/// A client stream whose incoming bytes are watched by a [`Tracker`], and
-/// which reads as ended once the client has been idle for the limit.
+/// A client stream whose incoming bytes are watched by a [`Tracker`], which
+/// reads as ended once the client has been idle for the limit, and whose
+/// writes fail once the client has taken nothing for the send limit.
 pub struct Watched<IO> {
     io: IO,
     tracker: Tracker,
     idle: IdleLimit,
+    stall: StallLimit,
 }
 
 impl<IO> Watched<IO> {
-    pub fn new(io: IO, tracker: Tracker, idle_limit: Duration, in_flight: InFlight) -> Self {
+    pub fn new(
+        io: IO,
+        tracker: Tracker,
+        idle_limit: Duration,
+        in_flight: InFlight,
+        send_limit: Duration,
+    ) -> Self {
         Watched {
             io,
             tracker,
+            stall: StallLimit::new(send_limit),
             idle: IdleLimit {
                 limit: idle_limit,
                 sleep: Box::pin(tokio::time::sleep(idle_limit)),
@@ -596,21 +605,66 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     }
 }
 
+/// Fails writes to a client that has taken none of our bytes for the limit
+/// (it stopped reading its answer): the connection is then dropped.
+struct StallLimit {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+    armed: bool,
+}
+
+impl StallLimit {
+    fn new(limit: Duration) -> Self {
+        StallLimit {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
+        }
+    }
+
+    /// Pass a write-side poll through, failing it once stalled too long.
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.armed = false;
+            return poll;
+        }
+        if !self.armed {
+            self.armed = true;
+            let deadline = Instant::now() + self.limit;
+            self.sleep.as_mut().reset(deadline);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            tracing::debug!("client stopped reading its answer; dropping the connection");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.stall.check(cx, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.stall.check(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.stall.check(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -618,7 +672,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.stall.check(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

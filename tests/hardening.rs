@@ -1276,3 +1276,29 @@ async fn a_silent_connection_over_the_limit_is_not_kept_either() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_disconnected() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_SEND_TIMEOUT", "300ms")]);
+    let total: u64 = 200 * 1024 * 1024;
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(format!("GET /stream/{total} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // Take nothing for a while: the socket buffers fill, then the proxy waits.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = 0u64;
+    let mut tmp = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n as u64,
+            Err(_) => panic!("left hanging"),
+        }
+    }
+    assert!(got < total, "the whole answer was sent");
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["complete"], false);
+}
