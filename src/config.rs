@@ -334,86 +334,38 @@ impl Config {
         let tls = p.tls_listener();
         let upstream_tls = p.upstream_tls(upstream.as_ref());
 
-        let (
-            Some(listen),
-            Some(upstream),
-            Some(path_prefix),
-            Some(max_body_bytes),
-            Some(max_microversion),
-            Some(log_filter),
-            Some(log_format),
-            Some(client_header_timeout),
-            Some(upstream_connect_timeout),
-            Some(upstream_timeout),
-            Some(shutdown_grace),
-            Some(max_header_bytes),
-            Some(trusted_proxies),
-            Some(client_body_timeout),
-            Some(client_send_timeout),
-            Some(upstream_idle_timeout),
-            Some(max_headers),
-            Some(max_uri_bytes),
-            Some(max_connections),
-            Some(max_requests_per_connection),
-            Some(admin_listen),
-            Some(tls),
-            Some(upstream_tls),
-        ) = (
-            listen,
-            upstream,
-            path_prefix,
-            max_body_bytes,
-            max_microversion,
-            log_filter,
-            log_format,
-            client_header_timeout,
-            upstream_connect_timeout,
-            upstream_timeout,
-            shutdown_grace,
-            max_header_bytes,
-            trusted_proxies,
-            client_body_timeout,
-            client_send_timeout,
-            upstream_idle_timeout,
-            max_headers,
-            max_uri_bytes,
-            max_connections,
-            max_requests_per_connection,
-            admin_listen,
-            tls,
-            upstream_tls,
-        )
-        else {
-            return Err(ConfigError(p.problems));
-        };
         if !p.problems.is_empty() {
             return Err(ConfigError(p.problems));
         }
-        Ok(Config {
-            listen,
-            upstream,
-            path_prefix,
-            max_body_bytes,
-            max_microversion,
-            log_filter,
-            log_format,
-            client_header_timeout,
-            upstream_connect_timeout,
-            upstream_timeout,
-            shutdown_grace,
-            max_header_bytes,
-            trusted_proxies,
-            client_body_timeout,
-            client_send_timeout,
-            upstream_idle_timeout,
-            max_headers,
-            max_uri_bytes,
-            max_connections,
-            max_requests_per_connection,
-            admin_listen,
-            tls,
-            upstream_tls,
-        })
+        // Every value parsed (a failure would have been recorded above).
+        let config = (|| {
+            Some(Config {
+                listen: listen?,
+                upstream: upstream?,
+                path_prefix: path_prefix?,
+                max_body_bytes: max_body_bytes?,
+                max_microversion: max_microversion?,
+                log_filter: log_filter?,
+                log_format: log_format?,
+                client_header_timeout: client_header_timeout?,
+                upstream_connect_timeout: upstream_connect_timeout?,
+                upstream_timeout: upstream_timeout?,
+                shutdown_grace: shutdown_grace?,
+                max_header_bytes: max_header_bytes?,
+                trusted_proxies: trusted_proxies?,
+                client_body_timeout: client_body_timeout?,
+                client_send_timeout: client_send_timeout?,
+                upstream_idle_timeout: upstream_idle_timeout?,
+                max_headers: max_headers?,
+                max_uri_bytes: max_uri_bytes?,
+                max_connections: max_connections?,
+                max_requests_per_connection: max_requests_per_connection?,
+                admin_listen: admin_listen?,
+                tls: tls?,
+                upstream_tls: upstream_tls?,
+            })
+        })();
+        config.ok_or(ConfigError(p.problems))
     }
 
     /// `NOVA_GUARD_*` variables in the environment that nova-guard does not
