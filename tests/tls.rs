@@ -425,7 +425,7 @@ async fn a_client_that_never_finishes_its_handshake_is_dropped() {
         &[
             ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
             ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
-            ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms"),
+            ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s"),
         ],
     );
     let mut silent = TcpStream::connect(guard.addr).await.unwrap();
