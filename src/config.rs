@@ -122,7 +122,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_UPSTREAM_TIMEOUT",
         "120s",
-        "Nova's response head must arrive within this (else 504)",
+        "Nova's response head must arrive within this (else 504), nor may its answer pause longer",
     ),
     (
         "NOVA_GUARD_SHUTDOWN_GRACE",

@@ -1300,3 +1300,31 @@ async fn a_client_that_stops_reading_its_answer_is_disconnected() {
     let events = guard.wait_exchanges(1).await;
     assert_eq!(events[0]["complete"], false);
 }
+
+#[tokio::test]
+async fn a_nova_that_stalls_in_the_middle_of_its_answer_is_given_up_on() {
+    let up = BadUpstream::start(Misbehaviour::StallMidResponse).await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
+            Err(_) => panic!("the client was left hanging"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0123456789"), "{text}");
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["complete"], false);
+    assert_eq!(events[0]["error"], "upstream_timeout");
+    let cause = events[0]["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("response body"), "{cause}");
+}
