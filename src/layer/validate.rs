@@ -98,7 +98,9 @@ where
             let (mode, version) = match plan {
                 Plan::Pass(info) => {
                     let limit = settings.body_timeout;
-                    let req = req.map(|body| Either::Left(IdleBody::new(body, limit)));
+                    let req = req.map(|body| {
+                        Either::Left(IdleBody::new(body, limit, ErrorKind::ClientBodyTimeout))
+                    });
                     let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
