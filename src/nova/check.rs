@@ -15,10 +15,21 @@
 //! 1, the `type` of step 2, or step 3's `required`): nothing else can fail
 //! before it. Those cases get the documented 422 in every mode, and every
 //! other first error gets Nova's own 400 message.
+//!
+//! Legacy v2 (`update_v20`, relaxed `additionalProperties`): Nova silently
+//! drops unknown keys (or keeps them all when no key of the object is
+//! known). nova-guard refuses `description`, `hostname` and
+//! `pinned_availability_zone` there, at the point where Nova checks
+//! `server`'s extra keys, in Nova's own words for an extra key: the value
+//! shown is `server` as received, the keys listed are only those three.
+//!
+//! `accessIPv6` is rewritten only when its decoded text is not already the
+//! canonical one, so an accepted body is forwarded byte for byte unless
+//! Nova would store a different text.
 
 use std::ops::Range;
 
-use super::json::{self, Object, Value};
+use super::json::{self, Value};
 use super::pyrepr::{json_string, json_string_wtf8, repr_object, repr_str, str_value};
 use super::{ipv6, Microversion, Mode};
 
@@ -116,18 +127,20 @@ pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
     };
     let schema = schema::select(mode, version);
 
+    let mut access_ipv6 = None;
     for &(name, field) in schema.props {
         let Some(value) = server.get(name) else {
             continue;
         };
         match field.check(value) {
-            None => {}
-            Some(FieldError::InvalidName(reason)) => {
+            Ok(None) => {}
+            Ok(Some(addr)) => access_ipv6 = Some((addr, value)),
+            Err(FieldError::InvalidName(reason)) => {
                 let message =
                     format!("An invalid 'name' value was provided. The name must be: {reason}");
                 return reject(json_string(&message), Some(name), "format");
             }
-            Some(FieldError::Keyword { rule, message }) => {
+            Err(FieldError::Keyword { rule, message }) => {
                 return reject(
                     field_message(name, |out| str_value(value, out), &message),
                     Some(name),
@@ -144,27 +157,23 @@ pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
             .iter()
             .any(|(p, _)| k.as_bytes() == p.as_bytes())
     };
-    let extras: Vec<&json::PyStr<'_>> = server
-        .sorted_keys()
-        .into_iter()
-        .filter(|k| !known(k))
-        .collect();
-    let refused: Vec<&json::PyStr<'_>> = if schema.legacy {
-        // Nova drops unknown keys here (or keeps them all when no key is
-        // known); nova-guard refuses the later microversions' fields.
-        extras
-            .into_iter()
-            .filter(|k| {
-                schema::LEGACY_REFUSED
+    let refused = |k: &json::PyStr<'_>| {
+        !known(k)
+            && (!schema.legacy
+                // Nova drops unknown keys here (or keeps them all when no
+                // key is known); nova-guard refuses the later
+                // microversions' fields.
+                || schema::LEGACY_REFUSED
                     .iter()
-                    .any(|r| k.as_bytes() == r.as_bytes())
-            })
-            .collect()
-    } else {
-        extras
+                    .any(|r| k.as_bytes() == r.as_bytes()))
     };
-    if !refused.is_empty() {
-        let message = additional_properties(&refused);
+    if server.members.iter().any(|(k, _)| refused(k)) {
+        let keys: Vec<&json::PyStr<'_>> = server
+            .sorted_keys()
+            .into_iter()
+            .filter(|k| refused(k))
+            .collect();
+        let message = additional_properties(&keys);
         return reject(
             field_message("server", |out| repr_object(server, out), &message),
             Some("server"),
@@ -173,20 +182,18 @@ pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
     }
 
     // Top level: `required` holds; additionalProperties (dropped in legacy).
-    if !schema.legacy {
-        let extras: Vec<&json::PyStr<'_>> = top
+    if !schema.legacy && top.members.iter().any(|(k, _)| k.as_bytes() != b"server") {
+        let keys: Vec<&json::PyStr<'_>> = top
             .sorted_keys()
             .into_iter()
             .filter(|k| k.as_bytes() != b"server")
             .collect();
-        if !extras.is_empty() {
-            let message = additional_properties(&extras);
-            return reject(json_string_wtf8(&message), None, "additionalProperties");
-        }
+        let message = additional_properties(&keys);
+        return reject(json_string_wtf8(&message), None, "additionalProperties");
     }
 
     Verdict::Accept {
-        rewrite: access_ipv6_rewrite(server),
+        rewrite: access_ipv6.and_then(|(addr, value)| ipv6_rewrite(addr, value)),
     }
 }
 
@@ -246,13 +253,12 @@ fn additional_properties(keys: &[&json::PyStr<'_>]) -> Vec<u8> {
 
 /// The canonical rewrite of a valid `server.accessIPv6` (the occurrence
 /// Python keeps: the last), when its text is not already canonical.
-fn access_ipv6_rewrite(server: &Object<'_>) -> Option<Rewrite> {
-    let Some(Value::Str(token)) = server.get("accessIPv6") else {
+fn ipv6_rewrite(addr: std::net::Ipv6Addr, value: &Value<'_>) -> Option<Rewrite> {
+    let Value::Str(token) = value else {
         return None;
     };
-    let text = token.text.as_str()?;
-    let canonical = ipv6::canonical(ipv6::parse_ipv6(text)?);
-    (canonical != text).then(|| Rewrite {
+    let canonical = ipv6::canonical(addr);
+    (token.text.as_bytes() != canonical.as_bytes()).then(|| Rewrite {
         span: token.span.clone(),
         replacement: json_string(&canonical),
     })
@@ -460,6 +466,19 @@ mod tests {
         assert!(m.starts_with("Invalid input for field/attribute server. Value: {'foo': [[[["));
         assert!(m.ends_with("]]]]}. Additional properties are not allowed ('foo' was unexpected)"));
         legacy_ok(&deepest);
+        let objects = format!(
+            "{{\"server\":{{\"foo\":{}1{}}}}}",
+            "{\"a\":".repeat(n),
+            "}".repeat(n)
+        );
+        let m = msg(1, &objects);
+        assert!(
+            m.starts_with("Invalid input for field/attribute server. Value: {'foo': {'a': {'a': ")
+        );
+        assert!(m.ends_with(&format!(
+            "'a': 1{}. Additional properties are not allowed ('foo' was unexpected)",
+            "}".repeat(n + 1)
+        )));
     }
 
     // ---- name (§1.3 table, §3.3) ----
@@ -1144,5 +1163,219 @@ mod tests {
             ),
             Verdict::Reject(_)
         ));
+    }
+
+    // ---- properties ----
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn mode_and_version() -> impl Strategy<Value = (Mode, Microversion)> {
+            (any::<bool>(), 1u16..=110).prop_map(|(legacy, minor)| {
+                let mode = if legacy { Mode::LegacyV2 } else { Mode::V21 };
+                (mode, Microversion::new(2, minor))
+            })
+        }
+
+        /// Text in the shape of an IPv6 address, often valid, rarely canonical.
+        fn ipv6ish() -> impl Strategy<Value = String> {
+            let group = prop_oneof![
+                Just(String::new()),
+                "[0-9a-fA-F]{1,4}",
+                Just("0".to_owned()),
+                Just("0000".to_owned()),
+            ];
+            (
+                proptest::collection::vec(group, 1..=8),
+                any::<bool>(),
+                0usize..8,
+                proptest::option::of("(0|1|255|67)\\.(0|23|255)\\.(0|10|1)\\.(132|4|0)"),
+            )
+                .prop_map(|(groups, compress, at, v4)| {
+                    let mut parts: Vec<String> = groups;
+                    if compress {
+                        let i = at.min(parts.len());
+                        parts.insert(i, String::new());
+                    }
+                    if let Some(v4) = v4 {
+                        parts.push(v4);
+                    }
+                    parts.join(":")
+                })
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-zA-Z0-9 ._:-]{0,12}",
+                "[\\x00-\\x7f]{0,6}",
+                "[ \\n\\t\u{a0}\u{200b}\u{2028}\u{3000}\u{feff}é\u{1f600}'\"\\\\]{0,6}",
+                Just("AUTO".to_owned()),
+                Just("1.2.3.4".to_owned()),
+                ipv6ish(),
+            ]
+        }
+
+        /// A JSON string token for `s`, escaping at random.
+        fn token(s: &str, escape_mask: u64) -> String {
+            let mut out = String::from("\"");
+            for (i, c) in s.chars().enumerate() {
+                let escape = (escape_mask >> (i % 64)) & 1 == 1;
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    c if (c as u32) < 0x20 || escape => {
+                        let mut units = [0u16; 2];
+                        for u in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{:04X}", u));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+
+        const KEYS: &[&str] = &[
+            "name",
+            "OS-DCF:diskConfig",
+            "accessIPv4",
+            "accessIPv6",
+            "description",
+            "hostname",
+            "pinned_availability_zone",
+            "foo",
+            "server",
+        ];
+
+        fn scalar() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (text(), any::<u64>()).prop_map(|(s, m)| token(&s, m)),
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("NaN".to_owned()),
+                Just("-Infinity".to_owned()),
+                Just("\"\\ud800\"".to_owned()),
+                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,5})?([eE][-+]?[0-9]{1,3})?",
+            ]
+        }
+
+        fn json_value() -> impl Strategy<Value = String> {
+            scalar().prop_recursive(4, 32, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|items| format!("[{}]", items.join(","))),
+                    proptest::collection::vec(
+                        (proptest::sample::select(KEYS), inner, " ?", " ?"),
+                        0..5
+                    )
+                    .prop_map(|members| {
+                        let members: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v, a, b)| format!("\"{k}\"{a}:{b}{v}"))
+                            .collect();
+                        format!("{{{}}}", members.join(","))
+                    }),
+                ]
+            })
+        }
+
+        /// Mostly `{"server": {...}}` bodies whose members use the schema's
+        /// keys, so that many are valid.
+        fn body() -> impl Strategy<Value = String> {
+            let member = (
+                proptest::sample::select(KEYS),
+                prop_oneof![4 => scalar(), 1 => json_value()],
+            )
+                .prop_map(|(k, v)| format!("\"{k}\": {v}"));
+            prop_oneof![
+                6 => (proptest::collection::vec(member.clone(), 0..5), proptest::option::of(json_value()))
+                    .prop_map(|(members, extra)| {
+                        let extra = extra.map(|e| format!(", \"foo\": {e}")).unwrap_or_default();
+                        format!("{{\"server\": {{{}}}{extra}}}", members.join(", "))
+                    }),
+                2 => (proptest::collection::vec(member, 0..3), ipv6ish(), any::<u64>())
+                    .prop_map(|(members, ip, mask)| {
+                        let ip = token(&ip, mask & 0x0101_0101);
+                        let mut members = members;
+                        members.push(format!("\"accessIPv6\": {ip}"));
+                        format!("{{\"server\": {{{}}}}}", members.join(", "))
+                    }),
+                1 => json_value(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn never_panics_on_bytes(
+                (mode, version) in mode_and_version(),
+                bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let _ = check(mode, version, &bytes);
+            }
+
+            #[test]
+            fn never_panics_on_mangled_json(
+                (mode, version) in mode_and_version(),
+                body in body(),
+                cut in any::<proptest::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let mut bytes = body.into_bytes();
+                let i = cut.index(bytes.len() + 1);
+                bytes.insert(i, byte);
+                let _ = check(mode, version, &bytes);
+                bytes.truncate(i);
+                let _ = check(mode, version, &bytes);
+            }
+
+            #[test]
+            fn rewrites_are_stable(
+                (mode, version) in mode_and_version(),
+                body in body(),
+            ) {
+                if let Verdict::Accept { rewrite: Some(rw) } = check(mode, version, body.as_bytes()) {
+                    // The span is one whole string token.
+                    let token = &body.as_bytes()[rw.span.clone()];
+                    prop_assert_eq!(token.first(), Some(&b'"'));
+                    prop_assert_eq!(token.last(), Some(&b'"'));
+                    let new = rw.apply(body.as_bytes());
+                    prop_assert_eq!(&new[..rw.span.start], &body.as_bytes()[..rw.span.start]);
+                    prop_assert_eq!(
+                        &new[rw.span.start + rw.replacement.len()..],
+                        &body.as_bytes()[rw.span.end..]
+                    );
+                    prop_assert_eq!(
+                        check(mode, version, &new),
+                        Verdict::Accept { rewrite: None }
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn body_strategy_reaches_rewrites() {
+            // Guard against a generator that never exercises the rewrite.
+            use proptest::strategy::ValueTree;
+            use proptest::test_runner::TestRunner;
+            let mut runner = TestRunner::deterministic();
+            let strategy = body();
+            let mut rewrites = 0;
+            let mut accepts = 0;
+            for _ in 0..3000 {
+                let body = strategy.new_tree(&mut runner).unwrap().current();
+                if let Verdict::Accept { rewrite } =
+                    check(Mode::V21, Microversion::new(2, 104), body.as_bytes())
+                {
+                    accepts += 1;
+                    rewrites += usize::from(rewrite.is_some());
+                }
+            }
+            assert!(accepts > 100, "{accepts}");
+            assert!(rewrites > 10, "{rewrites}");
+        }
     }
 }

@@ -44,11 +44,6 @@ pub struct Malformed;
 pub struct PyStr<'a>(Cow<'a, [u8]>);
 
 impl<'a> PyStr<'a> {
-    /// A string without surrogates.
-    pub fn from_str(s: &'a str) -> Self {
-        PyStr(Cow::Borrowed(s.as_bytes()))
-    }
-
     /// The generalized UTF-8 bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -248,6 +243,35 @@ pub fn parse(body: &[u8]) -> Result<Value<'_>, Malformed> {
         return Err(Malformed); // "Extra data"
     }
     Ok(v)
+}
+
+/// Index of the first byte that ends the plain part of a string: `"`,
+/// `\\` or a control character. Eight bytes at a time (strings are most of
+/// a body), then byte by byte.
+fn string_stop(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Exact "some byte is zero" / "some byte is < 0x20" tests (no false
+    // positives), so a clean word is skipped whole.
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+            || x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+        {
+            break;
+        }
+        offset += 8;
+    }
+    s.get(offset..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|i| offset + i)
 }
 
 struct Parser<'a> {
@@ -474,21 +498,20 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let content = self.pos;
         // Fast path: no escape, borrow the bytes.
-        loop {
-            match self.peek() {
-                None => return Err(Malformed),
-                Some(b'"') => {
-                    let text = self.b.get(content..self.pos).ok_or(Malformed)?;
-                    self.pos += 1;
-                    return Ok(JStr {
-                        text: PyStr(Cow::Borrowed(text)),
-                        span: start..self.pos,
-                    });
-                }
-                Some(b'\\') => break,
-                Some(c) if c < 0x20 => return Err(Malformed),
-                Some(_) => self.pos += 1,
+        let rest = self.b.get(content..).unwrap_or(&[]);
+        let stop = string_stop(rest).ok_or(Malformed)?;
+        self.pos = content + stop;
+        match rest.get(stop) {
+            Some(b'"') => {
+                let text = rest.get(..stop).ok_or(Malformed)?;
+                self.pos += 1;
+                return Ok(JStr {
+                    text: PyStr(Cow::Borrowed(text)),
+                    span: start..self.pos,
+                });
             }
+            Some(b'\\') => {}
+            _ => return Err(Malformed), // "Invalid control character"
         }
         let mut buf: Vec<u8> = self.b.get(content..self.pos).ok_or(Malformed)?.to_vec();
         loop {
@@ -773,6 +796,27 @@ mod tests {
         assert_eq!(p(&objs), Err(Malformed));
         assert_eq!(p(&"[".repeat(100_000)), Err(Malformed));
         assert_eq!(p(&"{\"a\":".repeat(30_000)), Err(Malformed));
+    }
+
+    #[test]
+    fn string_stop_finds_the_first_stop_byte() {
+        let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let mut buf = vec![b'a'; 40];
+        assert_eq!(string_stop(&buf), None);
+        for i in 0..40 {
+            for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                buf[i] = stop;
+                assert_eq!(string_stop(&buf), Some(i));
+                assert_eq!(string_stop(&buf), naive(&buf));
+                buf[i] = b'a';
+            }
+        }
+        // Bytes just outside the stop set never stop the scan.
+        let others: Vec<u8> = (0u8..=255).filter(|c| naive(&[*c]).is_none()).collect();
+        assert_eq!(string_stop(&others), None);
+        for w in 0..others.len() {
+            assert_eq!(string_stop(&others[w..]), None);
+        }
     }
 
     #[test]

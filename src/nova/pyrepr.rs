@@ -3,9 +3,9 @@
 //! Nova's validation messages embed `str(value)` and jsonschema's `repr()`
 //! of values, exactly as CPython 3.11 prints them, and the message is then
 //! serialised with `json.dumps`. Text is built as generalized UTF-8 bytes
-//! (see [`PyStr`]) because `str(value)` can hold lone surrogates.
+//! (see [`super::json::PyStr`]) because `str(value)` can hold lone surrogates.
 
-use super::json::{push_code_point, CodePoints, Object, PyStr, Value};
+use super::json::{push_code_point, CodePoints, Object, Value};
 
 mod isprintable;
 
@@ -85,12 +85,7 @@ pub fn repr_float(f: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"inf");
         return;
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits as Python's
-    // repr (both pick the shortest string, nearest to the value on ties).
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
+    let (digits, exp) = shortest_digits(f.abs());
     let n = digits.len() as i32;
     let decpt = exp + 1; // digits[..decpt] are the integer part
     if decpt <= -4 || decpt > 16 {
@@ -120,6 +115,30 @@ pub fn repr_float(f: f64, out: &mut Vec<u8>) {
         out.push(b'.');
         out.extend_from_slice(frac);
     }
+}
+
+/// The digits and decimal exponent (of the first digit) of Python's
+/// `repr(f)` for a finite `f >= 0`.
+///
+/// Python (David Gay's dtoa, mode 0) returns the shortest digit string that
+/// reads back as `f` and, among those, the one nearest to `f`, ties to even.
+/// Rust's `{:e}` finds the same length but may break a tie the other way
+/// (`1713676565829272.25` → `…272.3`, Python `…272.2`), so we redo the
+/// rounding at that length exactly (`{:.N$e}` rounds half to even) and keep
+/// it when it still reads back as `f`.
+fn shortest_digits(f: f64) -> (Vec<u8>, i32) {
+    fn split(sci: &str) -> (Vec<u8>, i32) {
+        let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+        let digits = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+        (digits, exp.parse().unwrap_or(0))
+    }
+    let shortest = format!("{f:e}");
+    let (digits, exp) = split(&shortest);
+    let exact = format!("{:.*e}", digits.len().saturating_sub(1), f);
+    if exact != shortest && exact.parse::<f64>() == Ok(f) {
+        return split(&exact);
+    }
+    (digits, exp)
 }
 
 /// Append `str(int(literal))` for a JSON integer literal: the literal
@@ -218,14 +237,6 @@ pub fn json_string(s: &str) -> String {
     json_string_wtf8(s.as_bytes())
 }
 
-/// `repr()` of a string held as a [`PyStr`], as a `Vec` (for tests and
-/// callers that want one value).
-pub fn repr_pystr(s: &PyStr<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.as_bytes().len() + 2);
-    repr_str(s.as_bytes(), &mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +288,11 @@ mod tests {
             (123.456, "123.456"),
             (1e22, "1e+22"),
             (1.0e-10, "1e-10"),
+            // Ties between two shortest candidates go to the even digit.
+            (-1713676565829272.2, "-1713676565829272.2"),
+            (30819914547316.062, "30819914547316.062"),
+            (263154756531999.62, "263154756531999.62"),
+            (9007199254740993.0, "9007199254740992.0"),
         ];
         for &(f, want) in cases {
             assert_eq!(float(f), want, "{f:e}");

@@ -5,9 +5,11 @@
 //! message (e.g. a 300-space name fails `format` before `maxLength`).
 
 use super::description_regex;
+use std::net::Ipv6Addr;
+
 use crate::nova::ipv6;
 use crate::nova::json::{PyStr, Value};
-use crate::nova::printable::{is_printable, is_zs};
+use crate::nova::printable;
 use crate::nova::pyrepr::repr_value;
 use crate::nova::{Microversion, Mode};
 
@@ -147,8 +149,15 @@ const FQDN_PATTERN_REPR: &str = "'^[a-zA-Z0-9-._]*$'";
 
 impl Field {
     /// Validate `v` against this property's schema; the first error in
-    /// the schema's key order.
-    pub(super) fn check(self, v: &Value<'_>) -> Option<FieldError> {
+    /// the schema's key order. A valid `accessIPv6` also yields its address.
+    pub(super) fn check(self, v: &Value<'_>) -> Result<Option<Ipv6Addr>, FieldError> {
+        match self {
+            Field::Ipv6 => ipv6_field(v).map(Some),
+            _ => self.first_error(v).map_or(Ok(None), Err),
+        }
+    }
+
+    fn first_error(self, v: &Value<'_>) -> Option<FieldError> {
         match self {
             Field::Name | Field::NameLegacy => {
                 let Some(s) = string(v) else {
@@ -188,15 +197,7 @@ impl Field {
                     None => Some(keyword(v, "format", " is not a 'ipv4'")),
                 }
             }
-            Field::Ipv6 => {
-                let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string'"));
-                };
-                match s.as_str().and_then(ipv6::parse_ipv6) {
-                    Some(_) => None,
-                    None => Some(keyword(v, "format", " is not a 'ipv6'")),
-                }
-            }
+            Field::Ipv6 => ipv6_field(v).err(),
             Field::Description => {
                 if *v == Value::Null {
                     return None;
@@ -245,6 +246,17 @@ impl Field {
             }
         }
     }
+}
+
+/// `accessIPv6`: type string, format ipv6 (jsonschema: `ipaddress.IPv6Address`
+/// without a scope id).
+fn ipv6_field(v: &Value<'_>) -> Result<Ipv6Addr, FieldError> {
+    let Some(s) = string(v) else {
+        return Err(type_error(v, "'string'"));
+    };
+    s.as_str()
+        .and_then(ipv6::parse_ipv6)
+        .ok_or_else(|| keyword(v, "format", " is not a 'ipv6'"))
 }
 
 /// jsonschema's "string" type: a Python str.
@@ -302,6 +314,24 @@ fn dollar<'s>(s: &'s PyStr<'_>) -> &'s [u8] {
 
 fn all_in(text: &[u8], class: impl Fn(u32) -> bool) -> bool {
     crate::nova::json::CodePoints::new(text).all(class)
+}
+
+/// Nova's printable class, with the ASCII answer inline (the common case).
+fn is_printable(cp: u32) -> bool {
+    if cp < 0x80 {
+        (0x20..0x7F).contains(&cp)
+    } else {
+        printable::is_printable(cp)
+    }
+}
+
+/// Category Zs, with the ASCII answer inline.
+fn is_zs(cp: u32) -> bool {
+    if cp < 0x80 {
+        cp == 0x20
+    } else {
+        printable::is_zs(cp)
+    }
 }
 
 fn is_fqdn_char(cp: u32) -> bool {
