@@ -1,0 +1,388 @@
+//! The update-server schemas (`nova/api/openstack/compute/schemas/servers.py`
+//! `update*`, types from `nova/api/validation/parameter_types.py`) and the
+//! jsonschema keywords they use, checked in the schemas' own key order:
+//! jsonschema reports the first error it meets, so the order decides the
+//! message (e.g. a 300-space name fails `format` before `maxLength`).
+
+use super::description_regex;
+use std::net::Ipv6Addr;
+
+use crate::nova::ipv6;
+use crate::nova::json::{PyStr, Value};
+use crate::nova::printable;
+use crate::nova::pyrepr::repr_value;
+use crate::nova::{Microversion, Mode};
+
+/// The schema of one property of `server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Field {
+    /// `name`: type string, format name, minLength 1, maxLength 255.
+    Name,
+    /// `name_with_leading_trailing_spaces` (legacy v2): same, other format.
+    NameLegacy,
+    /// `disk_config`: type string, enum AUTO/MANUAL.
+    DiskConfig,
+    /// `accessIPv4`: type string, format ipv4.
+    Ipv4,
+    /// `accessIPv6`: type string, format ipv6.
+    Ipv6,
+    /// `description`: type [string, null], pattern, minLength 0, maxLength 255.
+    Description,
+    /// `hostname` (2.90–2.93): type string, pattern, minLength 2, maxLength 63.
+    HostnameLabel,
+    /// `fqdn` (2.94+): type string, pattern, minLength 1, maxLength 255.
+    HostnameFqdn,
+    /// `name_or_none`: oneOf [{string, minLength 1, maxLength 255}, {null}].
+    NameOrNone,
+}
+
+/// `server`'s schema: its properties in schema order, and whether unknown
+/// keys are dropped (legacy v2) instead of rejected.
+#[derive(Debug)]
+pub(super) struct Schema {
+    pub props: &'static [(&'static str, Field)],
+    pub legacy: bool,
+}
+
+const UPDATE_V20: Schema = Schema {
+    props: &[
+        ("name", Field::NameLegacy),
+        ("OS-DCF:diskConfig", Field::DiskConfig),
+        ("accessIPv4", Field::Ipv4),
+        ("accessIPv6", Field::Ipv6),
+    ],
+    legacy: true,
+};
+
+const UPDATE: Schema = Schema {
+    props: &[
+        ("name", Field::Name),
+        ("OS-DCF:diskConfig", Field::DiskConfig),
+        ("accessIPv4", Field::Ipv4),
+        ("accessIPv6", Field::Ipv6),
+    ],
+    legacy: false,
+};
+
+const UPDATE_V219: Schema = Schema {
+    props: &[
+        ("name", Field::Name),
+        ("OS-DCF:diskConfig", Field::DiskConfig),
+        ("accessIPv4", Field::Ipv4),
+        ("accessIPv6", Field::Ipv6),
+        ("description", Field::Description),
+    ],
+    legacy: false,
+};
+
+const UPDATE_V290: Schema = Schema {
+    props: &[
+        ("name", Field::Name),
+        ("OS-DCF:diskConfig", Field::DiskConfig),
+        ("accessIPv4", Field::Ipv4),
+        ("accessIPv6", Field::Ipv6),
+        ("description", Field::Description),
+        ("hostname", Field::HostnameLabel),
+    ],
+    legacy: false,
+};
+
+const UPDATE_V294: Schema = Schema {
+    props: &[
+        ("name", Field::Name),
+        ("OS-DCF:diskConfig", Field::DiskConfig),
+        ("accessIPv4", Field::Ipv4),
+        ("accessIPv6", Field::Ipv6),
+        ("description", Field::Description),
+        ("hostname", Field::HostnameFqdn),
+    ],
+    legacy: false,
+};
+
+const UPDATE_V2104: Schema = Schema {
+    props: &[
+        ("name", Field::Name),
+        ("OS-DCF:diskConfig", Field::DiskConfig),
+        ("accessIPv4", Field::Ipv4),
+        ("accessIPv6", Field::Ipv6),
+        ("description", Field::Description),
+        ("hostname", Field::HostnameFqdn),
+        ("pinned_availability_zone", Field::NameOrNone),
+    ],
+    legacy: false,
+};
+
+/// The schema Nova's `@validation.schema` decorators on
+/// `ServersController.update` pick for a request.
+pub(super) fn select(mode: Mode, version: Microversion) -> &'static Schema {
+    match mode {
+        Mode::LegacyV2 => &UPDATE_V20,
+        Mode::V21 if version < Microversion::new(2, 19) => &UPDATE,
+        Mode::V21 if version < Microversion::new(2, 90) => &UPDATE_V219,
+        Mode::V21 if version < Microversion::new(2, 94) => &UPDATE_V290,
+        Mode::V21 if version < Microversion::new(2, 104) => &UPDATE_V294,
+        Mode::V21 => &UPDATE_V2104,
+    }
+}
+
+/// Keys that legacy v2 would silently keep or drop but nova-guard refuses
+/// there (they belong to later microversions).
+pub(super) const LEGACY_REFUSED: [&str; 3] =
+    ["description", "hostname", "pinned_availability_zone"];
+
+/// The first error of one property.
+#[derive(Debug)]
+pub(super) enum FieldError {
+    /// A name format failed: Nova reports `InvalidName` with this reason.
+    InvalidName(&'static str),
+    /// A jsonschema keyword failed with this message (generalized UTF-8).
+    Keyword {
+        rule: &'static str,
+        message: Vec<u8>,
+    },
+}
+
+const NAME_REASON: &str = "printable characters. Can not start or end with whitespace.";
+const NAME_LEGACY_REASON: &str = "printable characters with at least one non space character";
+const HOSTNAME_PATTERN_REPR: &str = "'^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'";
+const FQDN_PATTERN_REPR: &str = "'^[a-zA-Z0-9-._]*$'";
+
+impl Field {
+    /// Validate `v` against this property's schema; the first error in
+    /// the schema's key order. A valid `accessIPv6` also yields its address.
+    pub(super) fn check(self, v: &Value<'_>) -> Result<Option<Ipv6Addr>, FieldError> {
+        match self {
+            Field::Ipv6 => ipv6_field(v).map(Some),
+            _ => self.first_error(v).map_or(Ok(None), Err),
+        }
+    }
+
+    fn first_error(self, v: &Value<'_>) -> Option<FieldError> {
+        match self {
+            Field::Name | Field::NameLegacy => {
+                let Some(s) = string(v) else {
+                    return Some(type_error(v, "'string'"));
+                };
+                let ok = if self == Field::Name {
+                    name_ok(s)
+                } else {
+                    name_legacy_ok(s)
+                };
+                if !ok {
+                    let reason = if self == Field::Name {
+                        NAME_REASON
+                    } else {
+                        NAME_LEGACY_REASON
+                    };
+                    return Some(FieldError::InvalidName(reason));
+                }
+                lengths(v, s, 1, 255)
+            }
+            Field::DiskConfig => {
+                let Some(s) = string(v) else {
+                    return Some(type_error(v, "'string'"));
+                };
+                if s.as_bytes() == b"AUTO" || s.as_bytes() == b"MANUAL" {
+                    None
+                } else {
+                    Some(keyword(v, "enum", " is not one of ['AUTO', 'MANUAL']"))
+                }
+            }
+            Field::Ipv4 => {
+                let Some(s) = string(v) else {
+                    return Some(type_error(v, "'string'"));
+                };
+                match s.as_str().and_then(ipv6::parse_ipv4) {
+                    Some(_) => None,
+                    None => Some(keyword(v, "format", " is not a 'ipv4'")),
+                }
+            }
+            Field::Ipv6 => ipv6_field(v).err(),
+            Field::Description => {
+                if *v == Value::Null {
+                    return None;
+                }
+                let Some(s) = string(v) else {
+                    return Some(type_error(v, "'string', 'null'"));
+                };
+                if !all_in(dollar(s), is_printable) {
+                    return Some(pattern_error(v, description_regex::PATTERN_REPR));
+                }
+                lengths(v, s, 0, 255)
+            }
+            Field::HostnameLabel => {
+                let Some(s) = string(v) else {
+                    return Some(type_error(v, "'string'"));
+                };
+                if !hostname_label_ok(s) {
+                    return Some(pattern_error(v, HOSTNAME_PATTERN_REPR));
+                }
+                lengths(v, s, 2, 63)
+            }
+            Field::HostnameFqdn => {
+                let Some(s) = string(v) else {
+                    return Some(type_error(v, "'string'"));
+                };
+                if !all_in(dollar(s), is_fqdn_char) {
+                    return Some(pattern_error(v, FQDN_PATTERN_REPR));
+                }
+                lengths(v, s, 1, 255)
+            }
+            Field::NameOrNone => {
+                let ok = match v {
+                    Value::Null => true,
+                    Value::Str(s) => (1..=255).contains(&s.text.len()),
+                    _ => false,
+                };
+                if ok {
+                    None
+                } else {
+                    Some(keyword(
+                        v,
+                        "oneOf",
+                        " is not valid under any of the given schemas",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// `accessIPv6`: type string, format ipv6 (jsonschema: `ipaddress.IPv6Address`
+/// without a scope id).
+fn ipv6_field(v: &Value<'_>) -> Result<Ipv6Addr, FieldError> {
+    let Some(s) = string(v) else {
+        return Err(type_error(v, "'string'"));
+    };
+    s.as_str()
+        .and_then(ipv6::parse_ipv6)
+        .ok_or_else(|| keyword(v, "format", " is not a 'ipv6'"))
+}
+
+/// jsonschema's "string" type: a Python str.
+fn string<'v, 'a>(v: &'v Value<'a>) -> Option<&'v PyStr<'a>> {
+    match v {
+        Value::Str(s) => Some(&s.text),
+        _ => None,
+    }
+}
+
+/// `{instance!r}{tail}`.
+fn keyword(v: &Value<'_>, rule: &'static str, tail: &str) -> FieldError {
+    let mut message = Vec::new();
+    repr_value(v, &mut message);
+    message.extend_from_slice(tail.as_bytes());
+    FieldError::Keyword { rule, message }
+}
+
+/// `{instance!r} is not of type {types}`.
+fn type_error(v: &Value<'_>, types: &str) -> FieldError {
+    keyword(v, "type", &format!(" is not of type {types}"))
+}
+
+/// `{instance!r} does not match {pattern!r}`.
+fn pattern_error(v: &Value<'_>, pattern_repr: &str) -> FieldError {
+    keyword(v, "pattern", &format!(" does not match {pattern_repr}"))
+}
+
+/// minLength then maxLength, in code points (Python `len()`).
+fn lengths(v: &Value<'_>, s: &PyStr<'_>, min: usize, max: usize) -> Option<FieldError> {
+    let n = s.len();
+    if n < min {
+        // jsonschema >= 4.21 special-cases minLength 1.
+        let tail = if min == 1 {
+            " should be non-empty"
+        } else {
+            " is too short"
+        };
+        return Some(keyword(v, "minLength", tail));
+    }
+    if n > max {
+        return Some(keyword(v, "maxLength", " is too long"));
+    }
+    None
+}
+
+/// What a `^…$` pattern applied with `re.search` must match in full: the
+/// text, less one final `\n` (Python's `$` also matches before a final
+/// newline). None of the classes used here holds `\n`, so a text ending in
+/// `\n` can only match that way.
+fn dollar<'s>(s: &'s PyStr<'_>) -> &'s [u8] {
+    let b = s.as_bytes();
+    b.strip_suffix(b"\n").unwrap_or(b)
+}
+
+fn all_in(text: &[u8], class: impl Fn(u32) -> bool) -> bool {
+    crate::nova::json::CodePoints::new(text).all(class)
+}
+
+/// Nova's printable class, with the ASCII answer inline (the common case).
+fn is_printable(cp: u32) -> bool {
+    if cp < 0x80 {
+        (0x20..0x7F).contains(&cp)
+    } else {
+        printable::is_printable(cp)
+    }
+}
+
+/// Category Zs, with the ASCII answer inline.
+fn is_zs(cp: u32) -> bool {
+    if cp < 0x80 {
+        cp == 0x20
+    } else {
+        printable::is_zs(cp)
+    }
+}
+
+fn is_fqdn_char(cp: u32) -> bool {
+    // `[a-zA-Z0-9-._]`: after the range `0-9`, `-` is a literal.
+    matches!(
+        char::from_u32(cp),
+        Some('a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '.' | '_')
+    )
+}
+
+/// `^(?![X])[P]*(?<![X])$` where P is Nova's printable class and X its
+/// complement within U+0000..U+FFFE plus the Zs characters: the text is
+/// printable and neither starts nor ends with a space separator. The empty
+/// string matches (so `""` fails minLength instead); `"\n"` does not (the
+/// lookahead sees the newline).
+fn name_ok(s: &PyStr<'_>) -> bool {
+    let t = dollar(s);
+    if t.is_empty() {
+        return s.is_empty();
+    }
+    let mut first = true;
+    let mut last = 0;
+    for cp in crate::nova::json::CodePoints::new(t) {
+        if !is_printable(cp) || (first && is_zs(cp)) {
+            return false;
+        }
+        first = false;
+        last = cp;
+    }
+    !is_zs(last)
+}
+
+/// `^[P]*[N]+[P]*$|^[P]*[N][N P]+[N][P]*$` with N = printable and not Zs:
+/// printable throughout, with at least one non-Zs character.
+fn name_legacy_ok(s: &PyStr<'_>) -> bool {
+    let mut any_non_space = false;
+    for cp in crate::nova::json::CodePoints::new(dollar(s)) {
+        if !is_printable(cp) {
+            return false;
+        }
+        any_non_space |= !is_zs(cp);
+    }
+    any_non_space
+}
+
+/// `^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$`: at least two characters from
+/// `[a-zA-Z0-9-]`, first and last alphanumeric.
+fn hostname_label_ok(s: &PyStr<'_>) -> bool {
+    let t = dollar(s);
+    t.len() >= 2
+        && t.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && t.first().is_some_and(u8::is_ascii_alphanumeric)
+        && t.last().is_some_and(u8::is_ascii_alphanumeric)
+}
