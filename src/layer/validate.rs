@@ -19,7 +19,8 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use tower::{Layer, Service};
 
 use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
-use crate::layer::access_log::{ValidationInfo, VerdictKind};
+use crate::layer::access_log::{UpstreamInfo, ValidationInfo, VerdictKind};
+use crate::layer::idle_body::IdleBody;
 use crate::layer::request_id::RequestId;
 use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::match_update;
@@ -31,6 +32,9 @@ pub struct ValidateSettings {
     pub path_prefix: String,
     pub max_body_bytes: u64,
     pub max_microversion: Microversion,
+    /// The whole body of a validated request must arrive within this; a
+    /// streamed body may not pause longer than this.
+    pub body_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +67,7 @@ pub struct Validate<S> {
 }
 
 /// The body sent on: the client's stream, or a validated buffer.
-pub type ForwardBody<B> = Either<B, Full<Bytes>>;
+pub type ForwardBody<B> = Either<IdleBody<B>, Full<Bytes>>;
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -71,7 +75,7 @@ impl<S, B, RB> Service<Request<B>> for Validate<S>
 where
     S: Service<Request<ForwardBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
     RB: Send + 'static,
 {
@@ -93,7 +97,9 @@ where
         Box::pin(async move {
             let (mode, version) = match plan {
                 Plan::Pass(info) => {
-                    let resp = inner.call(req.map(Either::Left)).await?;
+                    let limit = settings.body_timeout;
+                    let req = req.map(|body| Either::Left(IdleBody::new(body, limit)));
+                    let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
                 Plan::TooLarge(info) => {
@@ -113,29 +119,41 @@ where
             };
             let id = request_id(&req);
             let (mut parts, body) = req.into_parts();
-            let bytes = match Limited::new(body, body_limit(settings.max_body_bytes))
-                .collect()
-                .await
-            {
+            let collect = Limited::new(body, body_limit(settings.max_body_bytes)).collect();
+            let collected = match tokio::time::timeout(settings.body_timeout, collect).await {
+                Ok(result) => result.map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ProxyError::new(ErrorKind::BodyTooLarge)
+                    } else {
+                        ProxyError::with_source(ErrorKind::ClientBody, e)
+                    }
+                }),
+                Err(_) => Err(ProxyError::new(ErrorKind::ClientBodyTimeout)),
+            };
+            let bytes = match collected {
                 Ok(collected) => collected.to_bytes(),
-                Err(e) => {
-                    let resp = if e.is::<http_body_util::LengthLimitError>() {
+                Err(err) => {
+                    let resp = if err.kind == ErrorKind::BodyTooLarge {
                         too_large(&id)
                     } else {
-                        let err = ProxyError::with_source(ErrorKind::ClientBody, e);
                         let mut r = err.to_response(&FaultContext {
                             request_id: &id,
                             version: None,
                         });
                         r.headers_mut()
                             .insert(CONNECTION, HeaderValue::from_static("close"));
+                        r.extensions_mut().insert(UpstreamInfo {
+                            error: Some(err.kind),
+                            cause: Some(err.to_string()),
+                            ..UpstreamInfo::default()
+                        });
                         r.map(Either::Right)
                     };
                     let mut i = info(VerdictKind::Rejected);
-                    i.rule = Some(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        "maxBodyBytes"
-                    } else {
-                        "clientBody"
+                    i.rule = Some(match err.kind {
+                        ErrorKind::BodyTooLarge => "maxBodyBytes",
+                        ErrorKind::ClientBodyTimeout => "clientBodyTimeout",
+                        _ => "clientBody",
                     });
                     return Ok(with_info(resp, i));
                 }
