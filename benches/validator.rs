@@ -36,18 +36,16 @@ fn rewritten(body: &[u8], version: Microversion) -> bool {
     )
 }
 
-/// A 255-code-point name mixing 1-, 2-, 3- and 4-byte UTF-8, written raw
-/// or, with `escaped`, as `\uXXXX` escapes (surrogate pairs for the 4-byte ones).
+/// A 255-code-point name mixing 1-, 2- and 3-byte UTF-8 (Nova's name class
+/// holds only Basic Multilingual Plane characters), written raw or, with
+/// `escaped`, as `\uXXXX` escapes.
 fn unicode_name(escaped: bool) -> String {
-    let alphabet = ['a', 'é', 'Ж', 'ß', '中', '文', '😀', 'ñ', 'ü', '−'];
+    let alphabet = ['a', 'é', 'Ж', 'ß', '中', '文', '한', 'ñ', 'ü', '−'];
     let mut name = String::new();
     for i in 0..255 {
         let c = alphabet[i % alphabet.len()];
         if escaped && !c.is_ascii() {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                name.push_str(&format!("\\u{u:04x}"));
-            }
+            name.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             name.push(c);
         }
