@@ -547,6 +547,40 @@ def report(opts, info, results, rate_results, rates, idle, idle_after, started_a
     return "\n".join(out)
 
 
+def profile(opts, target, workload, lua, out_dir):
+    """perf record nova-guard (cpu-clock, DWARF call graphs) under one workload."""
+    pid = target.proc.pid
+    method, path, *_ = WORKLOADS[workload]
+    secs = max(4, round(opts.duration))
+    cmd = ["wrk", "-t1", f"-c{opts.conns[0]}", f"-d{secs}s", "--timeout", "10s", "-s", lua,
+           f"http://127.0.0.1:{target.port}{path}"]
+    if opts.client_cpu is not None:
+        cmd = ["taskset", "-c", str(opts.client_cpu)] + cmd
+    data = os.path.join(out_dir, f"perf-{workload}.data")
+    load = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1)
+    rec = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999",
+                          "--call-graph", "dwarf,32768", "-p", str(pid), "-o", data,
+                          "--", "sleep", str(secs - 2)], capture_output=True, text=True)
+    out, _ = load.communicate(timeout=secs + 60)
+    if rec.returncode != 0:
+        raise SystemExit(f"perf record failed: {rec.stderr}")
+    reports = []
+    for label, args in (("self", ["--no-children"]), ("inclusive", ["--children"])):
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none",
+                            "--sort", "dso,symbol", "--percent-limit", "0.5"] + args,
+                           capture_output=True, text=True)
+        lines = [l.rstrip() for l in r.stdout.splitlines()
+                 if l.strip() and not l.startswith("#") and "(inlined)" not in l]
+        reports.append(f"== {label} time, nova-guard under {workload} "
+                       f"({opts.conns[0]} connections)\n" + "\n".join(lines[:60]))
+    text = "\n\n".join(reports) + "\n\n== wrk\n" + out
+    with open(os.path.join(out_dir, f"profile-{workload}.txt"), "w") as f:
+        f.write(text)
+    print(text)
+    log(f"perf data in {data}; explore with: perf report -i {data}")
+
+
 def versions():
     def first(cmd):
         try:
@@ -593,11 +627,21 @@ def main():
     ap.add_argument("--conns", default="32,256")
     ap.add_argument("--out", help="directory for results.json and report.md "
                                   "(default target/bench/<time>)")
+    ap.add_argument("--profile", metavar="WORKLOAD",
+                    help="instead of comparing: run nova-guard alone under WORKLOAD and "
+                         "record a perf profile of it (--duration seconds, first --conns)")
     ap.add_argument("--bin-dir", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"))
     opts = ap.parse_args()
 
     quick = opts.quick
+    if opts.profile:
+        if opts.profile not in WORKLOADS:
+            ap.error(f"unknown workload {opts.profile}")
+        opts.workloads, opts.targets = opts.profile, "nova-guard"
+        opts.duration = opts.duration or 10
+        if shutil.which("perf") is None:
+            raise SystemExit("perf is missing: run scripts/bench, which installs it")
     opts.repeats = opts.repeats or (1 if quick else 5)
     opts.rate_repeats = opts.repeats
     opts.duration = opts.duration or (1 if quick else 4)
@@ -724,6 +768,9 @@ def main():
             raise SystemExit("no workload left to run")
 
         luas = {w: wrk_script(tmp, w) for w in opts.workloads}
+        if opts.profile:
+            profile(opts, targets["nova-guard"], opts.profile, luas[opts.profile], out_dir)
+            return
         # Warm-up: fill connection pools to the largest concurrency.
         for t in opts.targets:
             run_wrk(opts, targets[t], "get_1k", max(opts.conns), 1, luas["get_1k"]
