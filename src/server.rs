@@ -48,6 +48,8 @@ pub fn build_service(
             path_prefix: config.path_prefix.clone(),
             max_body_bytes: config.max_body_bytes,
             max_microversion: config.max_microversion,
+            mode: config.mode,
+            access_ip_policy: config.access_ip_policy.clone(),
         }))
         .service(forward))
 }
