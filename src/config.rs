@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
@@ -11,6 +12,7 @@ use ipnetwork::IpNetwork;
 
 use crate::nova::policy::normalise;
 use crate::nova::{AccessIpPolicy, Microversion};
+use crate::tls::{self, UpstreamTls};
 
 /// Whether verdicts are acted on or only reported (`NOVA_GUARD_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,17 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub max_header_bytes: usize,
     pub trusted_proxies: Vec<IpNetwork>,
+    pub client_body_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+    pub max_headers: usize,
+    pub max_uri_bytes: usize,
+    pub max_connections: usize,
+    pub max_requests_per_connection: u64,
+    pub admin_listen: Option<SocketAddr>,
+    /// The listener's certificate chain and key (PEM files): TLS when set.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// How to reach an `https://` upstream.
+    pub upstream_tls: UpstreamTls,
     pub mode: GuardMode,
     pub access_ip_policy: AccessIpPolicy,
 }
@@ -84,7 +97,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_UPSTREAM",
         "http://127.0.0.1:8774",
-        "Nova's base URL (http)",
+        "Nova's base URL (http or https)",
     ),
     (
         "NOVA_GUARD_PATH_PREFIX",
@@ -110,7 +123,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_CLIENT_HEADER_TIMEOUT",
         "10s",
-        "a client must send its request head within this",
+        "a client must send its request head within this (also the keep-alive idle limit)",
     ),
     (
         "NOVA_GUARD_UPSTREAM_CONNECT_TIMEOUT",
@@ -136,6 +149,66 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "NOVA_GUARD_TRUSTED_PROXIES",
         "",
         "comma-separated CIDRs whose X-Forwarded-For is kept and appended to",
+    ),
+    (
+        "NOVA_GUARD_CLIENT_BODY_TIMEOUT",
+        "30s",
+        "a validated body must arrive within this, a streamed one not pause longer (else 408)",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT",
+        "60s",
+        "an idle pooled connection to Nova is closed after this",
+    ),
+    (
+        "NOVA_GUARD_MAX_HEADERS",
+        "100",
+        "request header lines allowed (more gets 431)",
+    ),
+    (
+        "NOVA_GUARD_MAX_URI_BYTES",
+        "8192",
+        "request target longer than this gets 414",
+    ),
+    (
+        "NOVA_GUARD_MAX_CONNECTIONS",
+        "1024",
+        "client connections served at once; more get 503 and are closed",
+    ),
+    (
+        "NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION",
+        "1000",
+        "requests served on one connection before it is closed",
+    ),
+    (
+        "NOVA_GUARD_ADMIN_LISTEN",
+        "",
+        "address for /healthz, /readyz and /metrics (empty: off)",
+    ),
+    (
+        "NOVA_GUARD_TLS_CERT",
+        "",
+        "PEM certificate chain: the listener speaks TLS (reloaded on SIGHUP)",
+    ),
+    (
+        "NOVA_GUARD_TLS_KEY",
+        "",
+        "PEM private key of NOVA_GUARD_TLS_CERT",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CA_FILE",
+        "",
+        "PEM CA bundle for an https upstream (default: system roots)",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+        "",
+        "PEM client certificate chain presented to an https upstream",
+    ),
+    (
+        "NOVA_GUARD_UPSTREAM_CLIENT_KEY",
+        "",
+        "PEM private key of NOVA_GUARD_UPSTREAM_CLIENT_CERT",
     ),
     (
         "NOVA_GUARD_MODE",
@@ -189,7 +262,7 @@ impl Config {
         });
         let upstream = p.parse(
             "NOVA_GUARD_UPSTREAM",
-            "an http:// URL with a host, like http://127.0.0.1:8774",
+            "an http:// or https:// URL with a host, like http://127.0.0.1:8774",
             parse_upstream,
         );
         let path_prefix = p.parse(
@@ -252,9 +325,74 @@ impl Config {
             "a comma-separated list of CIDRs like 10.0.0.0/8,::1/128",
             parse_cidrs,
         );
+        let client_body_timeout =
+            p.parse("NOVA_GUARD_CLIENT_BODY_TIMEOUT", duration, parse_duration);
+        let upstream_idle_timeout =
+            p.parse("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", duration, parse_duration);
+        let max_headers = p.parse(
+            "NOVA_GUARD_MAX_HEADERS",
+            "a whole number from 8 to 10000",
+            |s| s.parse::<usize>().ok().filter(|n| (8..=10_000).contains(n)),
+        );
+        let max_uri_bytes = p.parse(
+            "NOVA_GUARD_MAX_URI_BYTES",
+            "a whole number of bytes from 256 to 65534",
+            |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| (256..=65_534).contains(n))
+            },
+        );
+        let max_connections = p.parse(
+            "NOVA_GUARD_MAX_CONNECTIONS",
+            "a whole number, at least 1",
+            |s| s.parse::<usize>().ok().filter(|n| *n >= 1),
+        );
+        let max_requests_per_connection = p.parse(
+            "NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION",
+            "a whole number, at least 1",
+            |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
+        );
+        let admin_listen = p.parse(
+            "NOVA_GUARD_ADMIN_LISTEN",
+            "empty, or an address like 127.0.0.1:9775",
+            |s| {
+                if s.is_empty() {
+                    Some(None)
+                } else {
+                    s.parse::<SocketAddr>().ok().map(Some)
+                }
+            },
+        );
+        let tls = p.tls_listener();
+        let upstream_tls = p.upstream_tls(upstream.as_ref());
         let guard = parse_guard(&mut p);
 
-        match (
+        let (
+            Some(listen),
+            Some(upstream),
+            Some(path_prefix),
+            Some(max_body_bytes),
+            Some(max_microversion),
+            Some(log_filter),
+            Some(log_format),
+            Some(client_header_timeout),
+            Some(upstream_connect_timeout),
+            Some(upstream_timeout),
+            Some(shutdown_grace),
+            Some(max_header_bytes),
+            Some(trusted_proxies),
+            Some(client_body_timeout),
+            Some(upstream_idle_timeout),
+            Some(max_headers),
+            Some(max_uri_bytes),
+            Some(max_connections),
+            Some(max_requests_per_connection),
+            Some(admin_listen),
+            Some(tls),
+            Some(upstream_tls),
+            Some((mode, access_ip_policy)),
+        ) = (
             listen,
             upstream,
             path_prefix,
@@ -268,42 +406,49 @@ impl Config {
             shutdown_grace,
             max_header_bytes,
             trusted_proxies,
+            client_body_timeout,
+            upstream_idle_timeout,
+            max_headers,
+            max_uri_bytes,
+            max_connections,
+            max_requests_per_connection,
+            admin_listen,
+            tls,
+            upstream_tls,
             guard,
-        ) {
-            (
-                Some(listen),
-                Some(upstream),
-                Some(path_prefix),
-                Some(max_body_bytes),
-                Some(max_microversion),
-                Some(log_filter),
-                Some(log_format),
-                Some(client_header_timeout),
-                Some(upstream_connect_timeout),
-                Some(upstream_timeout),
-                Some(shutdown_grace),
-                Some(max_header_bytes),
-                Some(trusted_proxies),
-                Some((mode, access_ip_policy)),
-            ) if p.problems.is_empty() => Ok(Config {
-                listen,
-                upstream,
-                path_prefix,
-                max_body_bytes,
-                max_microversion,
-                log_filter,
-                log_format,
-                client_header_timeout,
-                upstream_connect_timeout,
-                upstream_timeout,
-                shutdown_grace,
-                max_header_bytes,
-                trusted_proxies,
-                mode,
-                access_ip_policy,
-            }),
-            _ => Err(ConfigError(p.problems)),
+        )
+        else {
+            return Err(ConfigError(p.problems));
+        };
+        if !p.problems.is_empty() {
+            return Err(ConfigError(p.problems));
         }
+        Ok(Config {
+            listen,
+            upstream,
+            path_prefix,
+            max_body_bytes,
+            max_microversion,
+            log_filter,
+            log_format,
+            client_header_timeout,
+            upstream_connect_timeout,
+            upstream_timeout,
+            shutdown_grace,
+            max_header_bytes,
+            trusted_proxies,
+            client_body_timeout,
+            upstream_idle_timeout,
+            max_headers,
+            max_uri_bytes,
+            max_connections,
+            max_requests_per_connection,
+            admin_listen,
+            tls,
+            upstream_tls,
+            mode,
+            access_ip_policy,
+        })
     }
 
     /// `NOVA_GUARD_*` variables in the environment that nova-guard does not
@@ -323,6 +468,138 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// A path variable: `None` when unset or empty.
+    fn path(&self, var: &str) -> Option<PathBuf> {
+        (self.lookup)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }
+
+    fn problem(&mut self, var: &'static str, value: Option<&PathBuf>, expected: String) {
+        self.problems.push(ConfigProblem {
+            var,
+            value: value.map_or_else(String::new, |p| p.display().to_string()),
+            expected,
+        });
+    }
+
+    /// Both or neither of the listener's certificate and key, loadable together.
+    fn tls_listener(&mut self) -> Option<Option<(PathBuf, PathBuf)>> {
+        let cert = self.path("NOVA_GUARD_TLS_CERT");
+        let key = self.path("NOVA_GUARD_TLS_KEY");
+        match (cert, key) {
+            (None, None) => Some(None),
+            (Some(cert), None) => {
+                self.problem(
+                    "NOVA_GUARD_TLS_KEY",
+                    None,
+                    "a PEM private key file, set together with NOVA_GUARD_TLS_CERT".into(),
+                );
+                let _ = cert;
+                None
+            }
+            (None, Some(key)) => {
+                let _ = key;
+                self.problem(
+                    "NOVA_GUARD_TLS_CERT",
+                    None,
+                    "a PEM certificate file, set together with NOVA_GUARD_TLS_KEY".into(),
+                );
+                None
+            }
+            (Some(cert), Some(key)) => match tls::load_certified_key(&cert, &key) {
+                Ok(_) => Some(Some((cert, key))),
+                Err(e) => {
+                    self.problem(
+                        "NOVA_GUARD_TLS_CERT",
+                        Some(&cert),
+                        format!("a PEM certificate chain whose key is NOVA_GUARD_TLS_KEY ({e})"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// The CA bundle and client certificate for an https upstream.
+    fn upstream_tls(&mut self, upstream: Option<&Upstream>) -> Option<UpstreamTls> {
+        let ca_file = self.path("NOVA_GUARD_UPSTREAM_CA_FILE");
+        let cert = self.path("NOVA_GUARD_UPSTREAM_CLIENT_CERT");
+        let key = self.path("NOVA_GUARD_UPSTREAM_CLIENT_KEY");
+        let before = self.problems.len();
+        let client_cert = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                if let Err(e) = tls::load_certified_key(&cert, &key) {
+                    self.problem(
+                        "NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+                        Some(&cert),
+                        format!("a PEM certificate chain whose key is NOVA_GUARD_UPSTREAM_CLIENT_KEY ({e})"),
+                    );
+                }
+                Some((cert, key))
+            }
+            (Some(_), None) => {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CLIENT_KEY",
+                    None,
+                    "a PEM private key file, set together with NOVA_GUARD_UPSTREAM_CLIENT_CERT"
+                        .into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CLIENT_CERT",
+                    None,
+                    "a PEM certificate file, set together with NOVA_GUARD_UPSTREAM_CLIENT_KEY"
+                        .into(),
+                );
+                None
+            }
+        };
+        if let Some(ca) = &ca_file {
+            if let Err(e) = tls::check_ca_file(ca) {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CA_FILE",
+                    Some(ca),
+                    format!("a PEM file of CA certificates ({e})"),
+                );
+            }
+        }
+        let settings = UpstreamTls {
+            ca_file,
+            client_cert,
+        };
+        let https = upstream.is_some_and(|u| u.uri.scheme_str() == Some("https"));
+        if !https && (settings.ca_file.is_some() || settings.client_cert.is_some()) {
+            let var = if settings.ca_file.is_some() {
+                "NOVA_GUARD_UPSTREAM_CA_FILE"
+            } else {
+                "NOVA_GUARD_UPSTREAM_CLIENT_CERT"
+            };
+            let value = settings
+                .ca_file
+                .clone()
+                .or_else(|| settings.client_cert.clone().map(|c| c.0));
+            self.problem(
+                var,
+                value.as_ref(),
+                "to be set only with an https:// NOVA_GUARD_UPSTREAM".into(),
+            );
+        } else if https && self.problems.len() == before {
+            if let Err(e) = tls::client_config(&settings) {
+                self.problem(
+                    "NOVA_GUARD_UPSTREAM_CA_FILE",
+                    settings.ca_file.as_ref(),
+                    format!("CA certificates for the https upstream ({e})"),
+                );
+            }
+        }
+        (self.problems.len() == before).then_some(settings)
+    }
+
     /// Parse `var` (or its default) with `f`; record a problem when it fails.
     fn parse<T>(
         &mut self,
@@ -350,16 +627,18 @@ impl Parser<'_> {
 
 fn parse_upstream(s: &str) -> Option<Upstream> {
     let uri: Uri = s.parse().ok()?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() || uri.query().is_some() {
+    let scheme = uri.scheme_str()?;
+    if !matches!(scheme, "http" | "https") || uri.host().is_none() || uri.query().is_some() {
         return None;
     }
+    let scheme = scheme.to_owned();
     let base_path = uri.path().trim_end_matches('/').to_owned();
     let authority = uri.authority()?.clone();
     if authority.as_str().contains('@') {
         return None;
     }
     let uri = Uri::builder()
-        .scheme("http")
+        .scheme(scheme.as_str())
         .authority(authority)
         .path_and_query("/")
         .build()
@@ -467,6 +746,35 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(120));
         assert_eq!(c.max_header_bytes, 65_536);
         assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.client_body_timeout, Duration::from_secs(30));
+        assert_eq!(c.upstream_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_headers, 100);
+        assert_eq!(c.max_uri_bytes, 8192);
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.max_requests_per_connection, 1000);
+        assert_eq!(c.admin_listen, None);
+    }
+
+    #[test]
+    fn hardening_variables_are_checked_together() {
+        let err = config(&[
+            ("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "never"),
+            ("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", "0s"),
+            ("NOVA_GUARD_MAX_HEADERS", "2"),
+            ("NOVA_GUARD_MAX_URI_BYTES", "70000"),
+            ("NOVA_GUARD_MAX_CONNECTIONS", "0"),
+            ("NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION", "-3"),
+            ("NOVA_GUARD_ADMIN_LISTEN", "localhost"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 7, "{err}");
+        let c = config(&[
+            ("NOVA_GUARD_MAX_URI_BYTES", "65534"),
+            ("NOVA_GUARD_ADMIN_LISTEN", "127.0.0.1:9775"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9775".parse().unwrap()));
+        assert_eq!(c.max_uri_bytes, 65_534);
     }
 
     #[test]
@@ -516,6 +824,32 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_millis(250));
         assert_eq!(c.upstream_connect_timeout, Duration::from_secs(120));
         assert_eq!(c.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_variable_with_its_default() {
+        let readme = include_str!("../README.md");
+        for (name, default, _) in VARIABLES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("{name} is not in README's table"));
+            if !default.is_empty() {
+                assert!(
+                    row.contains(&format!("| `{default}` |")),
+                    "{name}: README does not give the default {default}: {row}"
+                );
+            }
+        }
+        let listed = readme
+            .lines()
+            .filter(|l| l.starts_with("| `NOVA_GUARD_"))
+            .count();
+        assert_eq!(
+            listed,
+            VARIABLES.len(),
+            "README lists variables nova-guard does not read"
+        );
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum ErrorKind {
     ClientBody,
     /// Request framing that could be read two ways.
     AmbiguousFraming,
+    /// A validated request's body did not arrive within the body timeout.
+    ClientBodyTimeout,
+    /// The request target is longer than the configured limit.
+    UriTooLong,
+    /// The connection limit is reached.
+    Overloaded,
 }
 
 impl ErrorKind {
@@ -39,7 +45,18 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::ClientBody => "client_body",
             ErrorKind::AmbiguousFraming => "ambiguous_framing",
+            ErrorKind::ClientBodyTimeout => "client_body_timeout",
+            ErrorKind::UriTooLong => "uri_too_long",
+            ErrorKind::Overloaded => "overloaded",
         }
+    }
+
+    /// Whether this is a failure of the exchange with Nova.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTimeout | ErrorKind::UpstreamProtocol
+        )
     }
 
     pub fn status(self) -> StatusCode {
@@ -48,6 +65,9 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::ClientBody | ErrorKind::AmbiguousFraming => StatusCode::BAD_REQUEST,
+            ErrorKind::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -59,6 +79,9 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => "Request is too large.",
             ErrorKind::ClientBody => "Malformed request body",
             ErrorKind::AmbiguousFraming => "Malformed request framing",
+            ErrorKind::ClientBodyTimeout => "Request body not received in time.",
+            ErrorKind::UriTooLong => "Request URI too long.",
+            ErrorKind::Overloaded => "Too many connections; try again later.",
         }
     }
 }

@@ -45,8 +45,14 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Put in a request's extensions when the client connected over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaTls;
+
 pub struct Forward<B> {
-    client: Client<HttpConnector, B>,
+    client: Client<Connector, B>,
     settings: Arc<ForwardSettings>,
 }
 
@@ -77,8 +83,24 @@ where
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
+        connector.enforce_http(false);
+        let https = config.upstream.uri.scheme_str() == Some("https");
+        let tls_config = if https {
+            crate::tls::client_config(&config.upstream_tls)?
+        } else {
+            // Never used: the upstream is plain HTTP.
+            rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(config.upstream_idle_timeout)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         let uri = &config.upstream.uri;
@@ -118,6 +140,7 @@ where
                 .get::<RequestId>()
                 .cloned()
                 .unwrap_or_default();
+            let sent = std::time::Instant::now();
             let result = match upstream_request(&settings, req) {
                 Ok(req) => {
                     match tokio::time::timeout(settings.timeout, client.request(req)).await {
@@ -125,6 +148,8 @@ where
                         Ok(Err(e)) => {
                             let kind = if e.is_connect() {
                                 ErrorKind::UpstreamConnect
+                            } else if client_body_timed_out(&e) {
+                                ErrorKind::ClientBodyTimeout
                             } else {
                                 ErrorKind::UpstreamProtocol
                             };
@@ -135,7 +160,25 @@ where
                 }
                 Err(e) => Err(e),
             };
+            let duration = Some(sent.elapsed());
             Ok(match result {
+                Err(err) if err.kind == ErrorKind::ClientBodyTimeout => {
+                    // The client stalled, not Nova: tell it so, and close.
+                    let mut resp = err.to_response(&FaultContext {
+                        request_id: &request_id,
+                        version: None,
+                    });
+                    resp.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                    resp.extensions_mut().insert(UpstreamInfo {
+                        status: None,
+                        request_id: None,
+                        error: Some(err.kind),
+                        cause: Some(err.to_string()),
+                        duration,
+                    });
+                    resp.map(Either::Right)
+                }
                 Ok(mut resp) => {
                     remove_hop_by_hop(resp.headers_mut());
                     let info = UpstreamInfo {
@@ -143,6 +186,7 @@ where
                         request_id: resp.headers().get("x-openstack-request-id").cloned(),
                         error: None,
                         cause: None,
+                        duration,
                     };
                     resp.extensions_mut().insert(info);
                     resp.map(Either::Left)
@@ -157,12 +201,27 @@ where
                         request_id: None,
                         error: Some(err.kind),
                         cause: Some(err.to_string()),
+                        duration,
                     });
                     resp.map(Either::Right)
                 }
             })
         })
     }
+}
+
+/// Whether sending failed because the client's body stalled.
+fn client_body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<ProxyError>()
+            .is_some_and(|p| p.kind == ErrorKind::ClientBodyTimeout)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The request as Nova gets it.
@@ -172,6 +231,7 @@ fn upstream_request<B>(
 ) -> Result<Request<B>, ProxyError> {
     let (mut parts, body) = req.into_parts();
     let peer = parts.extensions.get::<Peer>().map(|p| p.0.ip());
+    let via_tls = parts.extensions.get::<ViaTls>().is_some();
     let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let path_and_query = if settings.base_path.is_empty() {
         PathAndQuery::try_from(path_and_query)
@@ -199,7 +259,7 @@ fn upstream_request<B>(
             .headers
             .insert(TE, HeaderValue::from_static("trailers"));
     }
-    set_forwarded(settings, &mut parts.headers, peer);
+    set_forwarded(settings, &mut parts.headers, peer, via_tls);
 
     parts.uri = Uri::builder()
         .scheme(settings.scheme.clone())
@@ -227,9 +287,41 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client's address as logged: the peer, or, when the peer is a trusted
+/// proxy, the right-most `X-Forwarded-For` address that is not itself a
+/// trusted proxy (what a trusted chain says it got the request from).
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNetwork]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
 /// `X-Forwarded-For` is appended to only when the peer is a trusted proxy;
 /// from anyone else it is replaced, like `-Proto` and `-Host`.
-fn set_forwarded(settings: &ForwardSettings, headers: &mut HeaderMap, peer: Option<IpAddr>) {
+fn set_forwarded(
+    settings: &ForwardSettings,
+    headers: &mut HeaderMap,
+    peer: Option<IpAddr>,
+    via_tls: bool,
+) {
     let trusted = peer.is_some_and(|ip| settings.trusted_proxies.iter().any(|n| n.contains(ip)));
     let Some(peer) = peer else {
         return;
@@ -252,7 +344,8 @@ fn set_forwarded(settings: &ForwardSettings, headers: &mut HeaderMap, peer: Opti
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !(trusted && headers.contains_key(X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        let proto = if via_tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if !(trusted && headers.contains_key(X_FORWARDED_HOST)) {
         match headers.get(HOST).cloned() {
@@ -317,7 +410,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil"),
         ]);
-        set_forwarded(&s, &mut h, Some("192.0.2.1".parse().unwrap()));
+        set_forwarded(&s, &mut h, Some("192.0.2.1".parse().unwrap()), false);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example:8775");
@@ -332,10 +425,37 @@ mod tests {
             ("x-forwarded-for", "203.0.113.9"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&s, &mut h, Some("10.1.2.3".parse().unwrap()));
+        set_forwarded(&s, &mut h, Some("10.1.2.3".parse().unwrap()), false);
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, 203.0.113.9, 10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.example");
+    }
+
+    #[test]
+    fn the_client_address_is_taken_from_a_trusted_chain_only() {
+        let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
+            ("x-forwarded-for", "10.0.0.9"),
+        ]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_address(ip("10.1.1.1"), &h, &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("192.0.2.1"), &h, &trusted),
+            ip("192.0.2.1")
+        );
+        let garbage = headers(&[("x-forwarded-for", "not-an-ip, 10.0.0.3")]);
+        assert_eq!(
+            client_address(ip("10.1.1.1"), &garbage, &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(ip("10.1.1.1"), &HeaderMap::new(), &trusted),
+            ip("10.1.1.1")
+        );
     }
 
     #[test]

@@ -7,5 +7,8 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod layer;
+pub mod metrics;
 pub mod nova;
 pub mod server;
+pub mod tls;
+pub mod wire;

@@ -64,6 +64,7 @@ async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
     tracing::info!(
         listen = %addr,
         upstream = %config.upstream.uri,
+        tls = config.tls.is_some(),
         max_microversion = %config.max_microversion,
         "listening"
     );

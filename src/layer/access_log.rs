@@ -16,8 +16,12 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use ipnetwork::IpNetwork;
+
 use crate::error::ErrorKind;
+use crate::forward::client_address;
 use crate::layer::request_id::RequestId;
+use crate::metrics::{Metrics, Observation};
 use crate::nova::{Microversion, Mode};
 
 /// The client's address, put in the request's extensions by the server.
@@ -94,21 +98,43 @@ pub struct UpstreamInfo {
     pub error: Option<ErrorKind>,
     /// The error's cause chain, for operators.
     pub cause: Option<String>,
+    /// Time from sending the request to Nova to its response head (or the error).
+    pub duration: Option<std::time::Duration>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AccessLogLayer;
+#[derive(Debug, Clone, Default)]
+pub struct AccessLogLayer {
+    metrics: Arc<Metrics>,
+    trusted_proxies: Arc<Vec<IpNetwork>>,
+}
+
+impl AccessLogLayer {
+    /// Every exchange is also counted in `metrics`; the client address is
+    /// read from `X-Forwarded-For` only behind `trusted_proxies`.
+    pub fn new(metrics: Arc<Metrics>, trusted_proxies: Vec<IpNetwork>) -> Self {
+        AccessLogLayer {
+            metrics,
+            trusted_proxies: Arc::new(trusted_proxies),
+        }
+    }
+}
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLog { inner }
+        AccessLog {
+            inner,
+            metrics: self.metrics.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct AccessLog<S> {
     inner: S,
+    metrics: Arc<Metrics>,
+    trusted_proxies: Arc<Vec<IpNetwork>>,
 }
 
 impl<S, B, RB> Service<Request<B>> for AccessLog<S>
@@ -133,7 +159,12 @@ where
             path: req.uri().path().to_owned(),
             request_id: req.extensions().get::<RequestId>().cloned(),
             peer: req.extensions().get::<Peer>().copied(),
+            client: req
+                .extensions()
+                .get::<Peer>()
+                .map(|p| client_address(p.0.ip(), req.headers(), &self.trusted_proxies)),
             bytes_in: bytes_in.clone(),
+            metrics: self.metrics.clone(),
         };
         let req = req.map(|body| Counted {
             inner: body,
@@ -152,7 +183,9 @@ struct Record {
     path: String,
     request_id: Option<RequestId>,
     peer: Option<Peer>,
+    client: Option<std::net::IpAddr>,
     bytes_in: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 pin_project! {
@@ -212,6 +245,7 @@ impl Event {
             target: "nova_guard::access",
             request_id = r.request_id.as_ref().map(RequestId::as_str),
             peer = r.peer.map(|p| p.0.to_string()),
+            client = r.client.map(|c| c.to_string()),
             method = r.method.as_str(),
             path = r.path.as_str(),
             mode,
@@ -234,6 +268,21 @@ impl Event {
             duration_ms = r.start.elapsed().as_secs_f64() * 1000.0,
             "exchange"
         );
+        if u.is_some_and(|u| u.status.is_some()) {
+            r.metrics.upstream_answered();
+        }
+        r.metrics.observe(&Observation {
+            route: v.and_then(|v| v.operation).unwrap_or("other"),
+            verdict,
+            status: self.status,
+            rejected_field: v.and_then(|v| v.field),
+            rejected_rule: v.and_then(|v| v.rule),
+            upstream_error: u.and_then(|u| u.error),
+            duration: r.start.elapsed(),
+            upstream_duration: u.and_then(|u| u.duration),
+            bytes_in: r.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out,
+        });
     }
 }
 
@@ -291,7 +340,11 @@ pin_project! {
     }
 }
 
-impl<B: Body> Body for Logged<B> {
+impl<B> Body for Logged<B>
+where
+    B: Body,
+    B::Error: std::fmt::Display,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -302,10 +355,24 @@ impl<B: Body> Body for Logged<B> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         if let Some(event) = this.event.as_mut() {
-            if let Some(Ok(f)) = &frame {
-                if let Some(data) = f.data_ref() {
-                    event.bytes_out += data.remaining() as u64;
+            match &frame {
+                Some(Ok(f)) => {
+                    if let Some(data) = f.data_ref() {
+                        event.bytes_out += data.remaining() as u64;
+                    }
                 }
+                // Only Nova's streamed answers can fail here: the answer is cut.
+                Some(Err(e)) => {
+                    let upstream = event.upstream.get_or_insert_with(UpstreamInfo::default);
+                    if upstream.error.is_none() {
+                        upstream.error = Some(ErrorKind::UpstreamProtocol);
+                        upstream.cause = Some(format!(
+                            "{}: response body: {e}",
+                            ErrorKind::UpstreamProtocol.as_str()
+                        ));
+                    }
+                }
+                None => {}
             }
             // hyper stops polling once a body says it has ended.
             event.complete = frame.is_none() || this.inner.is_end_stream();

@@ -4,5 +4,6 @@
 pub mod access_log;
 pub mod either;
 pub mod framing;
+pub mod idle_body;
 pub mod request_id;
 pub mod validate;

@@ -25,7 +25,8 @@ use tower::{Layer, Service};
 
 use crate::config::GuardMode;
 use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
-use crate::layer::access_log::{ValidationInfo, VerdictKind};
+use crate::layer::access_log::{UpstreamInfo, ValidationInfo, VerdictKind};
+use crate::layer::idle_body::IdleBody;
 use crate::layer::request_id::RequestId;
 use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::{match_action, match_create, match_update};
@@ -37,6 +38,9 @@ pub struct ValidateSettings {
     pub path_prefix: String,
     pub max_body_bytes: u64,
     pub max_microversion: Microversion,
+    /// The whole body of a validated request must arrive within this; a
+    /// streamed body may not pause longer than this.
+    pub body_timeout: std::time::Duration,
     pub mode: GuardMode,
     pub access_ip_policy: AccessIpPolicy,
 }
@@ -70,9 +74,9 @@ pub struct Validate<S> {
     settings: Arc<ValidateSettings>,
 }
 
-/// The body sent on: the client's stream, a validated buffer, or (report
-/// mode, a body over the limit) what was read followed by the rest.
-pub type ForwardBody<B> = Either<B, Either<Full<Bytes>, Resumed<B>>>;
+/// The body sent on: the client's stream (after what was already read of
+/// it, in report mode for a body over the limit), or a validated buffer.
+pub type ForwardBody<B> = Either<IdleBody<Resumed<B>>, Full<Bytes>>;
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -80,7 +84,7 @@ impl<S, B, RB> Service<Request<B>> for Validate<S>
 where
     S: Service<Request<ForwardBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
     RB: Send + 'static,
 {
@@ -103,13 +107,19 @@ where
             let report = settings.mode == GuardMode::Report;
             let (op, mode, version) = match plan {
                 Plan::Pass(info) => {
-                    let resp = inner.call(req.map(Either::Left)).await?;
+                    let limit = settings.body_timeout;
+                    let req =
+                        req.map(|body| Either::Left(IdleBody::new(Resumed::new(body), limit)));
+                    let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
                 Plan::TooLarge(mut info) if report => {
                     info.verdict = VerdictKind::Reported;
                     info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
-                    let resp = inner.call(req.map(Either::Left)).await?;
+                    let limit = settings.body_timeout;
+                    let req =
+                        req.map(|body| Either::Left(IdleBody::new(Resumed::new(body), limit)));
+                    let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
                 Plan::TooLarge(info) => {
@@ -128,7 +138,15 @@ where
             };
             let id = request_id(&req);
             let (mut parts, body) = req.into_parts();
-            let bytes = match read_body(body, body_limit(settings.max_body_bytes)).await {
+            let limit = body_limit(settings.max_body_bytes);
+            let read = tokio::time::timeout(settings.body_timeout, read_body(body, limit));
+            let read = match read.await {
+                Ok(result) => result,
+                Err(_) => Err(ReadError::Failed(ProxyError::new(
+                    ErrorKind::ClientBodyTimeout,
+                ))),
+            };
+            let bytes = match read {
                 Ok(bytes) => bytes,
                 Err(ReadError::TooLarge(resumed)) => {
                     let mut i = info(VerdictKind::Rejected);
@@ -136,22 +154,30 @@ where
                     if report {
                         i.verdict = VerdictKind::Reported;
                         i.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
-                        let req = Request::from_parts(parts, Either::Right(Either::Right(resumed)));
+                        let body = IdleBody::new(resumed, settings.body_timeout);
+                        let req = Request::from_parts(parts, Either::Left(body));
                         let resp = inner.call(req).await?;
                         return Ok(with_info(resp.map(Either::Left), i));
                     }
                     return Ok(with_info(too_large(&id), i));
                 }
-                Err(ReadError::Client(e)) => {
-                    let err = ProxyError::with_source(ErrorKind::ClientBody, e);
+                Err(ReadError::Failed(err)) => {
                     let mut r = err.to_response(&FaultContext {
                         request_id: &id,
                         version: None,
                     });
                     r.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
+                    r.extensions_mut().insert(UpstreamInfo {
+                        error: Some(err.kind),
+                        cause: Some(err.to_string()),
+                        ..UpstreamInfo::default()
+                    });
                     let mut i = info(VerdictKind::Rejected);
-                    i.rule = Some("clientBody");
+                    i.rule = Some(match err.kind {
+                        ErrorKind::ClientBodyTimeout => "clientBodyTimeout",
+                        _ => "clientBody",
+                    });
                     return Ok(with_info(r.map(Either::Right), i));
                 }
             };
@@ -202,7 +228,7 @@ where
             parts
                 .headers
                 .insert(CONTENT_LENGTH, HeaderValue::from(forward.len()));
-            let req = Request::from_parts(parts, Either::Right(Either::Left(Full::new(forward))));
+            let req = Request::from_parts(parts, Either::Right(Full::new(forward)));
             let resp = inner.call(req).await?;
             Ok(with_info(resp.map(Either::Left), i))
         })
@@ -212,22 +238,23 @@ where
 enum ReadError<B> {
     /// Over the limit: what was read, and the rest of the stream.
     TooLarge(Resumed<B>),
-    /// The client's body failed.
-    Client(BoxError),
+    /// The client's body failed or took too long.
+    Failed(ProxyError),
 }
 
 /// Read a whole body of at most `limit` bytes. Trailers are dropped: Nova
 /// reads the body only.
 async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError<B>>
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    let mut body = Box::pin(body);
+    let mut body = body;
     let mut chunks: VecDeque<Bytes> = VecDeque::new();
     let mut total = 0usize;
-    while let Some(frame) = body.as_mut().frame().await {
-        let frame = frame.map_err(|e| ReadError::Client(e.into()))?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ReadError::Failed(ProxyError::with_source(ErrorKind::ClientBody, e)))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -256,10 +283,20 @@ where
 /// A body of which some chunks were already read: those first, then the rest.
 pub struct Resumed<B> {
     prefix: VecDeque<Bytes>,
-    inner: Pin<Box<B>>,
+    inner: B,
 }
 
-impl<B: Body<Data = Bytes>> Body for Resumed<B> {
+impl<B> Resumed<B> {
+    /// Nothing read yet.
+    pub fn new(inner: B) -> Self {
+        Resumed {
+            prefix: VecDeque::new(),
+            inner,
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Resumed<B> {
     type Data = Bytes;
     type Error = B::Error;
 
@@ -270,7 +307,7 @@ impl<B: Body<Data = Bytes>> Body for Resumed<B> {
         if let Some(chunk) = self.prefix.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
-        self.inner.as_mut().poll_frame(cx)
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

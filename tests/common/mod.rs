@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl Upstream {
@@ -44,11 +47,14 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let connections2 = connections.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                connections2.fetch_add(1, Ordering::SeqCst);
                 let seen = seen2.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -61,7 +67,11 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, seen }
+        Upstream {
+            addr,
+            seen,
+            connections,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -129,6 +139,30 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         headers: parts.headers.clone(),
         body: Bytes::from(kept),
     });
+    // `/slow/{ms}`: answer after a delay.
+    if let Some(ms) = uri.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(b"{\"slow\": true}")).boxed())
+            .unwrap();
+    }
+    // `/status/{code}`: a Nova-like fault with that status.
+    if let Some(code) = uri.strip_prefix("/status/") {
+        let code: u16 = code.parse().unwrap_or(500);
+        let body =
+            format!("{{\"computeFault\": {{\"code\": {code}, \"message\": \"from nova\"}}}}");
+        return Response::builder()
+            .status(code)
+            .header("content-type", "application/json; charset=UTF-8")
+            .header(
+                "x-openstack-request-id",
+                "req-11111111-1111-4111-8111-111111111111",
+            )
+            .body(Full::new(Bytes::from(body)).boxed())
+            .unwrap();
+    }
     if let Some(n) = uri.strip_prefix("/stream/") {
         let n: u64 = n.parse().unwrap_or(0);
         return Response::builder()
@@ -148,6 +182,79 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         .header("keep-alive", "timeout=5")
         .body(Full::new(Bytes::from(body)).boxed())
         .unwrap()
+}
+
+/// What a misbehaving upstream does with each connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Misbehaviour {
+    /// Reads the request and never answers.
+    Stall,
+    /// Answers bytes that are not HTTP, then closes.
+    Garbage,
+    /// Sends a response head promising 1000 bytes, 10 of them, then resets.
+    ResetMidResponse,
+    /// Closes the connection as soon as the request arrives.
+    Close,
+}
+
+/// An upstream that misbehaves on purpose; counts the connections it got.
+pub struct BadUpstream {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl BadUpstream {
+    pub async fn start(how: Misbehaviour) -> BadUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let connections2 = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                connections2.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // Wait for the end of the request head.
+                    let mut buf = Vec::new();
+                    let mut tmp = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut tmp).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    }
+                    match how {
+                        Misbehaviour::Stall => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
+                        Misbehaviour::Garbage => {
+                            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+                        }
+                        Misbehaviour::ResetMidResponse => {
+                            let _ = stream
+                                .write_all(
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789",
+                                )
+                                .await;
+                            let _ = stream.flush().await;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            // An RST rather than a FIN.
+                            #[allow(deprecated)]
+                            let _ = stream.set_linger(Some(Duration::ZERO));
+                        }
+                        Misbehaviour::Close => {}
+                    }
+                });
+            }
+        });
+        BadUpstream { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
 }
 
 /// The nova-guard binary, running.
@@ -216,6 +323,49 @@ impl Guard {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.exchanges()
+    }
+
+    /// Every log line that parses as JSON, so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect()
+    }
+
+    /// Wait (bounded) until a log event with this message appears.
+    pub async fn wait_event(&self, message: &str) -> Option<serde_json::Value> {
+        for _ in 0..1000 {
+            if let Some(e) = self.events().into_iter().find(|e| e["message"] == message) {
+                return Some(e);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    /// Send a signal (`TERM`, `INT`) to the proxy.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait, within a generous bound, for the proxy to exit.
+    pub async fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < bound {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     /// Peak resident memory of the proxy process, in KiB.
