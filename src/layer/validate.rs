@@ -30,7 +30,9 @@ use crate::layer::idle_body::IdleBody;
 use crate::layer::request_id::RequestId;
 use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::{match_action, match_create, match_update};
-use crate::nova::{check_request, AccessIpPolicy, Microversion, Mode, Operation, Verdict};
+use crate::nova::{
+    check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Operation, Verdict,
+};
 
 /// What the validation layer needs from the configuration.
 #[derive(Debug, Clone)]
@@ -184,7 +186,7 @@ where
             let verdict = check_request(op, mode, version, &bytes, &settings.access_ip_policy);
             // The operation the body turned out to be (an action may be another one).
             let mut i = info(VerdictKind::Forwarded);
-            if op == Operation::Rebuild && verdict == Verdict::Defer {
+            if op == Operation::Rebuild && verdict == Verdict::Defer && !is_rebuild_action(&bytes) {
                 i.operation = Some("action");
             }
             let (forward, i) = match verdict {

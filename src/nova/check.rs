@@ -323,6 +323,15 @@ fn policy_reject(
     )
 }
 
+/// Whether an action body is a `rebuild` action as Nova dispatches it: a
+/// JSON object whose one key is `rebuild`.
+pub fn is_rebuild_action(body: &[u8]) -> bool {
+    match json::parse(body) {
+        Ok(Value::Object(top)) => top.sorted_keys().len() == 1 && top.get("rebuild").is_some(),
+        _ => false,
+    }
+}
+
 /// Validate a create-server (`POST .../servers`) or rebuild-action (`POST
 /// .../servers/{id}/action`) body.
 ///
@@ -1516,6 +1525,10 @@ mod tests {
             "Invalid input for field/attribute hostname. Value: . '' should be non-empty"
         );
         assert_eq!(r(1, "{\"rebuild\": {\"name\": \"a \"}}"), INVALID_NAME);
+        assert!(is_rebuild_action(b"{\"rebuild\": 1}"));
+        assert!(!is_rebuild_action(b"{\"rebuild\": {}, \"x\": {}}"));
+        assert!(!is_rebuild_action(b"{\"reboot\": {}}"));
+        assert!(!is_rebuild_action(b"[\"rebuild\"]"));
         // Other actions, and bodies Nova cannot dispatch, are not judged.
         for body in [
             "{\"reboot\": {\"type\": \"HARD\"}}",

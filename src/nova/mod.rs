@@ -12,7 +12,9 @@ pub mod printable;
 pub mod pyrepr;
 pub mod route;
 
-pub use check::{check, check_request, Operation, RejectKind, Rejection, Rewrite, Verdict};
+pub use check::{
+    check, check_request, is_rebuild_action, Operation, RejectKind, Rejection, Rewrite, Verdict,
+};
 pub use microversion::Microversion;
 pub use policy::AccessIpPolicy;
 pub use route::Mode;
