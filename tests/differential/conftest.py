@@ -1,0 +1,215 @@
+"""Session fixtures: one real Nova, and nova-guard in front of it."""
+
+import json
+import os
+import queue
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+NOVA_API = os.path.join(ROOT, 'deploy', 'dev', 'nova_api.py')
+MISSING_SERVER = 'f1f2f3f4-0000-4000-8000-00000000dead'
+from corpus import OTHER_PROJECT  # noqa: E402
+
+# Everything the session found, for the closing summary.
+TOTAL = harness.Tally()
+TIMINGS = []
+
+
+def _seed():
+    raw = os.environ.get('NOVA_GUARD_DIFF_SEED')
+    if raw:
+        return int(raw)
+    return random.SystemRandom().randrange(1, 2 ** 31)
+
+
+SEED = _seed()
+
+
+def pytest_report_header(config):
+    return ['differential seed: NOVA_GUARD_DIFF_SEED=%d' % SEED]
+
+
+def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    if TOTAL.cases == 0 and not TOTAL.disagreements:
+        return
+    tr.section('nova-guard vs Nova')
+    for name, n, secs, accepted in TIMINGS:
+        tr.write_line('%-28s %6d cases (%d accepted by Nova) %7.1f s'
+                      % (name, n, accepted, secs))
+    tr.write_line('state checks (GET of both servers): %d, resets: %d'
+                  % (TOTAL.state_checks, TOTAL.resets))
+    if TOTAL.facts:
+        tr.write_line('Nova 34 answers that differ from nova-facts.md '
+                      '(informational, %d):' % len(TOTAL.facts))
+        for f in TOTAL.facts[:200]:
+            tr.write_line('  ' + f)
+    for d in TOTAL.disagreements[:500]:
+        tr.write_line(d.report(SEED))
+    tr.write_line('seed: NOVA_GUARD_DIFF_SEED=%d' % SEED)
+    tr.write_line(TOTAL.summary())
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _stop(proc, grace=30):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope='session')
+def nova(tmp_path_factory):
+    import importlib.util
+    if importlib.util.find_spec('nova') is None:
+        pytest.fail('run with the venv of deploy/dev/setup-venv.sh '
+                    '(Nova is not importable by %s)' % sys.executable)
+    log_path = tmp_path_factory.mktemp('nova') / 'nova-api.log'
+    log = open(log_path, 'w')
+    proc = subprocess.Popen(
+        [sys.executable, NOVA_API, '--port', '0', '--servers', '4'],
+        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    lines = queue.Queue()
+
+    def reader():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + 240
+    ready = None
+    while ready is None and time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        if line.startswith('NOVA_READY '):
+            ready = json.loads(line[len('NOVA_READY '):])
+    if ready is None:
+        _stop(proc)
+        log.close()
+        pytest.fail('Nova did not start; its log:\n%s'
+                    % open(log_path).read()[-5000:])
+    ready['log'] = str(log_path)
+    yield ready
+    _stop(proc)
+    log.close()
+
+
+@pytest.fixture(scope='session')
+def guard(nova, tmp_path_factory):
+    binary = os.environ.get('NOVA_GUARD_BIN') or os.path.join(
+        ROOT, 'target', 'release', 'nova-guard')
+    if not os.access(binary, os.X_OK):
+        pytest.fail('no nova-guard binary at %s (build it: cargo build '
+                    '--release --locked, or set NOVA_GUARD_BIN)' % binary)
+    port = free_port()
+    log_path = tmp_path_factory.mktemp('guard') / 'nova-guard.log'
+    log = open(log_path, 'w')
+    env = dict(os.environ)
+    env.update({
+        'NOVA_GUARD_LISTEN': '127.0.0.1:%d' % port,
+        'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova['port'],
+        'NOVA_GUARD_LOG_FORMAT': 'json',
+    })
+    proc = subprocess.Popen([binary], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    up = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            c = harness.Conn('127.0.0.1', port, timeout=5)
+            c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
+            c.close()
+            up = True
+            break
+        except OSError:
+            time.sleep(0.1)
+    if not up:
+        _stop(proc)
+        log.close()
+        pytest.fail('nova-guard did not answer on 127.0.0.1:%d; its output:'
+                    '\n%s' % (port, open(log_path).read()[-5000:]))
+    yield {'port': port, 'log': str(log_path), 'binary': binary}
+    _stop(proc)
+    log.close()
+
+
+@pytest.fixture(scope='session')
+def env(nova, guard):
+    project = nova['project_id']
+    return {
+        'project_id': project,
+        'tokens': {
+            'member': nova['token'],
+            'reader': 'reader:%s:reader' % project,
+            'other': 'other:%s' % OTHER_PROJECT,
+        },
+        'missing_server': MISSING_SERVER,
+        'servers': nova['servers'],
+        'nova_port': nova['port'],
+        'guard_port': guard['port'],
+        'max_microversion': nova['max_microversion'],
+        'seed': SEED,
+    }
+
+
+def make_runner(env, pair=0, state_every=40):
+    a, b = env['servers'][2 * pair], env['servers'][2 * pair + 1]
+    nova_t = harness.Target('nova', '127.0.0.1', env['nova_port'], a)
+    guard_t = harness.Target('guard', '127.0.0.1', env['guard_port'], b)
+    return harness.Runner(env, nova_t, guard_t, state_every=state_every)
+
+
+def selected(cases):
+    """NOVA_GUARD_DIFF_CASES=<regex> runs only the cases whose id matches."""
+    import re
+    pat = os.environ.get('NOVA_GUARD_DIFF_CASES')
+    if not pat:
+        return cases
+    rx = re.compile(pat)
+    return [c for c in cases if rx.search(c.id)]
+
+
+@pytest.fixture
+def record():
+    """Adds a runner's results to the session total; fails on disagreement."""
+    def _record(name, runner, started):
+        secs = time.monotonic() - started
+        TIMINGS.append((name, runner.tally.cases, secs,
+                        runner.tally.accepted))
+        TOTAL.merge(runner.tally)
+        t = runner.tally
+        print('\n%s: %s' % (name, t.summary()))
+        if t.disagreements:
+            pytest.fail('%d disagreement(s) with Nova (seed %d):\n%s' % (
+                len(t.disagreements), SEED,
+                '\n'.join(d.report(SEED) for d in t.disagreements[:5])),
+                pytrace=False)
+    return _record

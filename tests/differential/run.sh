@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Differential tests: every request to a real Nova directly and through
+# nova-guard in front of it; the answers must agree except for the contract's
+# deliberate differences.
+#
+#   tests/differential/run.sh [pytest args...]
+#
+# Sets up the venv (deploy/dev/setup-venv.sh), builds nova-guard in release
+# mode (unless NOVA_GUARD_BIN names a binary), runs pytest. Exits non-zero on
+# any failure. NOVA_GUARD_DIFF_SEED replays a generated corpus,
+# NOVA_GUARD_DIFF_CASES=<regex> runs only matching cases,
+# NOVA_GUARD_DIFF_COUNT sets how many bodies are generated (default 2000).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+venv="$("$root/deploy/dev/setup-venv.sh" | tail -n 1)"
+
+if [[ -z "${NOVA_GUARD_BIN:-}" ]]; then
+    echo "== cargo build --release --locked" >&2
+    (cd "$root" && cargo build --release --locked)
+    export NOVA_GUARD_BIN="$root/target/release/nova-guard"
+fi
+
+cd "$here"
+exec "$venv/bin/python" -m pytest -p no:cacheprovider -ra "$@" .

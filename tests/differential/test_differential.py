@@ -1,0 +1,124 @@
+"""nova-guard must answer every update request as Nova does.
+
+(a) the fixed corpus of nova-facts.md at every microversion, (b) generated
+bodies, (c) the stored state of a pair of servers, checked throughout (a) and
+(b), and (d) the real openstack client.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+import corpus
+import generator
+import harness
+from conftest import SEED, make_runner, selected
+
+
+def test_fixed_corpus(env, record):
+    started = time.monotonic()
+    runner = make_runner(env, pair=0)
+    for case in selected(corpus.static_cases()):
+        runner.run(case)
+    for case in selected(corpus.prekeystone_cases()):
+        runner.run(case)
+    runner.finish()
+    record('(a) fixed corpus', runner, started)
+
+
+def test_generated_bodies(env, record):
+    count = int(os.environ.get('NOVA_GUARD_DIFF_COUNT', '2000'))
+    started = time.monotonic()
+    runner = make_runner(env, pair=0)
+    print('\ngenerated bodies: seed %d, %d cases' % (SEED, count))
+    for case in selected(generator.generated_cases(SEED, count)):
+        runner.run(case)
+    runner.finish()
+    record('(b) generated (seed %d)' % SEED, runner, started)
+
+
+# --- (d) the real openstack client -------------------------------------------
+
+OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+
+CLIENT_COMMANDS = [
+    ('set-name', [], ['server', 'set', '--name', 'from-osc']),
+    ('set-name-multibyte', [], ['server', 'set', '--name',
+                                '\u00cd\u00f1st\u00e1\u00f1c\u00c9']),
+    ('set-description-2.19', ['--os-compute-api-version', '2.19'],
+     ['server', 'set', '--description', 'set by osc']),
+    ('set-bad-name', [], ['server', 'set', '--name', ' bad name']),
+    ('set-name-too-long', [], ['server', 'set', '--name', 'n' * 256]),
+    ('set-description-2.1', ['--os-compute-api-version', '2.1'],
+     ['server', 'set', '--description', 'too early']),
+    ('set-name-2.104', ['--os-compute-api-version', '2.104'],
+     ['server', 'set', '--name', 'at-2.104']),
+]
+
+
+def _osc(endpoint, token, pre, args, server):
+    cmd = [OPENSTACK, '--os-auth-type', 'admin_token', '--os-endpoint',
+           endpoint, '--os-token', token] + pre + args + [server]
+    env = dict(os.environ, OS_CLOUD='', PYTHONWARNINGS='ignore')
+    for k in list(env):
+        if k.startswith('OS_') and k != 'OS_CLOUD':
+            del env[k]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _norm_output(text, endpoint, server):
+    text = text.replace(endpoint, '<endpoint>').replace(server, '<server>')
+    text = re.sub(r'req-[0-9a-f-]{36}', '<request-id>', text)
+    return text.strip()
+
+
+def test_openstack_client(env, record):
+    started = time.monotonic()
+    runner = make_runner(env, pair=1)
+    token = env['tokens']['member']
+    nova_ep = 'http://127.0.0.1:%d/v2.1' % env['nova_port']
+    guard_ep = 'http://127.0.0.1:%d/v2.1' % env['guard_port']
+    a, b = runner.nova.server, runner.guard.server
+    for name, pre, args in CLIENT_COMMANDS:
+        case = harness.Case('osc-%s' % name, group='d',
+                            note=' '.join(pre + args))
+        if not selected([case]):
+            continue
+        runner.reset()
+        pn = _osc(nova_ep, token, pre, args, a)
+        pg = _osc(guard_ep, token, pre, args, b)
+        out_n, err_n = pn.communicate(timeout=120)
+        out_g, err_g = pg.communicate(timeout=120)
+        direct = (pn.returncode, _norm_output(out_n, nova_ep, a),
+                  _norm_output(err_n, nova_ep, a))
+        proxied = (pg.returncode, _norm_output(out_g, guard_ep, b),
+                   _norm_output(err_g, guard_ep, b))
+        state_a, state_b = runner.stored_states()
+        diffs = []
+        if direct != proxied:
+            diffs.append('exit/output: direct=%r proxied=%r' % (direct,
+                                                               proxied))
+        if state_a != state_b:
+            diffs.append('stored state: direct=%s proxied=%s' % (
+                json.dumps(state_a)[:500], json.dumps(state_b)[:500]))
+        outcome = harness.Outcome(
+            case, 'disagree' if diffs else 'agree', '; '.join(diffs))
+        runner.tally.add(outcome)
+        runner.tally.accepted += pn.returncode == 0
+        print('osc %-24s exit %d %s' % (name, pn.returncode,
+                                        (err_n.strip().splitlines() or [''])[-1][:120]))
+    record('(d) openstack client', runner, started)
+
+
+def test_nothing_left_to_compare(env):
+    """The session ran cases at all (guards against an empty selection)."""
+    from conftest import TOTAL
+    if os.environ.get('NOVA_GUARD_DIFF_CASES'):
+        pytest.skip('a selection of cases was asked for')
+    assert TOTAL.cases > 2000, TOTAL.summary()
