@@ -1854,6 +1854,66 @@ mod tests {
             }
         }
 
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn create_and_rebuild_never_panic_and_rewrite_stably(
+                (mode, version) in mode_and_version(),
+                body in body(),
+                rebuild in any::<bool>(),
+                cut in any::<proptest::sample::Index>(),
+            ) {
+                // With the keys each schema requires, so that some are valid.
+                let (op, body) = if rebuild {
+                    let required = format!("{{\"rebuild\": {{\"imageRef\": \"{UUID}\", ");
+                    (Operation::Rebuild, body.replacen("{\"server\": {", &required, 1))
+                } else {
+                    let required = "{\"server\": {\"name\": \"n\", \"flavorRef\": \"1\", ";
+                    (Operation::Create, body.replacen("{\"server\": {", required, 1))
+                };
+                let policy = AccessIpPolicy::default();
+                let verdict = check_request(op, mode, version, body.as_bytes(), &policy);
+                if let Verdict::Accept { rewrite: Some(rw) } = &verdict {
+                    let new = rw.apply(body.as_bytes());
+                    prop_assert_eq!(
+                        check_request(op, mode, version, &new, &policy),
+                        Verdict::Accept { rewrite: None }
+                    );
+                }
+                let i = cut.index(body.len() + 1);
+                let _ = check_request(op, mode, version, &body.as_bytes()[..i], &policy);
+            }
+        }
+
+        #[test]
+        fn create_and_rebuild_strategy_reaches_rewrites() {
+            use proptest::strategy::ValueTree;
+            use proptest::test_runner::TestRunner;
+            let mut runner = TestRunner::deterministic();
+            let strategy = body();
+            let policy = AccessIpPolicy::default();
+            let mut rewrites = 0;
+            for _ in 0..3000 {
+                let body = strategy.new_tree(&mut runner).unwrap().current();
+                let body = body.replacen(
+                    "{\"server\": {",
+                    &format!("{{\"rebuild\": {{\"imageRef\": \"{UUID}\", "),
+                    1,
+                );
+                if let Verdict::Accept { rewrite: Some(_) } = check_request(
+                    Operation::Rebuild,
+                    Mode::V21,
+                    Microversion::new(2, 94),
+                    body.as_bytes(),
+                    &policy,
+                ) {
+                    rewrites += 1;
+                }
+            }
+            assert!(rewrites > 10, "{rewrites}");
+        }
+
         #[test]
         fn body_strategy_reaches_rewrites() {
             // Guard against a generator that never exercises the rewrite.
