@@ -237,7 +237,7 @@ async fn access_ip_policy() {
         // Create and rebuild, even behind keys nova-guard does not judge.
         (
             "POST",
-            r#"{"server": {"name": "x", "block_device_mapping_v2": [{}], "accessIPv6": "fe80::1"}}"#.to_owned(),
+            r#"{"server": {"name": "x", "block_device_mapping_v2": [{"boot_index": "x"}], "accessIPv6": "fe80::1"}}"#.to_owned(),
             400,
             "Invalid input for field/attribute accessIPv6. Value: fe80::1. 'fe80::1' is in a denied network 'fe80::/10'",
         ),

@@ -1435,7 +1435,7 @@ mod tests {
             op_run(
                 Operation::Create,
                 90,
-                "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\", \"block_device_mapping_v2\": [{}], \"hostname\": \"a\"}}"
+                "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\", \"block_device_mapping_v2\": [{\"boot_index\": \"x\"}], \"hostname\": \"a\"}}"
             ),
             Verdict::Defer
         );
@@ -1642,7 +1642,7 @@ mod tests {
         );
         // Create and rebuild: judged even when the rest of the body is
         // Nova's to judge (no way around the policy).
-        let create = "{\"server\": {\"name\": \"x\", \"block_device_mapping_v2\": [{}], \"accessIPv4\": \"127.0.0.2\"}}";
+        let create = "{\"server\": {\"name\": \"x\", \"block_device_mapping_v2\": [{\"boot_index\": \"x\"}], \"accessIPv4\": \"127.0.0.2\"}}";
         assert_eq!(
             refused(Operation::Create, create, &policy).2,
             "accessIpDenied"

@@ -44,7 +44,12 @@ OTHER = {
     'networks': ['auto', 'none', [], [{'uuid': UUID}], [{'uuid': 'x'}],
                  [{'fixed_ip': '10.0.0.1'}], [{'fixed_ip': '1.2.3'}], 'bad'],
     'availability_zone': ['nova', ' nova', ''],
-    'block_device_mapping_v2': [[], [{'boot_index': 'x'}]],
+    'block_device_mapping_v2': [
+        [], [{'boot_index': 'x'}], [{'volume_size': 0}],
+        [{'source_type': 'blank', 'destination_type': 'local',
+          'boot_index': -1, 'volume_size': 1,
+          'delete_on_termination': True}],
+        [{'source_type': 'image', 'uuid': UUID, 'boot_index': 0}]],
     'config_drive': [True, 'yes', 'y'],
     'key_name': ['k', '', None],
     'min_count': [1, 0, '1'],

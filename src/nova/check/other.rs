@@ -28,9 +28,13 @@ pub(super) enum Other {
     Metadata,
     /// `networks`; `named`: 2.37+, where the strings `none`/`auto` are allowed.
     Networks { named: bool },
-    /// `personality`, `block_device_mapping`, `block_device_mapping_v2`:
+    /// `personality`, `block_device_mapping`:
     /// arrays of objects; only the empty array is recognised.
     EmptyArrayOnly,
+    /// `block_device_mapping_v2`: array of objects; items whose keys are
+    /// among source_type, destination_type, uuid, boot_index, volume_size,
+    /// delete_on_termination (with plainly valid values) are recognised.
+    BlockDeviceMappingV2,
     /// `boolean`: true/false or one of Nova's boolean strings.
     Boolean,
     /// `positive_integer`: type [integer, string], pattern, minimum 1.
@@ -77,6 +81,10 @@ impl Other {
                 _ => false,
             },
             Other::EmptyArrayOnly => matches!(v, Value::Array(items) if items.is_empty()),
+            Other::BlockDeviceMappingV2 => match v {
+                Value::Array(items) => items.iter().all(block_device),
+                _ => false,
+            },
             Other::Boolean => match v {
                 Value::Bool(_) => true,
                 Value::Str(s) => BOOLEAN_STRINGS
@@ -174,6 +182,32 @@ fn network(item: &Value<'_>) -> bool {
     })
 }
 
+/// A `block_device_mapping_v2` item of the commonest keys.
+fn block_device(item: &Value<'_>) -> bool {
+    let Value::Object(o) = item else {
+        return false;
+    };
+    o.members.iter().all(|(k, v)| match k.as_bytes() {
+        b"source_type" => str_of(v)
+            .is_some_and(|s| matches!(s.as_bytes(), b"volume" | b"image" | b"snapshot" | b"blank")),
+        b"destination_type" => {
+            str_of(v).is_some_and(|s| matches!(s.as_bytes(), b"local" | b"volume"))
+        }
+        b"uuid" => str_of(v).is_some_and(is_uuid),
+        // type [integer, string, null], pattern (for strings) `^-?[0-9]+$`.
+        b"boot_index" => matches!(v, Value::Null | Value::Int(_)),
+        // type [integer, string], minimum 1, maximum 0x7FFFFFFF.
+        b"volume_size" => match v {
+            Value::Int(lit) => lit
+                .parse::<u32>()
+                .is_ok_and(|n| (1..=0x7FFF_FFFF).contains(&n)),
+            _ => false,
+        },
+        b"delete_on_termination" => Other::Boolean.certainly_valid(v),
+        _ => false,
+    })
+}
+
 /// A `tag`: 1–60 characters, none of `,` `/`.
 fn tag(v: &Value<'_>) -> bool {
     str_of(v).is_some_and(|s| {
@@ -242,6 +276,32 @@ mod tests {
             Other::Networks { named: true },
             "[{\"fixed_ip\": \"1.2.3\"}]"
         ));
+        let bdm = format!(
+            "[{{\"source_type\": \"image\", \"uuid\": {uuid}, \"destination_type\": \"volume\", \"boot_index\": 0, \"volume_size\": 10, \"delete_on_termination\": true}}]"
+        );
+        assert!(valid(Other::BlockDeviceMappingV2, &bdm));
+        assert!(valid(Other::BlockDeviceMappingV2, "[]"));
+        assert!(valid(
+            Other::BlockDeviceMappingV2,
+            "[{\"boot_index\": null}]"
+        ));
+        assert!(!valid(
+            Other::BlockDeviceMappingV2,
+            "[{\"boot_index\": \"0\"}]"
+        ));
+        assert!(!valid(
+            Other::BlockDeviceMappingV2,
+            "[{\"volume_size\": 0}]"
+        ));
+        assert!(!valid(
+            Other::BlockDeviceMappingV2,
+            "[{\"volume_size\": 2147483648}]"
+        ));
+        assert!(!valid(
+            Other::BlockDeviceMappingV2,
+            "[{\"source_type\": \"Image\"}]"
+        ));
+        assert!(!valid(Other::BlockDeviceMappingV2, "[{\"tag\": \"t\"}]"));
         assert!(valid(Other::EmptyArrayOnly, "[]"));
         assert!(!valid(Other::EmptyArrayOnly, "[{}]"));
         assert!(valid(Other::Boolean, "true"));

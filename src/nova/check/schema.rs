@@ -157,7 +157,7 @@ pub(super) fn create_props(
         ("block_device_mapping", Prop::Other(Other::EmptyArrayOnly)),
         (
             "block_device_mapping_v2",
-            Prop::Other(Other::EmptyArrayOnly),
+            Prop::Other(Other::BlockDeviceMappingV2),
         ),
         ("config_drive", Prop::Other(Other::Boolean)),
         ("key_name", Prop::Other(Other::Same(name))),
