@@ -53,6 +53,7 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub trusted_proxies: Vec<IpNetwork>,
     pub client_body_timeout: Duration,
+    pub client_send_timeout: Duration,
     pub upstream_idle_timeout: Duration,
     pub max_headers: usize,
     pub max_uri_bytes: usize,
@@ -133,7 +134,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "NOVA_GUARD_UPSTREAM_TIMEOUT",
         "120s",
-        "Nova's response head must arrive within this (else 504)",
+        "Nova's response head must arrive within this (else 504), nor may its answer pause longer",
     ),
     (
         "NOVA_GUARD_SHUTDOWN_GRACE",
@@ -154,6 +155,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "NOVA_GUARD_CLIENT_BODY_TIMEOUT",
         "30s",
         "a validated body must arrive within this, a streamed one not pause longer (else 408)",
+    ),
+    (
+        "NOVA_GUARD_CLIENT_SEND_TIMEOUT",
+        "60s",
+        "a client that takes none of its answer for this long is disconnected",
     ),
     (
         "NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT",
@@ -327,6 +333,8 @@ impl Config {
         );
         let client_body_timeout =
             p.parse("NOVA_GUARD_CLIENT_BODY_TIMEOUT", duration, parse_duration);
+        let client_send_timeout =
+            p.parse("NOVA_GUARD_CLIENT_SEND_TIMEOUT", duration, parse_duration);
         let upstream_idle_timeout =
             p.parse("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", duration, parse_duration);
         let max_headers = p.parse(
@@ -368,87 +376,41 @@ impl Config {
         let upstream_tls = p.upstream_tls(upstream.as_ref());
         let guard = parse_guard(&mut p);
 
-        let (
-            Some(listen),
-            Some(upstream),
-            Some(path_prefix),
-            Some(max_body_bytes),
-            Some(max_microversion),
-            Some(log_filter),
-            Some(log_format),
-            Some(client_header_timeout),
-            Some(upstream_connect_timeout),
-            Some(upstream_timeout),
-            Some(shutdown_grace),
-            Some(max_header_bytes),
-            Some(trusted_proxies),
-            Some(client_body_timeout),
-            Some(upstream_idle_timeout),
-            Some(max_headers),
-            Some(max_uri_bytes),
-            Some(max_connections),
-            Some(max_requests_per_connection),
-            Some(admin_listen),
-            Some(tls),
-            Some(upstream_tls),
-            Some((mode, access_ip_policy)),
-        ) = (
-            listen,
-            upstream,
-            path_prefix,
-            max_body_bytes,
-            max_microversion,
-            log_filter,
-            log_format,
-            client_header_timeout,
-            upstream_connect_timeout,
-            upstream_timeout,
-            shutdown_grace,
-            max_header_bytes,
-            trusted_proxies,
-            client_body_timeout,
-            upstream_idle_timeout,
-            max_headers,
-            max_uri_bytes,
-            max_connections,
-            max_requests_per_connection,
-            admin_listen,
-            tls,
-            upstream_tls,
-            guard,
-        )
-        else {
-            return Err(ConfigError(p.problems));
-        };
         if !p.problems.is_empty() {
             return Err(ConfigError(p.problems));
         }
-        Ok(Config {
-            listen,
-            upstream,
-            path_prefix,
-            max_body_bytes,
-            max_microversion,
-            log_filter,
-            log_format,
-            client_header_timeout,
-            upstream_connect_timeout,
-            upstream_timeout,
-            shutdown_grace,
-            max_header_bytes,
-            trusted_proxies,
-            client_body_timeout,
-            upstream_idle_timeout,
-            max_headers,
-            max_uri_bytes,
-            max_connections,
-            max_requests_per_connection,
-            admin_listen,
-            tls,
-            upstream_tls,
-            mode,
-            access_ip_policy,
-        })
+        // Every value parsed (a failure would have been recorded above).
+        let config = (|| {
+            let (mode, access_ip_policy) = guard?;
+            Some(Config {
+                listen: listen?,
+                upstream: upstream?,
+                path_prefix: path_prefix?,
+                max_body_bytes: max_body_bytes?,
+                max_microversion: max_microversion?,
+                log_filter: log_filter?,
+                log_format: log_format?,
+                client_header_timeout: client_header_timeout?,
+                upstream_connect_timeout: upstream_connect_timeout?,
+                upstream_timeout: upstream_timeout?,
+                shutdown_grace: shutdown_grace?,
+                max_header_bytes: max_header_bytes?,
+                trusted_proxies: trusted_proxies?,
+                client_body_timeout: client_body_timeout?,
+                client_send_timeout: client_send_timeout?,
+                upstream_idle_timeout: upstream_idle_timeout?,
+                max_headers: max_headers?,
+                max_uri_bytes: max_uri_bytes?,
+                max_connections: max_connections?,
+                max_requests_per_connection: max_requests_per_connection?,
+                admin_listen: admin_listen?,
+                tls: tls?,
+                upstream_tls: upstream_tls?,
+                mode,
+                access_ip_policy,
+            })
+        })();
+        config.ok_or(ConfigError(p.problems))
     }
 
     /// `NOVA_GUARD_*` variables in the environment that nova-guard does not
@@ -747,6 +709,7 @@ mod tests {
         assert_eq!(c.max_header_bytes, 65_536);
         assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.client_body_timeout, Duration::from_secs(30));
+        assert_eq!(c.client_send_timeout, Duration::from_secs(60));
         assert_eq!(c.upstream_idle_timeout, Duration::from_secs(60));
         assert_eq!(c.max_headers, 100);
         assert_eq!(c.max_uri_bytes, 8192);

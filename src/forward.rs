@@ -28,6 +28,7 @@ use tower::Service;
 use crate::config::Config;
 use crate::error::{BoxError, ErrorKind, FaultContext, ProxyError};
 use crate::layer::access_log::{Peer, UpstreamInfo};
+use crate::layer::idle_body::IdleBody;
 use crate::layer::request_id::RequestId;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -123,7 +124,7 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Either<Incoming, Full<Bytes>>>;
+    type Response = Response<Either<IdleBody<Incoming>, Full<Bytes>>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -189,7 +190,11 @@ where
                         duration,
                     };
                     resp.extensions_mut().insert(info);
-                    resp.map(Either::Left)
+                    // Nova may not pause in its answer longer than it may take to start it.
+                    let limit = settings.timeout;
+                    resp.map(|body| {
+                        Either::Left(IdleBody::new(body, limit, ErrorKind::UpstreamTimeout))
+                    })
                 }
                 Err(err) => {
                     let mut resp = err.to_response(&FaultContext {

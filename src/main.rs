@@ -2,34 +2,21 @@
 
 use std::process::ExitCode;
 
-use nova_guard::config::{Config, LogFormat, VARIABLES};
+use nova_guard::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-const EXIT_CONFIG: u8 = 2;
+mod cli;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None => {}
-        Some("--help" | "-h") => {
-            print!("{}", help());
-            return ExitCode::SUCCESS;
-        }
-        Some("--version" | "-V") => {
-            println!("nova-guard {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("nova-guard: unknown argument {other:?}; it is configured by environment variables (see --help)");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    if let Some(code) = cli::handle(std::env::args_os().skip(1)) {
+        return code;
     }
 
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprint!("nova-guard: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(cli::EXIT_CONFIG);
         }
     };
     init_logging(&config);
@@ -113,24 +100,4 @@ fn init_logging(config: &Config) {
             .init(),
         LogFormat::Text => builder.init(),
     }
-}
-
-fn help() -> String {
-    let mut s = String::from(
-        "nova-guard: a validating reverse proxy for the OpenStack Nova compute API\n\n\
-         Usage: nova-guard [--help | --version]\n\n\
-         It is configured by environment variables only:\n",
-    );
-    for (name, default, meaning) in VARIABLES {
-        let default = if default.is_empty() {
-            "(empty)"
-        } else {
-            default
-        };
-        s.push_str(&format!("  {name:<38} default {default:<22} {meaning}\n"));
-    }
-    s.push_str(
-        "\nExit codes: 0 stopped cleanly, 1 runtime failure, 2 bad arguments or configuration.\n",
-    );
-    s
 }

@@ -31,7 +31,7 @@ use crate::layer::request_id::RequestIdLayer;
 use crate::layer::validate::{ValidateLayer, ValidateSettings};
 use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
 use crate::tls::{self, ReloadingCert};
-use crate::wire::{Tracker, Watched, WireWatch};
+use crate::wire::{InFlight, InFlightGuard, Tracker, Watched, WireWatch};
 
 /// The whole request path, from the client's request to the response body.
 pub fn build_service(
@@ -167,7 +167,9 @@ pub async fn serve(
                     // Over TLS, a plain answer would be noise: close instead.
                     if acceptor.is_none() {
                         let conn = refuse_connection(stream, config.client_header_timeout);
-                        tokio::spawn(graceful.watch(conn));
+                        // A silent client must not hold the socket either.
+                        let limit = config.client_header_timeout.saturating_mul(2);
+                        tokio::spawn(tokio::time::timeout(limit, graceful.watch(conn)));
                     }
                     continue;
                 };
@@ -175,6 +177,8 @@ pub async fn serve(
                     max_header_bytes: config.max_header_bytes,
                     max_headers: config.max_headers,
                     max_requests: config.max_requests_per_connection,
+                    idle_limit: config.client_header_timeout,
+                    send_limit: config.client_send_timeout,
                 };
                 let gauge = metrics.connection_opened();
                 let Some(acceptor) = acceptor.clone() else {
@@ -276,6 +280,37 @@ struct ConnectionSettings {
     max_header_bytes: usize,
     max_headers: usize,
     max_requests: u64,
+    idle_limit: Duration,
+    send_limit: Duration,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its exchange counted as in flight.
+    struct InFlightBody<B> {
+        #[pin]
+        inner: B,
+        guard: InFlightGuard,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for InFlightBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// One client connection: its bytes watched for ambiguous framing, each
@@ -304,9 +339,17 @@ where
         settings.max_header_bytes,
         settings.max_headers,
     );
-    let io = Watched::new(stream, tracker);
+    let in_flight = InFlight::new();
+    let io = Watched::new(
+        stream,
+        tracker,
+        settings.idle_limit,
+        in_flight.clone(),
+        settings.send_limit,
+    );
     let served = Arc::new(AtomicU64::new(0));
     let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let guard = in_flight.enter();
         req.extensions_mut().insert(Peer(peer));
         if via_tls {
             req.extensions_mut().insert(ViaTls);
@@ -323,7 +366,7 @@ where
                 resp.headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok::<_, Infallible>(resp)
+            Ok::<_, Infallible>(resp.map(|inner| InFlightBody { inner, guard }))
         }
     });
     builder

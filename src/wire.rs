@@ -20,15 +20,22 @@
 //! refused, never passed on unjudged. HTTP/2 connections (the client preface)
 //! are not watched: their framing is not textual.
 //!
-//! The watcher never holds bytes back and never changes them.
+//! The watcher never holds bytes back and never changes them. It also ends a
+//! connection on which the client has sent nothing for the idle limit while
+//! no exchange was in flight (a silent new connection, an idle kept-alive
+//! one, HTTP/1 or HTTP/2), by reading as closed.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -166,11 +173,6 @@ impl Tracker {
             max_headers: max_headers.max(1),
             watch,
         }
-    }
-
-    /// Whether a message's head is partly read.
-    pub fn in_head(&self) -> bool {
-        matches!(&self.state, State::Head { buf, .. } if !buf.is_empty())
     }
 
     /// Observe bytes read from the client, in order.
@@ -490,15 +492,76 @@ fn decimal(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// A client stream whose incoming bytes are watched by a [`Tracker`].
+/// The exchanges in flight on one connection, counted so that the
+/// connection is only called idle when none is.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn new() -> Self {
+        InFlight::default()
+    }
+
+    /// One more exchange, until the guard is dropped.
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+
+    fn idle(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// Ends its exchange's count when dropped.
+#[derive(Debug)]
+pub struct InFlightGuard(Arc<AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Closes a connection on which the client sends nothing while no exchange
+/// is in flight: a silent new connection, or an idle kept-alive one, HTTP/1
+/// or HTTP/2 alike.
+struct IdleLimit {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+    armed: bool,
+    in_flight: InFlight,
+}
+
+/// A client stream whose incoming bytes are watched by a [`Tracker`], which
+/// reads as ended once the client has been idle for the limit, and whose
+/// writes fail once the client has taken nothing for the send limit.
 pub struct Watched<IO> {
     io: IO,
     tracker: Tracker,
+    idle: IdleLimit,
+    stall: StallLimit,
 }
 
 impl<IO> Watched<IO> {
-    pub fn new(io: IO, tracker: Tracker) -> Self {
-        Watched { io, tracker }
+    pub fn new(
+        io: IO,
+        tracker: Tracker,
+        idle_limit: Duration,
+        in_flight: InFlight,
+        send_limit: Duration,
+    ) -> Self {
+        Watched {
+            io,
+            tracker,
+            stall: StallLimit::new(send_limit),
+            idle: IdleLimit {
+                limit: idle_limit,
+                sleep: Box::pin(tokio::time::sleep(idle_limit)),
+                armed: false,
+                in_flight,
+            },
+        }
     }
 }
 
@@ -511,10 +574,73 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let before = buf.filled().len();
         let this = &mut *self;
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &result {
-            this.tracker.feed(&buf.filled()[before..]);
+        match &result {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if !new.is_empty() {
+                    this.idle.armed = false;
+                    this.tracker.feed(new);
+                }
+            }
+            Poll::Ready(Err(_)) => {}
+            Poll::Pending => {
+                let idle = &mut this.idle;
+                if !idle.in_flight.idle() {
+                    // An exchange is under way: its own timeouts apply.
+                    idle.armed = false;
+                } else {
+                    if !idle.armed {
+                        idle.armed = true;
+                        let deadline = Instant::now() + idle.limit;
+                        idle.sleep.as_mut().reset(deadline);
+                    }
+                    if idle.sleep.as_mut().poll(cx).is_ready() {
+                        tracing::debug!("client idle past the limit; closing the connection");
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
         }
         result
+    }
+}
+
+/// Fails writes to a client that has taken none of our bytes for the limit
+/// (it stopped reading its answer): the connection is then dropped.
+struct StallLimit {
+    limit: Duration,
+    sleep: Pin<Box<Sleep>>,
+    armed: bool,
+}
+
+impl StallLimit {
+    fn new(limit: Duration) -> Self {
+        StallLimit {
+            limit,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
+        }
+    }
+
+    /// Pass a write-side poll through, failing it once stalled too long.
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.armed = false;
+            return poll;
+        }
+        if !self.armed {
+            self.armed = true;
+            let deadline = Instant::now() + self.limit;
+            self.sleep.as_mut().reset(deadline);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            tracing::debug!("client stopped reading its answer; dropping the connection");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -524,15 +650,21 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.stall.check(cx, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.stall.check(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.stall.check(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -540,7 +672,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.stall.check(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

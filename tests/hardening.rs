@@ -300,7 +300,7 @@ async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s")]);
     let mut stream = TcpStream::connect(guard.addr).await.unwrap();
     stream
         .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -1200,16 +1200,131 @@ async fn no_connection_is_leaked_whatever_the_clients_and_nova_do() {
 #[tokio::test]
 async fn the_header_timeout_does_not_cut_an_exchange_waiting_for_nova() {
     let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "200ms")]);
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s")]);
     let mut stream = TcpStream::connect(guard.addr).await.unwrap();
-    for _ in 0..2 {
-        stream
-            .write_all(b"GET /slow/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
-            .await
-            .unwrap();
-        assert_eq!(a.status, 200);
+    stream
+        .write_all(b"GET /slow/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    assert!(closed_by_peer(&mut stream).await, "silent connection kept");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_not_while_an_exchange_waits() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s")]);
+    let stream = TcpStream::connect(guard.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    // Nova takes longer than the idle limit: the exchange is not cut.
+    let req = http::Request::builder()
+        .uri(format!("http://{}/slow/3000", guard.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    // Then idle: closed by the proxy.
+    let ended = tokio::time::timeout(BOUND, conn).await;
+    assert!(ended.is_ok(), "idle HTTP/2 connection kept");
+}
+
+#[tokio::test]
+async fn a_silent_connection_over_the_limit_is_not_kept_either() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_MAX_CONNECTIONS", "1"),
+            ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s"),
+        ],
+    );
+    // The one slot is busy for a while.
+    let busy = tokio::spawn(send_get(guard.addr, "/slow/5000"));
+    for _ in 0..1000 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let mut silent = TcpStream::connect(guard.addr).await.unwrap();
+    assert!(closed_by_peer(&mut silent).await, "silent connection kept");
+    assert_eq!(
+        tokio::time::timeout(BOUND, busy)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_disconnected() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_SEND_TIMEOUT", "300ms")]);
+    let total: u64 = 200 * 1024 * 1024;
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(format!("GET /stream/{total} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // Take nothing for a while: the socket buffers fill, then the proxy waits.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = 0u64;
+    let mut tmp = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n as u64,
+            Err(_) => panic!("left hanging"),
+        }
+    }
+    assert!(got < total, "the whole answer was sent");
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["complete"], false);
+}
+
+#[tokio::test]
+async fn a_nova_that_stalls_in_the_middle_of_its_answer_is_given_up_on() {
+    let up = BadUpstream::start(Misbehaviour::StallMidResponse).await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "300ms")]);
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
+            Err(_) => panic!("the client was left hanging"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0123456789"), "{text}");
+    let events = guard.wait_exchanges(1).await;
+    assert_eq!(events[0]["complete"], false);
+    assert_eq!(events[0]["error"], "upstream_timeout");
+    let cause = events[0]["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("response body"), "{cause}");
 }

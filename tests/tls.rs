@@ -411,3 +411,28 @@ fn bad_tls_settings_stop_start_up_naming_each_variable() {
     }
     assert!(err.contains("do not go together"), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_handshake_is_dropped() {
+    let dir = Dir::new("handshake");
+    let ca = Ca::new("handshake CA");
+    let (cert, key) = ca.leaf("nova-guard");
+    let cert = dir.write("cert.pem", &cert);
+    let key = dir.write("key.pem", &key);
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
+            ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
+            ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s"),
+        ],
+    );
+    let mut silent = TcpStream::connect(guard.addr).await.unwrap();
+    let mut tmp = [0u8; 64];
+    let end = tokio::time::timeout(BOUND, silent.read(&mut tmp)).await;
+    assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "kept: {end:?}");
+    // A proper client is still served.
+    let mut tls = tls_connect(guard.addr, &ca).await.unwrap();
+    assert_eq!(ask(&mut tls, GET).await.0, 200);
+}

@@ -70,7 +70,11 @@ def parse_args(argv):
 
 
 def log(msg):
-    print('nova_api: %s' % msg, file=sys.stderr, flush=True)
+    # Never fails: stderr may be a pipe whose reader has gone (Ctrl-C).
+    try:
+        print('nova_api: %s' % msg, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv=None):
@@ -137,6 +141,7 @@ def main(argv=None):
             'startup_seconds': round(time.monotonic() - started, 1),
         }
         print('NOVA_READY ' + json.dumps(ready, sort_keys=True), flush=True)
+        # From here on, nothing more is written to stdout.
         # Bounded only by the signal; the wait has a timeout so that signals
         # are handled promptly.
         while not stop.wait(0.5):
@@ -151,18 +156,20 @@ def main(argv=None):
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        log('shutting down')
-        if server is not None:
-            try:
-                server.stop()
-            except Exception:
-                pass
-        if serve_thread is not None:
-            serve_thread.join(10)
-        if env is not None:
-            env.stop()
-        shutil.rmtree(tmp_root, ignore_errors=True)
-        log('stopped')
+        try:
+            log('shutting down')
+            if server is not None:
+                try:
+                    server.stop()
+                except Exception:
+                    pass
+            if serve_thread is not None:
+                serve_thread.join(10)
+            if env is not None:
+                env.stop()
+        finally:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+            log('stopped')
     return rc
 
 

@@ -340,10 +340,28 @@ pin_project! {
     }
 }
 
+/// The kind of a body error, when it is one of ours (a timeout).
+pub trait ErrorKindOf {
+    fn error_kind(&self) -> Option<ErrorKind>;
+}
+
+impl ErrorKindOf for crate::error::BoxError {
+    fn error_kind(&self) -> Option<ErrorKind> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.as_ref());
+        while let Some(c) = cause {
+            if let Some(e) = c.downcast_ref::<crate::error::ProxyError>() {
+                return Some(e.kind);
+            }
+            cause = c.source();
+        }
+        None
+    }
+}
+
 impl<B> Body for Logged<B>
 where
     B: Body,
-    B::Error: std::fmt::Display,
+    B::Error: std::fmt::Display + ErrorKindOf,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -361,15 +379,17 @@ where
                         event.bytes_out += data.remaining() as u64;
                     }
                 }
-                // Only Nova's streamed answers can fail here: the answer is cut.
+                // Only Nova's streamed answers can fail here: the answer is cut,
+                // because Nova stalled (a timeout of ours) or failed.
                 Some(Err(e)) => {
                     let upstream = event.upstream.get_or_insert_with(UpstreamInfo::default);
                     if upstream.error.is_none() {
-                        upstream.error = Some(ErrorKind::UpstreamProtocol);
-                        upstream.cause = Some(format!(
-                            "{}: response body: {e}",
-                            ErrorKind::UpstreamProtocol.as_str()
-                        ));
+                        let kind = e.error_kind().unwrap_or(ErrorKind::UpstreamProtocol);
+                        upstream.error = Some(kind);
+                        upstream.cause = Some(match e.error_kind() {
+                            Some(_) => format!("{e}: in the response body"),
+                            None => format!("{}: response body: {e}", kind.as_str()),
+                        });
                     }
                 }
                 None => {}

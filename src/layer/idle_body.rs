@@ -1,10 +1,12 @@
-//! A streamed request body that fails when the client pauses too long.
+//! A streamed body that fails when its sender pauses too long.
 //!
 //! Requests that are not validated are streamed to Nova as the client sends
 //! them; a client that stops sending in the middle of its body would hold a
-//! connection to Nova open for as long as it likes. This body counts only the
-//! time spent waiting for the client (not the time Nova takes to read), and
-//! fails with [`ErrorKind::ClientBodyTimeout`] once a wait exceeds the limit.
+//! connection to Nova open for as long as it likes. Nova's answers are
+//! streamed back the same way, and a Nova that stalls after its response
+//! head would hold the client. This body counts only the time spent waiting
+//! for the sender (not the time the receiver takes to read), and fails with
+//! the given error kind once a wait exceeds the limit.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,16 +21,19 @@ use crate::error::{BoxError, ErrorKind, ProxyError};
 pub struct IdleBody<B> {
     inner: B,
     limit: Duration,
+    kind: ErrorKind,
     sleep: Pin<Box<Sleep>>,
     /// The last poll found nothing: the wait for the client is running.
     waiting: bool,
 }
 
 impl<B> IdleBody<B> {
-    pub fn new(inner: B, limit: Duration) -> Self {
+    /// Fails with `kind` once the sender has paused longer than `limit`.
+    pub fn new(inner: B, limit: Duration, kind: ErrorKind) -> Self {
         IdleBody {
             inner,
             limit,
+            kind,
             sleep: Box::pin(tokio::time::sleep(limit)),
             waiting: false,
         }
@@ -60,9 +65,7 @@ where
                     this.sleep.as_mut().reset(deadline);
                 }
                 match this.sleep.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(ProxyError::new(
-                        ErrorKind::ClientBodyTimeout,
-                    ))))),
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(ProxyError::new(this.kind))))),
                     Poll::Pending => Poll::Pending,
                 }
             }

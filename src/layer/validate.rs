@@ -110,8 +110,13 @@ where
             let (op, mode, version) = match plan {
                 Plan::Pass(info) => {
                     let limit = settings.body_timeout;
-                    let req =
-                        req.map(|body| Either::Left(IdleBody::new(Resumed::new(body), limit)));
+                    let req = req.map(|body| {
+                        Either::Left(IdleBody::new(
+                            Resumed::new(body),
+                            limit,
+                            ErrorKind::ClientBodyTimeout,
+                        ))
+                    });
                     let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
@@ -119,8 +124,13 @@ where
                     info.verdict = VerdictKind::Reported;
                     info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
                     let limit = settings.body_timeout;
-                    let req =
-                        req.map(|body| Either::Left(IdleBody::new(Resumed::new(body), limit)));
+                    let req = req.map(|body| {
+                        Either::Left(IdleBody::new(
+                            Resumed::new(body),
+                            limit,
+                            ErrorKind::ClientBodyTimeout,
+                        ))
+                    });
                     let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
@@ -156,7 +166,11 @@ where
                     if report {
                         i.verdict = VerdictKind::Reported;
                         i.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
-                        let body = IdleBody::new(resumed, settings.body_timeout);
+                        let body = IdleBody::new(
+                            resumed,
+                            settings.body_timeout,
+                            ErrorKind::ClientBodyTimeout,
+                        );
                         let req = Request::from_parts(parts, Either::Left(body));
                         let resp = inner.call(req).await?;
                         return Ok(with_info(resp.map(Either::Left), i));

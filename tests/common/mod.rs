@@ -195,6 +195,8 @@ pub enum Misbehaviour {
     ResetMidResponse,
     /// Closes the connection as soon as the request arrives.
     Close,
+    /// Sends a response head promising 1000 bytes, 10 of them, then stalls.
+    StallMidResponse,
 }
 
 /// An upstream that misbehaves on purpose; counts the connections it got.
@@ -245,6 +247,14 @@ impl BadUpstream {
                             let _ = stream.set_linger(Some(Duration::ZERO));
                         }
                         Misbehaviour::Close => {}
+                        Misbehaviour::StallMidResponse => {
+                            let _ = stream
+                                .write_all(
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789",
+                                )
+                                .await;
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
                     }
                 });
             }

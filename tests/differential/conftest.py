@@ -129,30 +129,34 @@ def guard(nova, tmp_path_factory):
     if not os.access(binary, os.X_OK):
         pytest.fail('no nova-guard binary at %s (build it: cargo build '
                     '--release --locked, or set NOVA_GUARD_BIN)' % binary)
-    port = free_port()
     log_path = tmp_path_factory.mktemp('guard') / 'nova-guard.log'
     log = open(log_path, 'w')
-    env = dict(os.environ)
-    env.update({
-        'NOVA_GUARD_LISTEN': '127.0.0.1:%d' % port,
-        'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova['port'],
-        'NOVA_GUARD_LOG_FORMAT': 'json',
-    })
-    proc = subprocess.Popen([binary], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    up = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            c = harness.Conn('127.0.0.1', port, timeout=5)
-            c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
-            c.close()
-            up = True
+    proc = port = None
+    for attempt in range(3):     # the free port may be taken meanwhile
+        port = free_port()
+        env = dict(os.environ)
+        env.update({
+            'NOVA_GUARD_LISTEN': '127.0.0.1:%d' % port,
+            'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova['port'],
+            'NOVA_GUARD_LOG_FORMAT': 'json',
+        })
+        proc = subprocess.Popen([binary], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        up = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                c = harness.Conn('127.0.0.1', port, timeout=5)
+                c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
+                c.close()
+                up = True
+                break
+            except OSError:
+                time.sleep(0.1)
+        if up:
             break
-        except OSError:
-            time.sleep(0.1)
-    if not up:
         _stop(proc)
+    if not up:
         log.close()
         pytest.fail('nova-guard did not answer on 127.0.0.1:%d; its output:'
                     '\n%s' % (port, open(log_path).read()[-5000:]))
@@ -180,7 +184,7 @@ def env(nova, guard):
     }
 
 
-def make_runner(env, pair=0, state_every=40):
+def make_runner(env, pair=0, state_every=20):
     a, b = env['servers'][2 * pair], env['servers'][2 * pair + 1]
     nova_t = harness.Target('nova', '127.0.0.1', env['nova_port'], a)
     guard_t = harness.Target('guard', '127.0.0.1', env['guard_port'], b)

@@ -279,8 +279,15 @@ def ws(rng):
     return ''.join(rng.choice(' \t\n\r') for _ in range(rng.randint(1, 4)))
 
 
+INVALID_UTF8_MARK = '\U0010FFFE'   # replaced by invalid UTF-8 in encode_body
+INVALID_UTF8 = [b'\xff', b'\xc0\xaf', b'\xed\xa0\x80', b'\xe2\x82', b'\x80',
+                b'\xf4\x90\x80\x80', b'\xfe']
+
+
 def enc_string(rng, s, escape_all=False):
     out = ['"']
+    if rng.random() < 0.004:
+        s = s + INVALID_UTF8_MARK
     p_escape = 1.0 if escape_all else rng.choice([0.0, 0.0, 0.0, 0.05, 0.3])
     for ch in s:
         o = ord(ch)
@@ -372,9 +379,13 @@ def body_text(rng, version):
     return ws(rng) + enc_object(rng, items) + ws(rng)
 
 
-def encode_body(text):
+def encode_body(rng, text):
     # lone surrogates were written as escapes, so this cannot fail
-    return text.encode('utf-8')
+    data = text.encode('utf-8')
+    mark = INVALID_UTF8_MARK.encode('utf-8')
+    while mark in data:
+        data = data.replace(mark, rng.choice(INVALID_UTF8), 1)
+    return data
 
 
 def gen_case(seed, i):
@@ -385,7 +396,7 @@ def gen_case(seed, i):
         version = rng.choice(VERSIONS)
     forms = V2_FORMS if version == 'v2' else V21_FORMS
     form, hdr = rng.choice(forms)
-    body = encode_body(body_text(rng, version))
+    body = encode_body(rng, body_text(rng, version))
     return Case('gen-%d' % i, group='b', body=body, version=version,
                 url_form=form, header_form=hdr)
 

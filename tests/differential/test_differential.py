@@ -7,6 +7,7 @@ bodies, (c) the stored state of a pair of servers, checked throughout (a) and
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -23,7 +24,15 @@ from conftest import SEED, make_runner, selected
 def test_fixed_corpus(env, record):
     started = time.monotonic()
     runner = make_runner(env, pair=0)
-    for case in selected(corpus.static_cases()):
+    cases = corpus.static_cases()
+    # A seeded random order, so that a change to the stored state by one
+    # request is not hidden by the same field being set on both servers by
+    # the next requests before the state is looked at. The pinned AZ cases
+    # keep their order (tempest's sequence) at the end.
+    pinned = [c for c in cases if c.id.startswith('pinned-az-')]
+    rest = [c for c in cases if not c.id.startswith('pinned-az-')]
+    random.Random(SEED).shuffle(rest)
+    for case in selected(rest + pinned):
         runner.run(case)
     for case in selected(corpus.prekeystone_cases()):
         runner.run(case)
@@ -105,8 +114,8 @@ def test_openstack_client(env, record):
             diffs.append('exit/output: direct=%r proxied=%r' % (direct,
                                                                proxied))
         if state_a != state_b:
-            diffs.append('stored state: direct=%s proxied=%s' % (
-                json.dumps(state_a)[:500], json.dumps(state_b)[:500]))
+            diffs.append('stored state: %s' % '; '.join(
+                harness.state_diff(state_a, state_b)))
         outcome = harness.Outcome(
             case, 'disagree' if diffs else 'agree', '; '.join(diffs))
         runner.tally.add(outcome)
@@ -122,3 +131,21 @@ def test_nothing_left_to_compare(env):
     if os.environ.get('NOVA_GUARD_DIFF_CASES'):
         pytest.skip('a selection of cases was asked for')
     assert TOTAL.cases > 2000, TOTAL.summary()
+
+
+def test_guard_log_has_no_secrets(env, guard):
+    """nova-guard's log (JSON, one event per exchange) never holds a token
+    or a request body."""
+    with open(guard['log'], encoding='utf-8', errors='replace') as f:
+        lines = [line for line in f if line.strip()]
+    assert lines, 'nova-guard logged nothing'
+    bad = [line for line in lines if not line.lstrip().startswith('{')]
+    for line in lines:
+        if line.lstrip().startswith('{'):
+            json.loads(line)
+    assert not bad, 'lines that are not JSON events: %r' % bad[:5]
+    text = ''.join(lines)
+    for secret in list(env['tokens'].values()) + ['not a valid token']:
+        assert secret not in text, 'a token is in the log'
+    for body_text in ('order-ok', 'prekeystone-ok', 'ctype-ok'):
+        assert body_text not in text, 'a request body is in the log'

@@ -1,0 +1,98 @@
+//! The command line of the binary: --help, --version, --check-config and
+//! the exit codes, run as an operator would.
+
+use std::process::{Command, Output};
+
+fn nova_guard(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nova-guard"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NOVA_GUARD_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run nova-guard")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_lists_every_variable() {
+    let out = nova_guard(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for (name, _, meaning) in nova_guard::config::VARIABLES {
+        assert!(stdout.contains(name), "{name} missing");
+        assert!(stdout.contains(meaning), "{meaning} missing");
+    }
+    assert!(stdout.contains("--check-config"));
+}
+
+#[test]
+fn version() {
+    let out = nova_guard(&["--version"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        format!("nova-guard {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_valid() {
+    let out = nova_guard(
+        &["--check-config"],
+        &[
+            ("NOVA_GUARD_UPSTREAM", "http://192.0.2.10:8774"),
+            ("NOVA_GUARD_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("configuration is valid"));
+    assert!(stdout.contains("NOVA_GUARD_UPSTREAM=http://192.0.2.10:8774"));
+    assert!(stdout.contains("NOVA_GUARD_MAX_BODY_BYTES=114688"));
+    for (name, _, _) in nova_guard::config::VARIABLES {
+        assert!(stdout.contains(&format!("{name}=")), "{name} missing");
+    }
+}
+
+#[test]
+fn check_config_lists_every_problem() {
+    let out = nova_guard(
+        &["--check-config"],
+        &[
+            ("NOVA_GUARD_LISTEN", "nowhere"),
+            ("NOVA_GUARD_UPSTREAM", "ftp://x"),
+            ("NOVA_GUARD_UPSTREAM_TIMEOUT", "0s"),
+            ("NOVA_GUARD_LISTN", "typo"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("NOVA_GUARD_LISTEN=\"nowhere\""));
+    assert!(stderr.contains("NOVA_GUARD_UPSTREAM=\"ftp://x\""));
+    assert!(stderr.contains("NOVA_GUARD_UPSTREAM_TIMEOUT=\"0s\""));
+    assert!(stderr.contains("unknown variable NOVA_GUARD_LISTN"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [&["--frobnicate"][..], &["--version", "--help"][..]] {
+        let out = nova_guard(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("Usage: nova-guard"));
+    }
+}
+
+#[test]
+fn bad_configuration_at_start_up_exits_2() {
+    let out = nova_guard(&[], &[("NOVA_GUARD_MAX_BODY_BYTES", "lots")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("NOVA_GUARD_MAX_BODY_BYTES=\"lots\""));
+}

@@ -1,0 +1,108 @@
+"""docs/operations.md is true to the code: every variable the binary knows,
+every field of the access log, every rule a rejection can name, every error
+kind and its client message, and every metric (when the build has them) are
+in the guide; every example event parses and uses only documented fields;
+every file the guide links to exists.
+
+    docs_check.py ROOT NOVA_GUARD_BIN
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+ROOT, BIN = sys.argv[1:3]
+DOC_PATH = os.path.join(ROOT, 'docs', 'operations.md')
+DOC = open(DOC_PATH).read()
+FLAT = ' '.join(DOC.split())  # a phrase may be wrapped over lines
+failures = 0
+
+
+def report(name, missing):
+    global failures
+    if missing:
+        failures += 1
+        print('FAIL docs: %s: missing %s' % (name, ', '.join(sorted(missing))))
+    else:
+        print('ok docs: %s' % name)
+
+
+def src(*parts):
+    path = os.path.join(ROOT, 'src', *parts)
+    return open(path).read() if os.path.exists(path) else ''
+
+
+def code(name):
+    return '`%s`' % name in DOC
+
+
+# Variables: what this binary's --help lists.
+helptext = subprocess.run([BIN, '--help'], capture_output=True, text=True, check=True).stdout
+variables = {line.split()[0] for line in helptext.splitlines()
+             if line.strip().startswith('NOVA_GUARD_')}
+report('every variable of --help (%d)' % len(variables),
+       {v for v in variables if not code(v)})
+report('exit codes 0, 1, 2', {c for c in ('| 0 |', '| 1 |', '| 2 |') if c not in DOC})
+
+# Log fields: what the access log emits, plus the subscriber's own.
+access = src('layer', 'access_log.rs')
+block = re.search(r'tracing::info!\((.*?)"exchange"', access, re.S).group(1)
+fields = set(re.findall(r'^\s*([a-z0-9_]+)\s*(?:=|,)', block, re.M)) - {'target'}
+fields |= {'timestamp', 'level', 'message', 'target'}
+table = DOC.split('## Logs', 1)[1].split('\n## ', 1)[0]
+documented = set(re.findall(r'^\| `([a-z0-9_]+)` \|', table, re.M))
+report('every access-log field (%d) in the log table' % len(fields), fields - documented)
+report('no log field documented that the code does not emit', documented - fields)
+
+# Example events: valid JSON, documented fields only, and one of each verdict.
+examples = [json.loads(b) for b in re.findall(r'```json\n(.*?)```', DOC, re.S)]
+report('example events parse and use documented fields',
+       {k for e in examples for k in e if k not in documented})
+report('example events show forwarded, rejected and an upstream error',
+       {v for v in ('forwarded', 'rejected') if v not in {e.get('verdict') for e in examples}}
+       | (set() if any(e.get('error') for e in examples) else {'error'}))
+
+# Rules a rejection can name.
+rules = set()
+for path in ('nova/check.rs', 'nova/check/schema.rs', 'layer/validate.rs', 'layer/framing.rs'):
+    text = src(*path.split('/'))
+    rules |= set(re.findall(r'keyword\(\s*\w+,\s*"(\w+)"', text, re.S))
+    rules |= set(re.findall(r'\brule:\s*"(\w+)"', text))
+    rules |= set(re.findall(r'\brule\s*=\s*Some\("(\w+)"\)', text))
+    rules |= set(re.findall(r'\breject\([^;]*?,\s*"(\w+)",?\s*\)\s*;', text, re.S))
+    for m in re.findall(r'\brule\s*=\s*Some\(if[^;]*;', text, re.S):
+        rules |= set(re.findall(r'"(\w+)"', m))
+rule_row = [line for line in table.splitlines() if line.startswith('| `rule` |')]
+report('every rejection rule (%d) in the `rule` row' % len(rules),
+       {r for r in rules if not rule_row or '`%s`' % r not in rule_row[0]})
+
+# Error kinds and the fixed messages clients get.
+error_rs = src('error.rs')
+kinds = set(re.findall(r'ErrorKind::\w+ => "([a-z_]+)"', error_rs))
+report('every error kind (%d)' % len(kinds), {k for k in kinds if not code(k)})
+messages = set(re.findall(r'ErrorKind::[\w |:]+ => "([A-Z][^"]+)"', error_rs))
+report('every client-facing error message (%d)' % len(messages),
+       {m for m in messages if ' '.join(m.split()) not in FLAT})
+
+# Metrics, when this build has them.
+metrics_rs = src('metrics.rs')
+if metrics_rs:
+    names = set(re.findall(r'\b(nova_guard_[a-z_]+)', metrics_rs))
+    names = {re.sub(r'_(bucket|sum|count)$', '', n) for n in names}
+    report('every metric (%d)' % len(names), {n for n in names if not code(n)})
+    report('admin paths', {p for p in ('/healthz', '/readyz', '/metrics') if code(p) is False})
+else:
+    print('note docs: this build has no metrics; the guide describes them for builds that do')
+
+# Links to files of the repository.
+links = re.findall(r'\]\((\.\./[^)#]+)', DOC)
+report('every linked file exists (%d)' % len(links),
+       {link for link in links
+        if link != '../BENCHMARKS.md'
+        and not os.path.exists(os.path.normpath(os.path.join(ROOT, 'docs', link)))})
+if not os.path.exists(os.path.join(ROOT, 'BENCHMARKS.md')):
+    print('note docs: BENCHMARKS.md is not in this tree')
+
+sys.exit(1 if failures else 0)
