@@ -15,6 +15,8 @@ use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+// Formatted straight into the event: no String per field.
+use tracing::field::display;
 
 use ipnetwork::IpNetwork;
 
@@ -237,15 +239,15 @@ impl Event {
             Mode::LegacyV2 => "v2",
             Mode::V21 => "v2.1",
         });
-        let microversion = v.and_then(|v| v.microversion).map(|m| m.to_string());
+        let microversion = v.and_then(|v| v.microversion).map(display);
         let upstream_request_id = u
             .and_then(|u| u.request_id.as_ref())
             .and_then(|h| h.to_str().ok());
         tracing::info!(
             target: "nova_guard::access",
             request_id = r.request_id.as_ref().map(RequestId::as_str),
-            peer = r.peer.map(|p| p.0.to_string()),
-            client = r.client.map(|c| c.to_string()),
+            peer = r.peer.map(|p| display(p.0)),
+            client = r.client.map(display),
             method = r.method.as_str(),
             path = r.path.as_str(),
             mode,
