@@ -10,8 +10,18 @@ use std::time::Duration;
 use http::Uri;
 use ipnetwork::IpNetwork;
 
-use crate::nova::Microversion;
+use crate::nova::policy::normalise;
+use crate::nova::{AccessIpPolicy, Microversion};
 use crate::tls::{self, UpstreamTls};
+
+/// Whether verdicts are acted on or only reported (`NOVA_GUARD_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardMode {
+    /// Invalid bodies are answered by nova-guard; `accessIPv6` is rewritten.
+    Enforce,
+    /// Everything is forwarded unchanged; verdicts are only logged.
+    Report,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -54,6 +64,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How to reach an `https://` upstream.
     pub upstream_tls: UpstreamTls,
+    pub mode: GuardMode,
+    pub access_ip_policy: AccessIpPolicy,
 }
 
 /// One bad variable.
@@ -204,6 +216,36 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "",
         "PEM private key of NOVA_GUARD_UPSTREAM_CLIENT_CERT",
     ),
+    (
+        "NOVA_GUARD_MODE",
+        "enforce",
+        "enforce, or report (verdicts logged, every request forwarded unchanged)",
+    ),
+    (
+        "NOVA_GUARD_ACCESS_IPV4_DENY",
+        "",
+        "comma-separated IPv4 CIDRs refused as accessIPv4",
+    ),
+    (
+        "NOVA_GUARD_ACCESS_IPV4_ALLOW",
+        "",
+        "comma-separated IPv4 CIDRs; when set, accessIPv4 must be in one",
+    ),
+    (
+        "NOVA_GUARD_ACCESS_IPV6_DENY",
+        "",
+        "comma-separated IPv6 CIDRs refused as accessIPv6",
+    ),
+    (
+        "NOVA_GUARD_ACCESS_IPV6_ALLOW",
+        "",
+        "comma-separated IPv6 CIDRs; when set, accessIPv6 must be in one",
+    ),
+    (
+        "NOVA_GUARD_ACCESS_IP_MAPPED_AS_V4",
+        "false",
+        "true: an IPv4-mapped accessIPv6 is judged by the IPv4 lists",
+    ),
 ];
 
 /// hyper's HTTP/1 reader cannot work with a smaller buffer.
@@ -289,7 +331,6 @@ impl Config {
             "a comma-separated list of CIDRs like 10.0.0.0/8,::1/128",
             parse_cidrs,
         );
-
         let client_body_timeout =
             p.parse("NOVA_GUARD_CLIENT_BODY_TIMEOUT", duration, parse_duration);
         let client_send_timeout =
@@ -333,12 +374,14 @@ impl Config {
         );
         let tls = p.tls_listener();
         let upstream_tls = p.upstream_tls(upstream.as_ref());
+        let guard = parse_guard(&mut p);
 
         if !p.problems.is_empty() {
             return Err(ConfigError(p.problems));
         }
         // Every value parsed (a failure would have been recorded above).
         let config = (|| {
+            let (mode, access_ip_policy) = guard?;
             Some(Config {
                 listen: listen?,
                 upstream: upstream?,
@@ -363,6 +406,8 @@ impl Config {
                 admin_listen: admin_listen?,
                 tls: tls?,
                 upstream_tls: upstream_tls?,
+                mode,
+                access_ip_policy,
             })
         })();
         config.ok_or(ConfigError(p.problems))
@@ -578,6 +623,54 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
+/// `NOVA_GUARD_MODE` and the access-IP policy.
+fn parse_guard(p: &mut Parser<'_>) -> Option<(GuardMode, AccessIpPolicy)> {
+    let mode = p.parse("NOVA_GUARD_MODE", "enforce or report", |s| match s {
+        "enforce" => Some(GuardMode::Enforce),
+        "report" => Some(GuardMode::Report),
+        _ => None,
+    });
+    let v4 = "a comma-separated list of IPv4 CIDRs like 127.0.0.0/8,169.254.0.0/16";
+    let v6 = "a comma-separated list of IPv6 CIDRs like ::1/128,fe80::/10";
+    let ipv4_deny = p.parse("NOVA_GUARD_ACCESS_IPV4_DENY", v4, |s| family_cidrs(s, true));
+    let ipv4_allow = p.parse("NOVA_GUARD_ACCESS_IPV4_ALLOW", v4, |s| {
+        family_cidrs(s, true)
+    });
+    let ipv6_deny = p.parse("NOVA_GUARD_ACCESS_IPV6_DENY", v6, |s| {
+        family_cidrs(s, false)
+    });
+    let ipv6_allow = p.parse("NOVA_GUARD_ACCESS_IPV6_ALLOW", v6, |s| {
+        family_cidrs(s, false)
+    });
+    let mapped_as_v4 = p.parse(
+        "NOVA_GUARD_ACCESS_IP_MAPPED_AS_V4",
+        "true or false",
+        |s| match s {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+    );
+    Some((
+        mode?,
+        AccessIpPolicy {
+            ipv4_deny: ipv4_deny?,
+            ipv4_allow: ipv4_allow?,
+            ipv6_deny: ipv6_deny?,
+            ipv6_allow: ipv6_allow?,
+            mapped_as_v4: mapped_as_v4?,
+        },
+    ))
+}
+
+/// CIDRs all of one family (`v4` or not), host bits cleared.
+fn family_cidrs(s: &str, v4: bool) -> Option<Vec<IpNetwork>> {
+    let nets = parse_cidrs(s)?;
+    nets.iter()
+        .all(|n| n.is_ipv4() == v4)
+        .then(|| nets.into_iter().map(normalise).collect())
+}
+
 fn parse_cidrs(s: &str) -> Option<Vec<IpNetwork>> {
     s.split(',')
         .map(str::trim)
@@ -719,6 +812,48 @@ mod tests {
             listed,
             VARIABLES.len(),
             "README lists variables nova-guard does not read"
+        );
+    }
+
+    #[test]
+    fn mode_and_access_ip_policy() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.mode, GuardMode::Enforce);
+        assert!(c.access_ip_policy.is_empty());
+        assert!(!c.access_ip_policy.mapped_as_v4);
+        let c = config(&[
+            ("NOVA_GUARD_MODE", "report"),
+            ("NOVA_GUARD_ACCESS_IPV4_DENY", "127.0.0.1/8, 169.254.0.0/16"),
+            ("NOVA_GUARD_ACCESS_IPV6_ALLOW", "2001:db8::/32"),
+            ("NOVA_GUARD_ACCESS_IP_MAPPED_AS_V4", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.mode, GuardMode::Report);
+        let p = &c.access_ip_policy;
+        assert_eq!(p.ipv4_deny[0].to_string(), "127.0.0.0/8");
+        assert_eq!(p.ipv4_deny.len(), 2);
+        assert_eq!(p.ipv6_allow.len(), 1);
+        assert!(p.mapped_as_v4);
+        let err = config(&[
+            ("NOVA_GUARD_MODE", "audit"),
+            ("NOVA_GUARD_ACCESS_IPV4_DENY", "::1/128"),
+            ("NOVA_GUARD_ACCESS_IPV4_ALLOW", "10.0.0.0/33"),
+            ("NOVA_GUARD_ACCESS_IPV6_DENY", "10.0.0.0/8"),
+            ("NOVA_GUARD_ACCESS_IPV6_ALLOW", "x"),
+            ("NOVA_GUARD_ACCESS_IP_MAPPED_AS_V4", "yes"),
+        ])
+        .unwrap_err();
+        let vars: Vec<_> = err.0.iter().map(|p| p.var).collect();
+        assert_eq!(
+            vars,
+            [
+                "NOVA_GUARD_MODE",
+                "NOVA_GUARD_ACCESS_IPV4_DENY",
+                "NOVA_GUARD_ACCESS_IPV4_ALLOW",
+                "NOVA_GUARD_ACCESS_IPV6_DENY",
+                "NOVA_GUARD_ACCESS_IPV6_ALLOW",
+                "NOVA_GUARD_ACCESS_IP_MAPPED_AS_V4",
+            ]
         );
     }
 

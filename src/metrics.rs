@@ -62,6 +62,8 @@ struct Tables {
     requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     /// field (or rule, for rejections that name no field) → rejections.
     rejections: BTreeMap<&'static str, u64>,
+    /// field (or rule) → requests report-only mode would have rejected.
+    reports: BTreeMap<&'static str, u64>,
     /// error kind → upstream errors.
     upstream_errors: BTreeMap<&'static str, u64>,
     duration: Histogram,
@@ -112,13 +114,15 @@ impl Metrics {
         *t.requests
             .entry((o.route, o.verdict, o.status))
             .or_default() += 1;
-        if o.verdict == "rejected" {
-            let what = match (o.rejected_field, o.rejected_rule) {
-                (Some(f), _) => f,
-                (None, Some(r)) => r,
-                (None, None) => "other",
-            };
-            *t.rejections.entry(what).or_default() += 1;
+        let what = match (o.rejected_field, o.rejected_rule) {
+            (Some(f), _) => f,
+            (None, Some(r)) => r,
+            (None, None) => "other",
+        };
+        match o.verdict {
+            "rejected" => *t.rejections.entry(what).or_default() += 1,
+            "reported" => *t.reports.entry(what).or_default() += 1,
+            _ => {}
         }
         if let Some(kind) = o.upstream_error.filter(|k| k.is_upstream()) {
             *t.upstream_errors.entry(kind.as_str()).or_default() += 1;
@@ -176,6 +180,13 @@ impl Metrics {
         );
         for (field, n) in &t.rejections {
             let _ = writeln!(out, "nova_guard_rejections_total{{field=\"{field}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP nova_guard_reported_total Requests report-only mode forwarded that enforce mode would reject, by field (or rule).\n\
+             # TYPE nova_guard_reported_total counter\n",
+        );
+        for (field, n) in &t.reports {
+            let _ = writeln!(out, "nova_guard_reported_total{{field=\"{field}\"}} {n}");
         }
         out.push_str(
             "# HELP nova_guard_upstream_errors_total Failed exchanges with Nova by kind.\n\

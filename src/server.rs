@@ -79,6 +79,8 @@ pub fn build_service_with_metrics(
             max_body_bytes: config.max_body_bytes,
             max_microversion: config.max_microversion,
             body_timeout: config.client_body_timeout,
+            mode: config.mode,
+            access_ip_policy: config.access_ip_policy.clone(),
         }))
         .service(forward))
 }

@@ -36,8 +36,15 @@ pub enum VerdictKind {
     Forwarded,
     /// Answered by nova-guard; Nova never saw it.
     Rejected,
-    /// Not validated (not an update, or left to Nova's own earlier checks).
+    /// Not validated (not an update, create or action request, or left to
+    /// Nova's own earlier checks).
     Passthrough,
+    /// A create or rebuild body nova-guard could not judge with certainty
+    /// (or an action other than rebuild): sent to Nova unchanged.
+    Deferred,
+    /// Report-only mode: enforce mode would have answered it itself
+    /// (`would_status`, `field`, `rule` say how); sent to Nova unchanged.
+    Reported,
 }
 
 impl VerdictKind {
@@ -46,6 +53,8 @@ impl VerdictKind {
             VerdictKind::Forwarded => "forwarded",
             VerdictKind::Rejected => "rejected",
             VerdictKind::Passthrough => "passthrough",
+            VerdictKind::Deferred => "deferred",
+            VerdictKind::Reported => "reported",
         }
     }
 }
@@ -59,6 +68,12 @@ pub struct ValidationInfo {
     pub field: Option<&'static str>,
     pub rule: Option<&'static str>,
     pub ipv6_rewritten: bool,
+    /// `update`, `create` or `rebuild` (`action` when the body was not read).
+    pub operation: Option<&'static str>,
+    /// Report-only mode: the status enforce mode would have answered with.
+    pub would_status: Option<u16>,
+    /// Report-only mode: whether enforce mode would have rewritten `accessIPv6`.
+    pub would_rewrite_ipv6: Option<bool>,
 }
 
 impl ValidationInfo {
@@ -70,6 +85,9 @@ impl ValidationInfo {
             field: None,
             rule: None,
             ipv6_rewritten: false,
+            operation: None,
+            would_status: None,
+            would_rewrite_ipv6: None,
         }
     }
 }
@@ -234,7 +252,10 @@ impl Event {
             path = r.path.as_str(),
             mode,
             microversion,
+            operation = v.and_then(|v| v.operation),
             verdict,
+            would_status = v.and_then(|v| v.would_status),
+            would_rewrite_ipv6 = v.and_then(|v| v.would_rewrite_ipv6),
             status = self.status,
             field = v.and_then(|v| v.field),
             rule = v.and_then(|v| v.rule),
@@ -253,7 +274,7 @@ impl Event {
             r.metrics.upstream_answered();
         }
         r.metrics.observe(&Observation {
-            route: if mode.is_some() { "update" } else { "other" },
+            route: v.and_then(|v| v.operation).unwrap_or("other"),
             verdict,
             status: self.status,
             rejected_field: v.and_then(|v| v.field),

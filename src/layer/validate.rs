@@ -1,11 +1,16 @@
-//! Where the proxy meets the Nova knowledge: for a PUT that Nova would route
-//! to update-server, take the checks Nova makes before body validation in
-//! Nova's order (size limit, token, microversion, Content-Type), read the
-//! body within the limit, and answer, rewrite or pass it on.
+//! Where the proxy meets the Nova knowledge: for a request that Nova would
+//! route to update-server (PUT), create-server or a server action (POST),
+//! take the checks Nova makes before body validation in Nova's order (size
+//! limit, token, microversion, Content-Type), read the body within the
+//! limit, and answer, rewrite or pass it on.
 //!
 //! Requests that Nova would refuse before looking at the body are forwarded
 //! unvalidated, so that the client gets Nova's own answer.
+//!
+//! In report-only mode every verdict is reached and logged the same way, but
+//! the request always goes to Nova exactly as received.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,17 +19,20 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Either, Full};
 use tower::{Layer, Service};
 
+use crate::config::GuardMode;
 use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
 use crate::layer::access_log::{UpstreamInfo, ValidationInfo, VerdictKind};
 use crate::layer::idle_body::IdleBody;
 use crate::layer::request_id::RequestId;
 use crate::nova::microversion::{header_text, requested};
-use crate::nova::route::match_update;
-use crate::nova::{check, Microversion, Mode, Verdict};
+use crate::nova::route::{match_action, match_create, match_update};
+use crate::nova::{
+    check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Operation, Verdict,
+};
 
 /// What the validation layer needs from the configuration.
 #[derive(Debug, Clone)]
@@ -35,6 +43,8 @@ pub struct ValidateSettings {
     /// The whole body of a validated request must arrive within this; a
     /// streamed body may not pause longer than this.
     pub body_timeout: std::time::Duration,
+    pub mode: GuardMode,
+    pub access_ip_policy: AccessIpPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -66,8 +76,9 @@ pub struct Validate<S> {
     settings: Arc<ValidateSettings>,
 }
 
-/// The body sent on: the client's stream, or a validated buffer.
-pub type ForwardBody<B> = Either<IdleBody<B>, Full<Bytes>>;
+/// The body sent on: the client's stream (after what was already read of
+/// it, in report mode for a body over the limit), or a validated buffer.
+pub type ForwardBody<B> = Either<IdleBody<Resumed<B>>, Full<Bytes>>;
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -95,11 +106,30 @@ where
 
         let plan = plan(&settings, &req);
         Box::pin(async move {
-            let (mode, version) = match plan {
+            let report = settings.mode == GuardMode::Report;
+            let (op, mode, version) = match plan {
                 Plan::Pass(info) => {
                     let limit = settings.body_timeout;
                     let req = req.map(|body| {
-                        Either::Left(IdleBody::new(body, limit, ErrorKind::ClientBodyTimeout))
+                        Either::Left(IdleBody::new(
+                            Resumed::new(body),
+                            limit,
+                            ErrorKind::ClientBodyTimeout,
+                        ))
+                    });
+                    let resp = inner.call(req).await?;
+                    return Ok(with_info(resp.map(Either::Left), info));
+                }
+                Plan::TooLarge(mut info) if report => {
+                    info.verdict = VerdictKind::Reported;
+                    info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
+                    let limit = settings.body_timeout;
+                    let req = req.map(|body| {
+                        Either::Left(IdleBody::new(
+                            Resumed::new(body),
+                            limit,
+                            ErrorKind::ClientBodyTimeout,
+                        ))
                     });
                     let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
@@ -109,90 +139,206 @@ where
                     let resp = too_large(&id);
                     return Ok(with_info(resp, info));
                 }
-                Plan::Validate { mode, version } => (mode, version),
+                Plan::Validate { op, mode, version } => (op, mode, version),
             };
             let info = |verdict| ValidationInfo {
                 verdict,
                 mode: Some(mode),
                 microversion: (mode == Mode::V21).then_some(version),
-                field: None,
-                rule: None,
-                ipv6_rewritten: false,
+                operation: Some(op.as_str()),
+                ..ValidationInfo::passthrough()
             };
             let id = request_id(&req);
             let (mut parts, body) = req.into_parts();
-            let collect = Limited::new(body, body_limit(settings.max_body_bytes)).collect();
-            let collected = match tokio::time::timeout(settings.body_timeout, collect).await {
-                Ok(result) => result.map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        ProxyError::new(ErrorKind::BodyTooLarge)
-                    } else {
-                        ProxyError::with_source(ErrorKind::ClientBody, e)
-                    }
-                }),
-                Err(_) => Err(ProxyError::new(ErrorKind::ClientBodyTimeout)),
+            let limit = body_limit(settings.max_body_bytes);
+            let read = tokio::time::timeout(settings.body_timeout, read_body(body, limit));
+            let read = match read.await {
+                Ok(result) => result,
+                Err(_) => Err(ReadError::Failed(ProxyError::new(
+                    ErrorKind::ClientBodyTimeout,
+                ))),
             };
-            let bytes = match collected {
-                Ok(collected) => collected.to_bytes(),
-                Err(err) => {
-                    let resp = if err.kind == ErrorKind::BodyTooLarge {
-                        too_large(&id)
-                    } else {
-                        let mut r = err.to_response(&FaultContext {
-                            request_id: &id,
-                            version: None,
-                        });
-                        r.headers_mut()
-                            .insert(CONNECTION, HeaderValue::from_static("close"));
-                        r.extensions_mut().insert(UpstreamInfo {
-                            error: Some(err.kind),
-                            cause: Some(err.to_string()),
-                            ..UpstreamInfo::default()
-                        });
-                        r.map(Either::Right)
-                    };
+            let bytes = match read {
+                Ok(bytes) => bytes,
+                Err(ReadError::TooLarge(resumed)) => {
+                    let mut i = info(VerdictKind::Rejected);
+                    i.rule = Some("maxBodyBytes");
+                    if report {
+                        i.verdict = VerdictKind::Reported;
+                        i.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
+                        let body = IdleBody::new(
+                            resumed,
+                            settings.body_timeout,
+                            ErrorKind::ClientBodyTimeout,
+                        );
+                        let req = Request::from_parts(parts, Either::Left(body));
+                        let resp = inner.call(req).await?;
+                        return Ok(with_info(resp.map(Either::Left), i));
+                    }
+                    return Ok(with_info(too_large(&id), i));
+                }
+                Err(ReadError::Failed(err)) => {
+                    let mut r = err.to_response(&FaultContext {
+                        request_id: &id,
+                        version: None,
+                    });
+                    r.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                    r.extensions_mut().insert(UpstreamInfo {
+                        error: Some(err.kind),
+                        cause: Some(err.to_string()),
+                        ..UpstreamInfo::default()
+                    });
                     let mut i = info(VerdictKind::Rejected);
                     i.rule = Some(match err.kind {
-                        ErrorKind::BodyTooLarge => "maxBodyBytes",
                         ErrorKind::ClientBodyTimeout => "clientBodyTimeout",
                         _ => "clientBody",
                     });
-                    return Ok(with_info(resp, i));
+                    return Ok(with_info(r.map(Either::Right), i));
                 }
             };
-            match check(mode, version, &bytes) {
+            let verdict = check_request(op, mode, version, &bytes, &settings.access_ip_policy);
+            // The operation the body turned out to be (an action may be another one).
+            let mut i = info(VerdictKind::Forwarded);
+            if op == Operation::Rebuild && verdict == Verdict::Defer && !is_rebuild_action(&bytes) {
+                i.operation = Some("action");
+            }
+            let (forward, i) = match verdict {
                 Verdict::Reject(rejection) => {
-                    let ctx = FaultContext {
-                        request_id: &id,
-                        version: (mode == Mode::V21).then_some(version),
-                    };
-                    let status =
-                        StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::BAD_REQUEST);
-                    let resp = fault_response(status, &rejection.message_json, &ctx);
-                    let mut i = info(VerdictKind::Rejected);
                     i.field = rejection.field;
                     i.rule = Some(rejection.rule);
-                    Ok(with_info(resp.map(Either::Right), i))
+                    if !report {
+                        let ctx = FaultContext {
+                            request_id: &id,
+                            version: (mode == Mode::V21).then_some(version),
+                        };
+                        let status = StatusCode::from_u16(rejection.status())
+                            .unwrap_or(StatusCode::BAD_REQUEST);
+                        let resp = fault_response(status, &rejection.message_json, &ctx);
+                        i.verdict = VerdictKind::Rejected;
+                        return Ok(with_info(resp.map(Either::Right), i));
+                    }
+                    i.verdict = VerdictKind::Reported;
+                    i.would_status = Some(rejection.status());
+                    (bytes, i)
                 }
-                Verdict::Accept { rewrite } => {
-                    let rewritten = rewrite.is_some();
-                    let body = match rewrite {
-                        Some(rw) => Bytes::from(rw.apply(&bytes)),
-                        None => bytes,
-                    };
-                    // The body is whole now: frame it by length.
-                    parts.headers.remove(TRANSFER_ENCODING);
-                    parts
-                        .headers
-                        .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-                    let req = Request::from_parts(parts, Either::Right(Full::new(body)));
-                    let resp = inner.call(req).await?;
-                    let mut i = info(VerdictKind::Forwarded);
-                    i.ipv6_rewritten = rewritten;
-                    Ok(with_info(resp.map(Either::Left), i))
+                Verdict::Defer => {
+                    i.verdict = VerdictKind::Deferred;
+                    (bytes, i)
                 }
-            }
+                Verdict::Accept { rewrite } => match rewrite {
+                    Some(rw) if !report => {
+                        i.ipv6_rewritten = true;
+                        (Bytes::from(rw.apply(&bytes)), i)
+                    }
+                    rw => {
+                        if report {
+                            i.would_rewrite_ipv6 = Some(rw.is_some());
+                        }
+                        (bytes, i)
+                    }
+                },
+            };
+            // The body is whole now: frame it by length.
+            parts.headers.remove(TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(forward.len()));
+            let req = Request::from_parts(parts, Either::Right(Full::new(forward)));
+            let resp = inner.call(req).await?;
+            Ok(with_info(resp.map(Either::Left), i))
         })
+    }
+}
+
+enum ReadError<B> {
+    /// Over the limit: what was read, and the rest of the stream.
+    TooLarge(Resumed<B>),
+    /// The client's body failed or took too long.
+    Failed(ProxyError),
+}
+
+/// Read a whole body of at most `limit` bytes. Trailers are dropped: Nova
+/// reads the body only.
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, ReadError<B>>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let mut body = body;
+    let mut chunks: VecDeque<Bytes> = VecDeque::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ReadError::Failed(ProxyError::with_source(ErrorKind::ClientBody, e)))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        chunks.push_back(data);
+        if total > limit {
+            return Err(ReadError::TooLarge(Resumed {
+                prefix: chunks,
+                inner: body,
+            }));
+        }
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop_front().unwrap_or_default(),
+        _ => {
+            let mut all = Vec::with_capacity(total);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            Bytes::from(all)
+        }
+    })
+}
+
+/// A body of which some chunks were already read: those first, then the rest.
+pub struct Resumed<B> {
+    prefix: VecDeque<Bytes>,
+    inner: B,
+}
+
+impl<B> Resumed<B> {
+    /// Nothing read yet.
+    pub fn new(inner: B) -> Self {
+        Resumed {
+            prefix: VecDeque::new(),
+            inner,
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Resumed<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(chunk) = self.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let read: u64 = self.prefix.iter().map(|c| c.len() as u64).sum();
+        let rest = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(read));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(read));
+        }
+        hint
     }
 }
 
@@ -202,6 +348,7 @@ enum Plan {
     /// Content-Length over the limit: 413 without reading.
     TooLarge(ValidationInfo),
     Validate {
+        op: Operation,
         mode: Mode,
         version: Microversion,
     },
@@ -211,16 +358,26 @@ enum Plan {
 /// (nova-facts §5): size limit, token, routing, microversion, Content-Type.
 fn plan<B>(settings: &ValidateSettings, req: &Request<B>) -> Plan {
     let pass = Plan::Pass(ValidationInfo::passthrough());
-    if req.method() != Method::PUT {
-        return pass;
-    }
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let Some(mode) = match_update(&settings.path_prefix, target) else {
+    let prefix = &settings.path_prefix;
+    let routed = match *req.method() {
+        Method::PUT => match_update(prefix, target).map(|m| (Operation::Update, m)),
+        Method::POST => match_create(prefix, target)
+            .map(|m| (Operation::Create, m))
+            .or_else(|| match_action(prefix, target).map(|m| (Operation::Rebuild, m))),
+        _ => None,
+    };
+    let Some((op, mode)) = routed else {
         return pass;
     };
     let headers = req.headers();
     let mut info = ValidationInfo::passthrough();
     info.mode = Some(mode);
+    // Until the body is read, an action is only an action.
+    info.operation = Some(match op {
+        Operation::Rebuild => "action",
+        other => other.as_str(),
+    });
     if content_length(headers).is_some_and(|len| len > settings.max_body_bytes) {
         info.verdict = VerdictKind::Rejected;
         info.rule = Some("maxBodyBytes");
@@ -244,7 +401,7 @@ fn plan<B>(settings: &ValidateSettings, req: &Request<B>) -> Plan {
     if !content_type_accepted(headers) {
         return Plan::Pass(info);
     }
-    Plan::Validate { mode, version }
+    Plan::Validate { op, mode, version }
 }
 
 fn request_version(headers: &HeaderMap, max: Microversion) -> Option<Microversion> {

@@ -30,13 +30,15 @@
 use std::ops::Range;
 
 use super::json::{self, Value};
+use super::policy::{AccessIpPolicy, Refusal};
 use super::pyrepr::{json_string, json_string_wtf8, repr_object, repr_str, str_value};
 use super::{ipv6, Microversion, Mode};
 
 mod description_regex;
+mod other;
 mod schema;
 
-use schema::FieldError;
+use schema::{Field, FieldError, Prop};
 
 /// What Nova would do with an update-server body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,10 @@ pub enum Verdict {
     Accept { rewrite: Option<Rewrite> },
     /// Nova would refuse the body; nova-guard answers itself.
     Reject(Rejection),
+    /// Not nova-guard's to judge, or not certain (create and rebuild bodies
+    /// whose first error could be in a field nova-guard does not check):
+    /// forwarded unchanged, Nova decides.
+    Defer,
 }
 
 /// Replace `body[span]` (a whole JSON string token, quotes included) by `replacement`.
@@ -102,9 +108,55 @@ impl Rejection {
     }
 }
 
+/// Which request a body belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `PUT .../servers/{id}`: the whole body is validated.
+    Update,
+    /// `POST .../servers`: the guarded fields of `server`.
+    Create,
+    /// `POST .../servers/{id}/action`: the guarded fields of a `rebuild`
+    /// action; other actions are deferred.
+    Rebuild,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Update => "update",
+            Operation::Create => "create",
+            Operation::Rebuild => "rebuild",
+        }
+    }
+}
+
+/// Validate a body for `op` as Nova does for `mode` and `version`, then
+/// judge its access IPs by `policy`.
+pub fn check_request(
+    op: Operation,
+    mode: Mode,
+    version: Microversion,
+    body: &[u8],
+    policy: &AccessIpPolicy,
+) -> Verdict {
+    match op {
+        Operation::Update => check_update(mode, version, body, policy),
+        Operation::Create | Operation::Rebuild => check_entity(op, mode, version, body, policy),
+    }
+}
+
 /// Validate an update-server body as Nova does for `mode` and `version`.
 /// An empty `body` is what Nova sees when there is no Content-Length.
 pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
+    check_update(mode, version, body, &AccessIpPolicy::default())
+}
+
+fn check_update(
+    mode: Mode,
+    version: Microversion,
+    body: &[u8],
+    policy: &AccessIpPolicy,
+) -> Verdict {
     // Nova does not parse an empty body: it validates `None`.
     if body.is_empty() {
         return reject_no_server(None);
@@ -132,21 +184,10 @@ pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
         let Some(value) = server.get(name) else {
             continue;
         };
-        match field.check(value) {
+        match field_verdict(name, field, value) {
             Ok(None) => {}
             Ok(Some(addr)) => access_ipv6 = Some((addr, value)),
-            Err(FieldError::InvalidName(reason)) => {
-                let message =
-                    format!("An invalid 'name' value was provided. The name must be: {reason}");
-                return reject(json_string(&message), Some(name), "format");
-            }
-            Err(FieldError::Keyword { rule, message }) => {
-                return reject(
-                    field_message(name, |out| str_value(value, out), &message),
-                    Some(name),
-                    rule,
-                );
-            }
+            Err(verdict) => return verdict,
         }
     }
 
@@ -192,6 +233,181 @@ pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
         return reject(json_string_wtf8(&message), None, "additionalProperties");
     }
 
+    if let Some(refused) = policy_verdict(server, policy) {
+        return refused;
+    }
+    Verdict::Accept {
+        rewrite: access_ipv6.and_then(|(addr, value)| ipv6_rewrite(addr, value)),
+    }
+}
+
+/// One property's rules (the one piece of code that update, create and
+/// rebuild share): `Ok` with the address of a valid `accessIPv6`, or the
+/// rejection Nova answers with for its first error.
+fn field_verdict(
+    name: &'static str,
+    field: Field,
+    value: &Value<'_>,
+) -> Result<Option<std::net::Ipv6Addr>, Verdict> {
+    match field.check(value) {
+        Ok(addr) => Ok(addr),
+        Err(FieldError::InvalidName(reason)) => {
+            let message =
+                format!("An invalid 'name' value was provided. The name must be: {reason}");
+            Err(reject(json_string(&message), Some(name), "format"))
+        }
+        Err(FieldError::Keyword { rule, message }) => Err(reject(
+            field_message(name, |out| str_value(value, out), &message),
+            Some(name),
+            rule,
+        )),
+    }
+}
+
+/// The access-IP policy, judged on the addresses of `entity`'s
+/// `accessIPv4` then `accessIPv6` that pass Nova's own format checks (an
+/// address that fails them is Nova's to refuse).
+fn policy_verdict(entity: &json::Object<'_>, policy: &AccessIpPolicy) -> Option<Verdict> {
+    if policy.is_empty() {
+        return None;
+    }
+    let text = |name: &str| match entity.get(name) {
+        Some(value @ Value::Str(s)) => s.text.as_str().map(|t| (value, t)),
+        _ => None,
+    };
+    if let Some((value, t)) = text("accessIPv4") {
+        if let Some(addr) = ipv6::parse_ipv4(t) {
+            if let Err(refusal) = policy.judge_v4(addr) {
+                return Some(policy_reject(
+                    "accessIPv4",
+                    value,
+                    &addr.to_string(),
+                    refusal,
+                ));
+            }
+        }
+    }
+    if let Some((value, t)) = text("accessIPv6") {
+        if let Some(addr) = ipv6::parse_ipv6(t) {
+            if let Err(refusal) = policy.judge_v6(addr) {
+                let canonical = ipv6::canonical(addr);
+                return Some(policy_reject("accessIPv6", value, &canonical, refusal));
+            }
+        }
+    }
+    None
+}
+
+/// `Invalid input for field/attribute accessIPv4. Value: 127.0.0.1.
+/// '127.0.0.1' is in a denied network '127.0.0.0/8'` (or `is not in an
+/// allowed network`), the address quoted in its canonical text.
+fn policy_reject(
+    name: &'static str,
+    value: &Value<'_>,
+    canonical: &str,
+    refusal: Refusal,
+) -> Verdict {
+    let mut message = Vec::new();
+    repr_str(canonical.as_bytes(), &mut message);
+    match refusal {
+        Refusal::Denied(net) => {
+            message.extend_from_slice(b" is in a denied network ");
+            repr_str(net.to_string().as_bytes(), &mut message);
+        }
+        Refusal::NotAllowed => message.extend_from_slice(b" is not in an allowed network"),
+    }
+    reject(
+        field_message(name, |out| str_value(value, out), &message),
+        Some(name),
+        refusal.rule(),
+    )
+}
+
+/// Whether an action body is a `rebuild` action as Nova dispatches it: a
+/// JSON object whose one key is `rebuild`.
+pub fn is_rebuild_action(body: &[u8]) -> bool {
+    match json::parse(body) {
+        Ok(Value::Object(top)) => top.sorted_keys().len() == 1 && top.get("rebuild").is_some(),
+        _ => false,
+    }
+}
+
+/// Validate a create-server (`POST .../servers`) or rebuild-action (`POST
+/// .../servers/{id}/action`) body.
+///
+/// Only the guarded fields are judged (name, OS-DCF:diskConfig, accessIPv4,
+/// accessIPv6, description, hostname); every other key is Nova's. Nova
+/// reports the first error in its schema's order, and in these schemas the
+/// guarded fields sit among many others, so a guarded field's error is
+/// answered only when every property before it in that order is certainly
+/// valid; anything else is [`Verdict::Defer`]red to Nova. A body that is not
+/// one of these requests at all (not JSON, no entity object, another action)
+/// is deferred too.
+///
+/// The access-IP policy is judged whenever the address passes Nova's format
+/// check, whatever else the body holds. `accessIPv6` is rewritten only when
+/// the whole body is certainly valid under Nova's schema: a body Nova
+/// refuses may quote the address back in its message.
+fn check_entity(
+    op: Operation,
+    mode: Mode,
+    version: Microversion,
+    body: &[u8],
+    policy: &AccessIpPolicy,
+) -> Verdict {
+    let Ok(Value::Object(top)) = json::parse(body) else {
+        return Verdict::Defer;
+    };
+    let (key, (props, required)) = match op {
+        Operation::Create => ("server", schema::create_props(mode, version)),
+        // Nova picks the action by the body's one key.
+        Operation::Rebuild if top.sorted_keys().len() == 1 => {
+            ("rebuild", schema::rebuild_props(mode, version))
+        }
+        Operation::Rebuild | Operation::Update => return Verdict::Defer,
+    };
+    let Some(Value::Object(entity)) = top.get(key) else {
+        return Verdict::Defer;
+    };
+
+    let mut certain = true;
+    let mut access_ipv6 = None;
+    for &(name, prop) in &props {
+        let Some(value) = entity.get(name) else {
+            continue;
+        };
+        match prop {
+            Prop::Guarded(field) => match field_verdict(name, field, value) {
+                Ok(None) => {}
+                Ok(Some(addr)) => access_ipv6 = Some((addr, value)),
+                Err(verdict) => return verdict,
+            },
+            Prop::Other(other) => {
+                if !other.certainly_valid(value) {
+                    // Nova may well fail here first: leave the rest to it.
+                    certain = false;
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(refused) = policy_verdict(entity, policy) {
+        return refused;
+    }
+
+    let legacy = mode == Mode::LegacyV2;
+    let known = |k: &json::PyStr<'_>| props.iter().any(|(p, _)| k.as_bytes() == p.as_bytes());
+    let certainly_valid = certain
+        && required.iter().all(|r| entity.get(r).is_some())
+        // Legacy v2 drops unknown keys instead of refusing them.
+        && (legacy || entity.members.iter().all(|(k, _)| known(k)))
+        // Scheduler hints (create) are not judged here.
+        && top.members.iter().all(|(k, _)| {
+            k.as_bytes() == key.as_bytes() || (legacy && !k.as_bytes().ends_with(b"scheduler_hints"))
+        });
+    if !certainly_valid {
+        return Verdict::Defer;
+    }
     Verdict::Accept {
         rewrite: access_ipv6.and_then(|(addr, value)| ipv6_rewrite(addr, value)),
     }
@@ -1165,6 +1381,288 @@ mod tests {
         ));
     }
 
+    // ---- create and rebuild ----
+
+    const UUID: &str = "0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c";
+
+    fn op_run(op: Operation, minor: u16, body: &str) -> Verdict {
+        check_request(
+            op,
+            Mode::V21,
+            mv(minor),
+            body.as_bytes(),
+            &AccessIpPolicy::default(),
+        )
+    }
+
+    fn op_msg(op: Operation, minor: u16, body: &str) -> String {
+        match op_run(op, minor, body) {
+            Verdict::Reject(r) => {
+                assert_eq!(r.kind, RejectKind::Invalid);
+                decode(&r.message_json)
+            }
+            other => panic!("{body}: expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_guarded_fields_are_judged_in_schema_order() {
+        let c = |minor, body: &str| op_msg(Operation::Create, minor, body);
+        assert_eq!(
+            c(1, "{\"server\": {\"name\": \"\", \"flavorRef\": \"1\"}}"),
+            "Invalid input for field/attribute name. Value: . '' should be non-empty"
+        );
+        // name is the schema's first property: nothing can fail before it.
+        assert_eq!(
+            c(
+                1,
+                "{\"server\": {\"imageRef\": 5, \"name\": \" x\"}, \"foo\": 1}"
+            ),
+            INVALID_NAME
+        );
+        let body = format!(
+            "{{\"server\": {{\"accessIPv4\": \"1.2.3\", \"name\": \"x\", \"imageRef\": \"{UUID}\", \"flavorRef\": 1, \"networks\": \"auto\", \"OS-DCF:diskConfig\": \"auto\"}}}}"
+        );
+        assert_eq!(
+            c(37, &body),
+            "Invalid input for field/attribute OS-DCF:diskConfig. Value: auto. 'auto' is not one of ['AUTO', 'MANUAL']"
+        );
+        // "auto" networks is only valid from 2.37: before, Nova's first error
+        // may be there, so the body is Nova's.
+        assert_eq!(op_run(Operation::Create, 36, &body), Verdict::Defer);
+        // An unknown-validity property before the guarded one defers.
+        assert_eq!(
+            op_run(
+                Operation::Create,
+                90,
+                "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\", \"block_device_mapping_v2\": [{\"boot_index\": \"x\"}], \"hostname\": \"a\"}}"
+            ),
+            Verdict::Defer
+        );
+        // (host comes before hostname in the schema) ...
+        assert_eq!(
+            op_run(
+                Operation::Create,
+                90,
+                "{\"server\": {\"name\": \"x\", \"hostname\": \"a\", \"host\": \"!\"}}"
+            ),
+            Verdict::Defer
+        );
+        // ... but errors checked after the properties do not.
+        assert_eq!(
+            c(90, "{\"server\": {\"hostname\": \"a\", \"foo\": 1}, \"bar\": 2}"),
+            "Invalid input for field/attribute hostname. Value: a. 'a' does not match '^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'"
+        );
+        // description only exists from 2.19: before, it is an extra key (Nova's).
+        let desc = "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\", \"description\": 1}}";
+        assert_eq!(op_run(Operation::Create, 18, desc), Verdict::Defer);
+        assert_eq!(
+            c(19, desc),
+            "Invalid input for field/attribute description. Value: 1. 1 is not of type 'string', 'null'"
+        );
+    }
+
+    #[test]
+    fn create_accepts_and_rewrites_only_certainly_valid_bodies() {
+        let body = format!(
+            "{{\"server\": {{\"name\": \"x\", \"imageRef\": \"{UUID}\", \"flavorRef\": \"1\", \"networks\": \"none\", \"accessIPv6\": \"2001:0DB8::1\"}}}}"
+        );
+        let Verdict::Accept { rewrite: Some(rw) } = op_run(Operation::Create, 37, &body) else {
+            panic!("{body}");
+        };
+        assert_eq!(rw.replacement, "\"2001:db8::1\"");
+        // Missing a required key (networks from 2.37), an extra key, or
+        // scheduler hints: not certain, forwarded unchanged.
+        let no_networks = "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\", \"accessIPv6\": \"2001:0DB8::1\"}}";
+        assert_eq!(op_run(Operation::Create, 37, no_networks), Verdict::Defer);
+        assert!(matches!(
+            op_run(Operation::Create, 36, no_networks),
+            Verdict::Accept { rewrite: Some(_) }
+        ));
+        let extra = "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\", \"foo\": 1}}";
+        assert_eq!(op_run(Operation::Create, 1, extra), Verdict::Defer);
+        let hints =
+            "{\"server\": {\"name\": \"x\", \"flavorRef\": \"1\"}, \"os:scheduler_hints\": {}}";
+        assert_eq!(op_run(Operation::Create, 1, hints), Verdict::Defer);
+        // Not a create body at all: Nova's to answer.
+        for body in [
+            "",
+            "x",
+            "null",
+            "[]",
+            "{}",
+            "{\"server\": 1}",
+            "{\"foo\": {}}",
+        ] {
+            assert_eq!(op_run(Operation::Create, 1, body), Verdict::Defer, "{body}");
+        }
+    }
+
+    #[test]
+    fn rebuild_is_judged_only_for_the_rebuild_action() {
+        let r = |minor, body: &str| op_msg(Operation::Rebuild, minor, body);
+        let body = format!(
+            "{{\"rebuild\": {{\"imageRef\": \"{UUID}\", \"preserve_ephemeral\": \"yes\", \"accessIPv4\": \"01.2.3.4\"}}}}"
+        );
+        assert_eq!(
+            r(1, &body),
+            "Invalid input for field/attribute accessIPv4. Value: 01.2.3.4. '01.2.3.4' is not a 'ipv4'"
+        );
+        // imageRef that is not certainly a uuid comes first: deferred.
+        assert_eq!(
+            op_run(
+                Operation::Rebuild,
+                1,
+                "{\"rebuild\": {\"imageRef\": \"x\", \"accessIPv4\": \"\"}}"
+            ),
+            Verdict::Defer
+        );
+        assert_eq!(
+            r(
+                94,
+                "{\"rebuild\": {\"hostname\": \"\", \"key_name\": null}}"
+            ),
+            "Invalid input for field/attribute hostname. Value: . '' should be non-empty"
+        );
+        assert_eq!(r(1, "{\"rebuild\": {\"name\": \"a \"}}"), INVALID_NAME);
+        assert!(is_rebuild_action(b"{\"rebuild\": 1}"));
+        assert!(!is_rebuild_action(b"{\"rebuild\": {}, \"x\": {}}"));
+        assert!(!is_rebuild_action(b"{\"reboot\": {}}"));
+        assert!(!is_rebuild_action(b"[\"rebuild\"]"));
+        // Other actions, and bodies Nova cannot dispatch, are not judged.
+        for body in [
+            "{\"reboot\": {\"type\": \"HARD\"}}",
+            "{\"rebuild\": {\"name\": \"\"}, \"reboot\": {}}",
+            "{\"rebuild\": \"x\"}",
+            "{\"rebuild\": null}",
+        ] {
+            assert_eq!(
+                op_run(Operation::Rebuild, 1, body),
+                Verdict::Defer,
+                "{body}"
+            );
+        }
+        // A repeated key is one key to Python.
+        assert!(matches!(
+            op_run(
+                Operation::Rebuild,
+                1,
+                "{\"rebuild\": {}, \"rebuild\": {\"name\": \"\"}}"
+            ),
+            Verdict::Reject(_)
+        ));
+        let ok = format!("{{\"rebuild\": {{\"imageRef\": \"{UUID}\", \"accessIPv6\": \"::babe:67.23.10.132\"}}}}");
+        let Verdict::Accept { rewrite: Some(rw) } = op_run(Operation::Rebuild, 2, &ok) else {
+            panic!("{ok}");
+        };
+        assert_eq!(rw.replacement, "\"::babe:4317:a84\"");
+        // Legacy: the 2.0 schema whatever the version.
+        assert_eq!(
+            check_request(
+                Operation::Rebuild,
+                Mode::LegacyV2,
+                mv(94),
+                format!("{{\"rebuild\": {{\"imageRef\": \"{UUID}\", \"name\": \" a\", \"hostname\": \"\"}}}}").as_bytes(),
+                &AccessIpPolicy::default()
+            ),
+            Verdict::Accept { rewrite: None }
+        );
+    }
+
+    #[test]
+    fn access_ip_policy_after_nova_s_checks() {
+        let policy = AccessIpPolicy {
+            ipv4_deny: vec!["127.0.0.0/8".parse().unwrap()],
+            ipv6_deny: vec!["fe80::/10".parse().unwrap()],
+            ipv6_allow: vec![
+                "2001:db8::/32".parse().unwrap(),
+                "fe80::/10".parse().unwrap(),
+            ],
+            ..AccessIpPolicy::default()
+        };
+        let run = |op, body: &str, p: &AccessIpPolicy| {
+            check_request(op, Mode::V21, mv(1), body.as_bytes(), p)
+        };
+        let refused = |op, body: &str, p: &AccessIpPolicy| match run(op, body, p) {
+            Verdict::Reject(r) => (decode(&r.message_json), r.field, r.rule),
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(
+            refused(Operation::Update, "{\"server\": {\"accessIPv4\": \"127.0.0.1\"}}", &policy),
+            (
+                "Invalid input for field/attribute accessIPv4. Value: 127.0.0.1. '127.0.0.1' is in a denied network '127.0.0.0/8'".to_owned(),
+                Some("accessIPv4"),
+                "accessIpDenied"
+            )
+        );
+        // Deny wins over allow; the address is quoted in its canonical text.
+        assert_eq!(
+            refused(Operation::Update, "{\"server\": {\"accessIPv6\": \"FE80::0:1\"}}", &policy).0,
+            "Invalid input for field/attribute accessIPv6. Value: FE80::0:1. 'fe80::1' is in a denied network 'fe80::/10'"
+        );
+        assert_eq!(
+            refused(Operation::Update, "{\"server\": {\"accessIPv6\": \"2002::1\"}}", &policy),
+            (
+                "Invalid input for field/attribute accessIPv6. Value: 2002::1. '2002::1' is not in an allowed network".to_owned(),
+                Some("accessIPv6"),
+                "accessIpNotAllowed"
+            )
+        );
+        // Nova's own errors come first.
+        assert_eq!(
+            refused(
+                Operation::Update,
+                "{\"server\": {\"accessIPv4\": \"127.0.0.1\", \"foo\": 1}}",
+                &policy
+            )
+            .2,
+            "additionalProperties"
+        );
+        assert!(matches!(
+            run(
+                Operation::Update,
+                "{\"server\": {\"accessIPv6\": \"2001:DB8::1\"}}",
+                &policy
+            ),
+            Verdict::Accept { rewrite: Some(_) }
+        ));
+        // Mapped addresses: by the IPv6 lists unless they count as IPv4.
+        let mapped = "{\"server\": {\"accessIPv6\": \"::FFFF:127.0.0.1\"}}";
+        assert_eq!(
+            refused(Operation::Update, mapped, &policy).2,
+            "accessIpNotAllowed"
+        );
+        let as_v4 = AccessIpPolicy {
+            mapped_as_v4: true,
+            ..policy.clone()
+        };
+        assert_eq!(
+            refused(Operation::Update, mapped, &as_v4).0,
+            "Invalid input for field/attribute accessIPv6. Value: ::FFFF:127.0.0.1. '::ffff:127.0.0.1' is in a denied network '127.0.0.0/8'"
+        );
+        // Create and rebuild: judged even when the rest of the body is
+        // Nova's to judge (no way around the policy).
+        let create = "{\"server\": {\"name\": \"x\", \"block_device_mapping_v2\": [{\"boot_index\": \"x\"}], \"accessIPv4\": \"127.0.0.2\"}}";
+        assert_eq!(
+            refused(Operation::Create, create, &policy).2,
+            "accessIpDenied"
+        );
+        let rebuild = "{\"rebuild\": {\"imageRef\": \"x\", \"accessIPv4\": \"127.0.0.2\"}}";
+        assert_eq!(
+            refused(Operation::Rebuild, rebuild, &policy).2,
+            "accessIpDenied"
+        );
+        // An address Nova refuses is Nova's to refuse.
+        assert_eq!(
+            run(
+                Operation::Rebuild,
+                "{\"rebuild\": {\"imageRef\": \"x\", \"accessIPv4\": \"127.0.0.01\"}}",
+                &policy
+            ),
+            Verdict::Defer
+        );
+    }
+
     // ---- properties ----
 
     mod props {
@@ -1354,6 +1852,66 @@ mod tests {
                     );
                 }
             }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn create_and_rebuild_never_panic_and_rewrite_stably(
+                (mode, version) in mode_and_version(),
+                body in body(),
+                rebuild in any::<bool>(),
+                cut in any::<proptest::sample::Index>(),
+            ) {
+                // With the keys each schema requires, so that some are valid.
+                let (op, body) = if rebuild {
+                    let required = format!("{{\"rebuild\": {{\"imageRef\": \"{UUID}\", ");
+                    (Operation::Rebuild, body.replacen("{\"server\": {", &required, 1))
+                } else {
+                    let required = "{\"server\": {\"name\": \"n\", \"flavorRef\": \"1\", ";
+                    (Operation::Create, body.replacen("{\"server\": {", required, 1))
+                };
+                let policy = AccessIpPolicy::default();
+                let verdict = check_request(op, mode, version, body.as_bytes(), &policy);
+                if let Verdict::Accept { rewrite: Some(rw) } = &verdict {
+                    let new = rw.apply(body.as_bytes());
+                    prop_assert_eq!(
+                        check_request(op, mode, version, &new, &policy),
+                        Verdict::Accept { rewrite: None }
+                    );
+                }
+                let i = cut.index(body.len() + 1);
+                let _ = check_request(op, mode, version, &body.as_bytes()[..i], &policy);
+            }
+        }
+
+        #[test]
+        fn create_and_rebuild_strategy_reaches_rewrites() {
+            use proptest::strategy::ValueTree;
+            use proptest::test_runner::TestRunner;
+            let mut runner = TestRunner::deterministic();
+            let strategy = body();
+            let policy = AccessIpPolicy::default();
+            let mut rewrites = 0;
+            for _ in 0..3000 {
+                let body = strategy.new_tree(&mut runner).unwrap().current();
+                let body = body.replacen(
+                    "{\"server\": {",
+                    &format!("{{\"rebuild\": {{\"imageRef\": \"{UUID}\", "),
+                    1,
+                );
+                if let Verdict::Accept { rewrite: Some(_) } = check_request(
+                    Operation::Rebuild,
+                    Mode::V21,
+                    Microversion::new(2, 94),
+                    body.as_bytes(),
+                    &policy,
+                ) {
+                    rewrites += 1;
+                }
+            }
+            assert!(rewrites > 10, "{rewrites}");
         }
 
         #[test]

@@ -7,10 +7,14 @@ pub mod check;
 pub mod ipv6;
 pub mod json;
 pub mod microversion;
+pub mod policy;
 pub mod printable;
 pub mod pyrepr;
 pub mod route;
 
-pub use check::{check, RejectKind, Rejection, Rewrite, Verdict};
+pub use check::{
+    check, check_request, is_rebuild_action, Operation, RejectKind, Rejection, Rewrite, Verdict,
+};
 pub use microversion::Microversion;
+pub use policy::AccessIpPolicy;
 pub use route::Mode;

@@ -21,6 +21,42 @@ pub enum Mode {
 /// origin-form with optional query and fragment, or absolute-form) would be
 /// routed by Nova to update-server behind `prefix` (empty, or like `/compute`).
 pub fn match_update(prefix: &str, target: &str) -> Option<Mode> {
+    api_segments(prefix, target, |segs| match segs {
+        [project_id, b"servers", id] if is_project_id(project_id) => is_server_id(id),
+        [b"servers", id] => is_server_id(id),
+        _ => false,
+    })
+}
+
+/// `Some(mode)` when a POST to `target` would be routed by Nova to
+/// create-server: `{prefix}/v2.1[/{project_id}]/servers` (normalised as for
+/// [`match_update`]).
+pub fn match_create(prefix: &str, target: &str) -> Option<Mode> {
+    api_segments(prefix, target, |segs| match segs {
+        [project_id, b"servers"] => is_project_id(project_id),
+        [b"servers"] => true,
+        _ => false,
+    })
+}
+
+/// `Some(mode)` when a POST to `target` would be routed by Nova to a server
+/// action: `{prefix}/v2.1[/{project_id}]/servers/{server_id}/action`.
+pub fn match_action(prefix: &str, target: &str) -> Option<Mode> {
+    api_segments(prefix, target, |segs| match segs {
+        [project_id, b"servers", id, b"action"] if is_project_id(project_id) => is_server_id(id),
+        [b"servers", id, b"action"] => is_server_id(id),
+        _ => false,
+    })
+}
+
+/// An empty id is a trailing slash; `detail` is the list route.
+fn is_server_id(id: &[u8]) -> bool {
+    !id.is_empty() && id != b"detail"
+}
+
+/// The API `target` addresses, when `route` accepts its path segments after
+/// the version.
+fn api_segments(prefix: &str, target: &str, route: impl FnOnce(&[&[u8]]) -> bool) -> Option<Mode> {
     let path = normalise(path_of(target)?);
     let prefix = normalise_prefix(prefix);
     // The prefix must end on a segment boundary: "/compute" is not a prefix
@@ -35,16 +71,7 @@ pub fn match_update(prefix: &str, target: &str) -> Option<Mode> {
         _ => return None,
     };
     let segs: Vec<&[u8]> = segments.collect();
-    let server_id = match segs.as_slice() {
-        [project_id, b"servers", id] if is_project_id(project_id) => id,
-        [b"servers", id] => id,
-        _ => return None,
-    };
-    // An empty id is a trailing slash; `detail` is the list route.
-    if server_id.is_empty() || *server_id == b"detail" {
-        return None;
-    }
-    Some(mode)
+    route(&segs).then_some(mode)
 }
 
 /// Nova's `ProjectMapper` requirement for `{project_id}`: `[0-9a-f-]+`.
@@ -314,6 +341,52 @@ mod tests {
         assert_eq!(m("/a"), None);
         assert_eq!(m("/"), None);
         assert_eq!(match_update("/", "/v2.1/servers/x"), Some(Mode::V21));
+    }
+
+    #[test]
+    fn create_and_action_routes() {
+        let c = |t: &str| match_create("", t.replace("{p}", P).replace("{s}", S).as_str());
+        let a = |t: &str| match_action("", t.replace("{p}", P).replace("{s}", S).as_str());
+        for (t, mode) in [
+            ("/v2.1/{p}/servers", Mode::V21),
+            ("/v2.1/servers", Mode::V21),
+            ("/v2/{p}/servers", Mode::LegacyV2),
+            ("/v2/servers", Mode::LegacyV2),
+            ("//v2.1//{p}/%73ervers?x=1", Mode::V21),
+            ("/v2.1/x/../servers#f", Mode::V21),
+            ("http://h/v2.1/servers", Mode::V21),
+        ] {
+            assert_eq!(c(t), Some(mode), "{t}");
+            let action = format!("{}/{{s}}/action", t.split(['?', '#']).next().unwrap());
+            assert_eq!(a(&action), Some(mode), "{action}");
+        }
+        for t in [
+            "/v2.1/{p}/servers/",
+            "/v2.1/servers/{s}",
+            "/v2.1/{p}/servers/detail",
+            "/v2.1/XYZ/servers",
+            "/v2.1/servers.json",
+            "/V2.1/servers",
+            "/v2.1/{p}/{p}/servers",
+        ] {
+            assert_eq!(c(t), None, "{t}");
+        }
+        for t in [
+            "/v2.1/servers/{s}/action/",
+            "/v2.1/servers/{s}/actions",
+            "/v2.1/servers//action",
+            "/v2.1/servers/detail/action",
+            "/v2.1/servers/{s}",
+            "/v2.1/XYZ/servers/{s}/action",
+            "/v2.1/servers/{s}/ACTION",
+        ] {
+            assert_eq!(a(t), None, "{t}");
+        }
+        assert_eq!(
+            match_action("/compute", "/compute/v2.1/servers/x/action"),
+            Some(Mode::V21)
+        );
+        assert_eq!(match_create("/compute", "/v2.1/servers"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! message (e.g. a 300-space name fails `format` before `maxLength`).
 
 use super::description_regex;
+use super::other::Other;
 use std::net::Ipv6Addr;
 
 use crate::nova::ipv6;
@@ -111,6 +112,154 @@ const UPDATE_V2104: Schema = Schema {
     ],
     legacy: false,
 };
+
+/// A property of a create or rebuild entity: one nova-guard guards (checked
+/// with Nova's message), or one it only needs to know is valid because it
+/// comes earlier in the schema's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Prop {
+    Guarded(Field),
+    Other(Other),
+}
+
+/// The properties of `server` in Nova's create schema for a request, in the
+/// schema's order (`create`, `create_v20`, `create_v219` … `create_v294`:
+/// later versions append keys, replace `networks` and `hostname` in place and
+/// drop `personality`), and the keys it requires.
+pub(super) fn create_props(
+    mode: Mode,
+    version: Microversion,
+) -> (Vec<(&'static str, Prop)>, &'static [&'static str]) {
+    let legacy = mode == Mode::LegacyV2;
+    // The legacy endpoint runs the 2.0 schema whatever the headers said.
+    let at = |minor: u16| !legacy && version >= Microversion::new(2, minor);
+    let name = if legacy {
+        Field::NameLegacy
+    } else {
+        Field::Name
+    };
+    let mut props = vec![
+        ("name", Prop::Guarded(name)),
+        ("imageRef", Prop::Other(Other::ImageIdOrEmpty)),
+        ("flavorRef", Prop::Other(Other::FlavorRef)),
+        ("adminPass", Prop::Other(Other::AnyString)),
+        ("metadata", Prop::Other(Other::Metadata)),
+        ("networks", Prop::Other(Other::Networks { named: at(37) })),
+        ("OS-DCF:diskConfig", Prop::Guarded(Field::DiskConfig)),
+        ("accessIPv4", Prop::Guarded(Field::Ipv4)),
+        ("accessIPv6", Prop::Guarded(Field::Ipv6)),
+    ];
+    if !at(57) {
+        props.push(("personality", Prop::Other(Other::EmptyArrayOnly)));
+    }
+    props.extend([
+        ("availability_zone", Prop::Other(Other::Same(name))),
+        ("block_device_mapping", Prop::Other(Other::EmptyArrayOnly)),
+        (
+            "block_device_mapping_v2",
+            Prop::Other(Other::BlockDeviceMappingV2),
+        ),
+        ("config_drive", Prop::Other(Other::Boolean)),
+        ("key_name", Prop::Other(Other::Same(name))),
+        ("min_count", Prop::Other(Other::PositiveInteger)),
+        ("max_count", Prop::Other(Other::PositiveInteger)),
+        ("return_reservation_id", Prop::Other(Other::Boolean)),
+        (
+            "security_groups",
+            Prop::Other(Other::SecurityGroups { legacy }),
+        ),
+        (
+            "user_data",
+            Prop::Other(Other::UserData { nullable: legacy }),
+        ),
+    ]);
+    if at(19) {
+        props.push(("description", Prop::Guarded(Field::Description)));
+    }
+    if at(52) {
+        props.push(("tags", Prop::Other(Other::Tags)));
+    }
+    if at(63) {
+        props.push((
+            "trusted_image_certificates",
+            Prop::Other(Other::TrustedCerts),
+        ));
+    }
+    if at(74) {
+        props.push(("host", Prop::Other(Other::Same(Field::HostnameFqdn))));
+        props.push((
+            "hypervisor_hostname",
+            Prop::Other(Other::Same(Field::HostnameFqdn)),
+        ));
+    }
+    if at(90) {
+        let hostname = if at(94) {
+            Field::HostnameFqdn
+        } else {
+            Field::HostnameLabel
+        };
+        props.push(("hostname", Prop::Guarded(hostname)));
+    }
+    let required: &[&str] = if at(37) {
+        &["name", "flavorRef", "networks"]
+    } else {
+        &["name", "flavorRef"]
+    };
+    (props, required)
+}
+
+/// The properties of `rebuild` in Nova's rebuild schema for a request, in
+/// the schema's order (`rebuild`, `rebuild_v20`, `rebuild_v219` …
+/// `rebuild_v294`), and the keys it requires.
+pub(super) fn rebuild_props(
+    mode: Mode,
+    version: Microversion,
+) -> (Vec<(&'static str, Prop)>, &'static [&'static str]) {
+    let legacy = mode == Mode::LegacyV2;
+    let at = |minor: u16| !legacy && version >= Microversion::new(2, minor);
+    let name = if legacy {
+        Field::NameLegacy
+    } else {
+        Field::Name
+    };
+    let mut props = vec![
+        ("name", Prop::Guarded(name)),
+        ("imageRef", Prop::Other(Other::ImageId)),
+        ("adminPass", Prop::Other(Other::AnyString)),
+        ("metadata", Prop::Other(Other::Metadata)),
+        ("preserve_ephemeral", Prop::Other(Other::Boolean)),
+        ("OS-DCF:diskConfig", Prop::Guarded(Field::DiskConfig)),
+        ("accessIPv4", Prop::Guarded(Field::Ipv4)),
+        ("accessIPv6", Prop::Guarded(Field::Ipv6)),
+    ];
+    if !at(57) {
+        props.push(("personality", Prop::Other(Other::EmptyArrayOnly)));
+    }
+    if at(19) {
+        props.push(("description", Prop::Guarded(Field::Description)));
+    }
+    if at(54) {
+        props.push(("key_name", Prop::Other(Other::Same(Field::NameOrNone))));
+    }
+    if at(57) {
+        props.push(("user_data", Prop::Other(Other::UserData { nullable: true })));
+    }
+    if at(63) {
+        props.push((
+            "trusted_image_certificates",
+            Prop::Other(Other::TrustedCerts),
+        ));
+    }
+    if at(90) {
+        let hostname = if at(94) {
+            Field::HostnameFqdn
+        } else {
+            Field::HostnameLabel
+        };
+        props.push(("hostname", Prop::Guarded(hostname)));
+    }
+    (props, &["imageRef"])
+}
 
 /// The schema Nova's `@validation.schema` decorators on
 /// `ServersController.update` pick for a request.
