@@ -31,7 +31,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -495,7 +495,15 @@ fn decimal(v: &[u8]) -> Option<u64> {
 /// The exchanges in flight on one connection, counted so that the
 /// connection is only called idle when none is.
 #[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight(Arc<InFlightState>);
+
+#[derive(Debug, Default)]
+struct InFlightState {
+    count: AtomicUsize,
+    /// The reader that saw an exchange in flight: woken when the last one
+    /// ends, so that the idle limit starts then even if no byte arrives.
+    reader: Mutex<Option<Waker>>,
+}
 
 impl InFlight {
     pub fn new() -> Self {
@@ -504,22 +512,40 @@ impl InFlight {
 
     /// One more exchange, until the guard is dropped.
     pub fn enter(&self) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.count.fetch_add(1, Ordering::SeqCst);
         InFlightGuard(self.0.clone())
     }
 
     fn idle(&self) -> bool {
-        self.0.load(Ordering::SeqCst) == 0
+        self.0.count.load(Ordering::SeqCst) == 0
+    }
+
+    /// Wake `waker` when the last exchange in flight ends.
+    fn wake_when_idle(&self, waker: &Waker) {
+        let mut reader = self.0.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if !reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *reader = Some(waker.clone());
+        }
     }
 }
 
 /// Ends its exchange's count when dropped.
 #[derive(Debug)]
-pub struct InFlightGuard(Arc<AtomicUsize>);
+pub struct InFlightGuard(Arc<InFlightState>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let reader = self
+                .0
+                .reader
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(waker) = reader {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -585,6 +611,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
             Poll::Ready(Err(_)) => {}
             Poll::Pending => {
                 let idle = &mut this.idle;
+                if !idle.in_flight.idle() {
+                    idle.in_flight.wake_when_idle(cx.waker());
+                }
                 if !idle.in_flight.idle() {
                     // An exchange is under way: its own timeouts apply.
                     idle.armed = false;
