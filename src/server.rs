@@ -33,27 +33,9 @@ use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
 use crate::tls::{self, ReloadingCert};
 use crate::wire::{InFlight, InFlightGuard, Tracker, Watched, WireWatch};
 
-/// The whole request path, from the client's request to the response body.
+/// The whole request path, from the client's request to the response body,
+/// counting every exchange in `metrics`.
 pub fn build_service(
-    config: &Config,
-) -> Result<
-    impl Service<
-            Request<Incoming>,
-            Response = Response<
-                impl http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
-            >,
-            Error = Infallible,
-            Future = impl Send,
-        > + Clone
-        + Send
-        + 'static,
-    BoxError,
-> {
-    build_service_with_metrics(config, Metrics::new())
-}
-
-/// [`build_service`], counting every exchange in `metrics`.
-pub fn build_service_with_metrics(
     config: &Config,
     metrics: Arc<Metrics>,
 ) -> Result<
@@ -111,7 +93,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let service = build_service_with_metrics(config, metrics.clone())?;
+    let service = build_service(config, metrics.clone())?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

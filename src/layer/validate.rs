@@ -80,6 +80,17 @@ pub struct Validate<S> {
 /// it, in report mode for a body over the limit), or a validated buffer.
 pub type ForwardBody<B> = Either<IdleBody<Resumed<B>>, Full<Bytes>>;
 
+/// The client's body passed on as a stream, within the pause limit.
+fn streamed<B>(req: Request<B>, limit: std::time::Duration) -> Request<ForwardBody<B>> {
+    req.map(|body| {
+        Either::Left(IdleBody::new(
+            Resumed::new(body),
+            limit,
+            ErrorKind::ClientBodyTimeout,
+        ))
+    })
+}
+
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B, RB> Service<Request<B>> for Validate<S>
@@ -109,28 +120,14 @@ where
             let report = settings.mode == GuardMode::Report;
             let (op, mode, version) = match plan {
                 Plan::Pass(info) => {
-                    let limit = settings.body_timeout;
-                    let req = req.map(|body| {
-                        Either::Left(IdleBody::new(
-                            Resumed::new(body),
-                            limit,
-                            ErrorKind::ClientBodyTimeout,
-                        ))
-                    });
+                    let req = streamed(req, settings.body_timeout);
                     let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
                 Plan::TooLarge(mut info) if report => {
                     info.verdict = VerdictKind::Reported;
                     info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
-                    let limit = settings.body_timeout;
-                    let req = req.map(|body| {
-                        Either::Left(IdleBody::new(
-                            Resumed::new(body),
-                            limit,
-                            ErrorKind::ClientBodyTimeout,
-                        ))
-                    });
+                    let req = streamed(req, settings.body_timeout);
                     let resp = inner.call(req).await?;
                     return Ok(with_info(resp.map(Either::Left), info));
                 }
