@@ -225,6 +225,9 @@ impl Tracker {
             return 0;
         };
         let old = buf.len();
+        // While the bytes so far could be the HTTP/2 preface, no head end was
+        // looked for in them: when they stop matching, look from the start.
+        let was_preface = *first && H2_PREFACE.starts_with(buf);
         buf.extend_from_slice(bytes);
         if *first && buf.len() <= H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
             if buf.len() == H2_PREFACE.len() {
@@ -234,7 +237,11 @@ impl Tracker {
         }
         let start = leading_empty_lines(buf);
         // Look for the blank line only in what is new (and the 3 bytes before).
-        let from = old.saturating_sub(3).max(start);
+        let from = if was_preface {
+            start
+        } else {
+            old.saturating_sub(3).max(start)
+        };
         let end = head_end(&buf[start..], from - start).map(|e| start + e);
         let Some(end) = end else {
             if buf.len() > self.max_head {
@@ -244,7 +251,7 @@ impl Tracker {
             return bytes.len();
         };
         let head = std::mem::take(buf);
-        let used = end - old;
+        let used = end.saturating_sub(old);
         let verdict = judge(&head[..end], start, self.max_headers);
         self.seq += 1;
         let seq = self.seq;
@@ -278,6 +285,13 @@ impl Tracker {
                     Framing::Length(n) => State::Fixed { remaining: n },
                 };
             }
+        }
+        if end < old {
+            // Only after a broken preface: bytes past the head were already
+            // taken by an earlier call; follow them as the next message.
+            let rest = head[end..].to_vec();
+            self.feed(&rest);
+            return bytes.len();
         }
         used
     }
@@ -703,6 +717,17 @@ mod tests {
         let (v, _) = verdicts(&[req]);
         assert_eq!(v.len(), 1, "{:?}", String::from_utf8_lossy(req));
         v[0]
+    }
+
+    #[test]
+    fn a_head_inside_a_broken_http2_preface_is_judged_however_it_is_split() {
+        let stream: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\nSM\r\n";
+        let whole = verdicts(&[stream]);
+        assert_eq!(whole, (vec![Some(Ambiguity::BadHead)], true));
+        for at in 1..stream.len() {
+            let (a, b) = stream.split_at(at);
+            assert_eq!(verdicts(&[a, b]), whole, "split at {at}");
+        }
     }
 
     #[test]
