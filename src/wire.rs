@@ -229,10 +229,13 @@ impl Tracker {
         // looked for in them: when they stop matching, look from the start.
         let was_preface = *first && H2_PREFACE.starts_with(buf);
         buf.extend_from_slice(bytes);
-        if *first && buf.len() <= H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
-            if buf.len() == H2_PREFACE.len() {
-                self.state = State::Passive;
-            }
+        // hyper serves HTTP/2 when the first 24 bytes are the preface,
+        // whatever follows them in the same read (a client's SETTINGS frame).
+        if *first && buf.starts_with(H2_PREFACE) {
+            self.state = State::Passive;
+            return bytes.len();
+        }
+        if *first && H2_PREFACE.starts_with(buf) {
             return bytes.len();
         }
         let start = leading_empty_lines(buf);
@@ -868,6 +871,10 @@ mod tests {
         let (v, lost) = verdicts(&[&H2_PREFACE[..5], &H2_PREFACE[5..], b"garbage\n\n"]);
         assert!(v.is_empty());
         assert!(!lost);
+        // The preface and the client's first frame in one read.
+        let mut first_read = H2_PREFACE.to_vec();
+        first_read.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0garbage\n\n");
+        assert_eq!(verdicts(&[&first_read]), (vec![], false));
     }
 
     #[test]
