@@ -12,7 +12,8 @@
 //! `Connection: close` counts as an unexplained error. A connection the proxy
 //! closes with `Connection: close` (its per-connection request limit) is
 //! reopened and counted as a reconnect. With `--pid`, the proxy's RSS
-//! (`/proc/PID/status` VmRSS) is sampled every 250 ms and its open file
+//! (`/proc/PID/status` VmRSS) is sampled every 250 ms (peak, and the value
+//! at each tenth of the run) and its open file
 //! descriptors (`/proc/PID/fd`) counted before the load and again after it
 //! (waiting up to `--settle` seconds for them to come back to the baseline).
 //!
@@ -217,17 +218,25 @@ async fn run(args: Args) -> ExitCode {
     let fds_before = args.pid.and_then(fds);
     let rss_start = args.pid.and_then(rss_kib);
 
+    let tenth = Duration::from_secs_f64(args.duration / 10.0);
     let sampler = args.pid.map(|pid| {
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut peak = 0u64;
             let mut peak_fds = 0usize;
+            // RSS at each tenth of the run, to show whether it is flat.
+            let mut series = Vec::new();
+            let begun = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                peak = peak.max(rss_kib(pid).unwrap_or(0));
+                let rss = rss_kib(pid).unwrap_or(0);
+                peak = peak.max(rss);
                 peak_fds = peak_fds.max(fds(pid).unwrap_or(0));
+                if begun.elapsed() >= tenth * (series.len() as u32 + 1) {
+                    series.push(rss);
+                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            (peak, peak_fds)
+            (peak, peak_fds, series)
         })
     });
 
@@ -251,10 +260,11 @@ async fn run(args: Args) -> ExitCode {
     })
     .await;
     let elapsed = started.elapsed().as_secs_f64();
-    let (rss_peak, fds_peak) = match sampler {
-        Some(s) => s.await.unwrap_or((0, 0)),
-        None => (0, 0),
+    let (rss_peak, fds_peak, series) = match sampler {
+        Some(s) => s.await.unwrap_or_default(),
+        None => (0, 0, Vec::new()),
     };
+    let series: Vec<String> = series.iter().map(u64::to_string).collect();
     let rss_end = args.pid.and_then(rss_kib);
 
     // Client sockets are closed now; wait for the proxy's descriptors to
@@ -296,7 +306,7 @@ async fn run(args: Args) -> ExitCode {
          \"rate_per_s\": {:.0}, \"unexplained_errors\": {unexplained}, \"unexpected_status\": {}, \
          \"transport_errors\": {}, \"connect_errors\": {}, \"reconnects_after_connection_close\": {}, \
          \"clients_finished_in_grace\": {}, \"mix\": {{{}}}, \"rss_kib\": {{\"start\": {}, \"peak\": {}, \
-         \"end\": {}, \"settled\": {}}}, \"fds\": {{\"before\": {}, \"peak\": {}, \"after\": {}}}}}",
+         \"end\": {}, \"settled\": {}, \"each_tenth\": [{}]}}, \"fds\": {{\"before\": {}, \"peak\": {}, \"after\": {}}}}}",
         args.connections,
         elapsed,
         sent as f64 / elapsed,
@@ -310,6 +320,7 @@ async fn run(args: Args) -> ExitCode {
         rss_peak,
         opt(rss_end),
         opt(rss_settled),
+        series.join(", "),
         opt(fds_before.map(|v| v as u64)),
         fds_peak,
         opt(fds_after.map(|v| v as u64)),
