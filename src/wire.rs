@@ -225,16 +225,26 @@ impl Tracker {
             return 0;
         };
         let old = buf.len();
+        // While the bytes so far could be the HTTP/2 preface, no head end was
+        // looked for in them: when they stop matching, look from the start.
+        let was_preface = *first && H2_PREFACE.starts_with(buf);
         buf.extend_from_slice(bytes);
-        if *first && buf.len() <= H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
-            if buf.len() == H2_PREFACE.len() {
-                self.state = State::Passive;
-            }
+        // hyper serves HTTP/2 when the first 24 bytes are the preface,
+        // whatever follows them in the same read (a client's SETTINGS frame).
+        if *first && buf.starts_with(H2_PREFACE) {
+            self.state = State::Passive;
+            return bytes.len();
+        }
+        if *first && H2_PREFACE.starts_with(buf) {
             return bytes.len();
         }
         let start = leading_empty_lines(buf);
         // Look for the blank line only in what is new (and the 3 bytes before).
-        let from = old.saturating_sub(3).max(start);
+        let from = if was_preface {
+            start
+        } else {
+            old.saturating_sub(3).max(start)
+        };
         let end = head_end(&buf[start..], from - start).map(|e| start + e);
         let Some(end) = end else {
             if buf.len() > self.max_head {
@@ -244,7 +254,7 @@ impl Tracker {
             return bytes.len();
         };
         let head = std::mem::take(buf);
-        let used = end - old;
+        let used = end.saturating_sub(old);
         let verdict = judge(&head[..end], start, self.max_headers);
         self.seq += 1;
         let seq = self.seq;
@@ -278,6 +288,13 @@ impl Tracker {
                     Framing::Length(n) => State::Fixed { remaining: n },
                 };
             }
+        }
+        if end < old {
+            // Only after a broken preface: bytes past the head were already
+            // taken by an earlier call; follow them as the next message.
+            let rest = head[end..].to_vec();
+            self.feed(&rest);
+            return bytes.len();
         }
         used
     }
@@ -735,6 +752,17 @@ mod tests {
     }
 
     #[test]
+    fn a_head_inside_a_broken_http2_preface_is_judged_however_it_is_split() {
+        let stream: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\nSM\r\n";
+        let whole = verdicts(&[stream]);
+        assert_eq!(whole, (vec![Some(Ambiguity::BadHead)], true));
+        for at in 1..stream.len() {
+            let (a, b) = stream.split_at(at);
+            assert_eq!(verdicts(&[a, b]), whole, "split at {at}");
+        }
+    }
+
+    #[test]
     fn framing_is_judged_on_the_wire() {
         use Ambiguity::*;
         let cases: &[(&[u8], Option<Ambiguity>)] = &[
@@ -872,6 +900,10 @@ mod tests {
         let (v, lost) = verdicts(&[&H2_PREFACE[..5], &H2_PREFACE[5..], b"garbage\n\n"]);
         assert!(v.is_empty());
         assert!(!lost);
+        // The preface and the client's first frame in one read.
+        let mut first_read = H2_PREFACE.to_vec();
+        first_read.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0garbage\n\n");
+        assert_eq!(verdicts(&[&first_read]), (vec![], false));
     }
 
     #[test]

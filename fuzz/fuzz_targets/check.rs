@@ -1,0 +1,46 @@
+//! `nova::check` in both modes and across microversions 2.0–2.127, chosen
+//! by the first two input bytes; the rest is the body.
+//!
+//! Oracles: every rejection has a 4xx status and its message is one ASCII
+//! JSON string token, readable by the Python-semantics JSON reader (it may
+//! hold a lone-surrogate escape, as Nova's own `json.dumps` output does, so
+//! serde_json is not the judge here);
+//! applying an accepted body's rewrite gives a body that is accepted again
+//! with no further rewrite (canonical text is a fixed point).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nova_guard::nova::{check, json, Microversion, Mode, Verdict};
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 2 {
+        return;
+    }
+    let mode = if data[0] & 1 == 0 { Mode::V21 } else { Mode::LegacyV2 };
+    let version = Microversion::new(2, u16::from(data[1] & 0x7f));
+    let body = &data[2..];
+    match check(mode, version, body) {
+        Verdict::Reject(r) => {
+            let status = r.status();
+            assert!((400..500).contains(&status), "status {status}");
+            let m = r.message_json.as_bytes();
+            assert!(m.is_ascii() && m.len() >= 2 && m[0] == b'"', "{:?}", r.message_json);
+            assert!(
+                matches!(json::parse(m), Ok(json::Value::Str(_))),
+                "message not a JSON string: {:?}",
+                r.message_json
+            );
+        }
+        Verdict::Accept { rewrite: None } => {}
+        Verdict::Accept {
+            rewrite: Some(rewrite),
+        } => {
+            assert!(rewrite.span.start < rewrite.span.end && rewrite.span.end <= body.len());
+            let again = rewrite.apply(body);
+            match check(mode, version, &again) {
+                Verdict::Accept { rewrite: None } => {}
+                other => panic!("rewritten body not a fixed point: {other:?}"),
+            }
+        }
+    }
+});
