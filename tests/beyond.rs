@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Answer, Guard, Upstream};
+use common::{request, Answer, Guard, Upstream};
 use serde_json::Value;
 
 const PROJECT: &str = "deadbeef";
@@ -19,23 +19,6 @@ fn action() -> String {
 
 fn update() -> String {
     format!("/v2.1/{PROJECT}/servers/{UUID}")
-}
-
-/// A request with a token and a JSON body, as bytes.
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: nova.example:8774\r\nX-Auth-Token: user:deadbeef\r\nContent-Type: application/json\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 /// The same request with a chunked body, sent in `chunks` pieces.

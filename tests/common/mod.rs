@@ -511,7 +511,13 @@ async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Vec<u8> {
 
 /// A PUT request with a token and a JSON body, as bytes.
 pub fn put(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut req = format!("PUT {path} HTTP/1.1\r\nHost: nova.example:8774\r\n");
+    request("PUT", path, headers, body)
+}
+
+/// A request with a token (unless `headers` has one), a JSON Content-Type
+/// (likewise) and a body, as bytes.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: nova.example:8774\r\n");
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     if !has("x-auth-token") {
         req.push_str("X-Auth-Token: user:deadbeef\r\n");
