@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod layer;
+pub mod logline;
 pub mod metrics;
 pub mod nova;
 pub mod server;

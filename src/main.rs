@@ -92,12 +92,7 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
     match config.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => builder.event_format(nova_guard::logline::JsonLine).init(),
         LogFormat::Text => builder.init(),
     }
 }
