@@ -179,9 +179,37 @@ fn check_update(
     };
     let schema = schema::select(mode, version);
 
+    // Nova drops unknown keys in legacy v2 (or keeps them all when no key
+    // is known); nova-guard refuses the later microversions' fields there.
+    let refused_unknown = |k: &json::PyStr<'_>| {
+        !schema.legacy
+            || schema::LEGACY_REFUSED
+                .iter()
+                .any(|r| k.as_bytes() == r.as_bytes())
+    };
+    // One pass over the members: each property's value (the last
+    // occurrence, as in the dict Python builds) and whether any key is
+    // refused.
+    let mut values: [Option<&Value<'_>>; schema::MAX_PROPS] = [None; schema::MAX_PROPS];
+    let mut any_refused = false;
+    for (k, v) in &server.members {
+        match schema
+            .props
+            .iter()
+            .position(|(p, _)| k.as_bytes() == p.as_bytes())
+        {
+            Some(i) => {
+                if let Some(slot) = values.get_mut(i) {
+                    *slot = Some(v);
+                }
+            }
+            None => any_refused = any_refused || refused_unknown(k),
+        }
+    }
+
     let mut access_ipv6 = None;
-    for &(name, field) in schema.props {
-        let Some(value) = server.get(name) else {
+    for (&(name, field), value) in schema.props.iter().zip(values) {
+        let Some(value) = value else {
             continue;
         };
         match field_verdict(name, field, value) {
@@ -192,23 +220,14 @@ fn check_update(
     }
 
     // `server`'s additionalProperties.
-    let known = |k: &json::PyStr<'_>| {
-        schema
+    let refused = |k: &json::PyStr<'_>| {
+        !schema
             .props
             .iter()
             .any(|(p, _)| k.as_bytes() == p.as_bytes())
+            && refused_unknown(k)
     };
-    let refused = |k: &json::PyStr<'_>| {
-        !known(k)
-            && (!schema.legacy
-                // Nova drops unknown keys here (or keeps them all when no
-                // key is known); nova-guard refuses the later
-                // microversions' fields.
-                || schema::LEGACY_REFUSED
-                    .iter()
-                    .any(|r| k.as_bytes() == r.as_bytes()))
-    };
-    if server.members.iter().any(|(k, _)| refused(k)) {
+    if any_refused {
         let keys: Vec<&json::PyStr<'_>> = server
             .sorted_keys()
             .into_iter()

@@ -8,7 +8,6 @@
 //! refused exactly as Nova's validator does. Nova then stores and returns
 //! `str(netaddr.IPAddress(s))`, which on Linux is glibc's `inet_ntop`.
 
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// `ipaddress.IPv4Address(s)` succeeds.
@@ -59,10 +58,15 @@ impl Part<'_> {
             Part::Value(v) => Some(v),
             Part::Text(t) => {
                 let b = t.as_bytes();
-                if b.is_empty() || b.len() > 4 || !b.iter().all(u8::is_ascii_hexdigit) {
+                if b.is_empty() || b.len() > 4 {
                     return None;
                 }
-                u16::from_str_radix(t, 16).ok()
+                // At most 4 digits: no overflow. `to_digit(16)` takes exactly
+                // the ASCII hex digits.
+                b.iter().try_fold(0u16, |acc, &d| {
+                    let digit = char::from(d).to_digit(16)?;
+                    Some(acc << 4 | digit as u16)
+                })
             }
         }
     }
@@ -76,47 +80,50 @@ const MAX_PARTS: usize = 9;
 pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
     // `_split_scope_id` refuses an empty scope or a second '%'; jsonschema
     // refuses any non-empty scope. So no '%' survives either way.
-    if s.contains('%') {
-        return None;
-    }
     // '/' is refused by the constructor (and would fail the hex check anyway).
-    if s.contains('/') {
+    if s.bytes().any(|b| b == b'%' || b == b'/') {
         return None;
     }
 
     // Collect at most MAX_PARTS + 1 pieces: enough to tell "too many" while
     // keeping the work bounded for hostile input. The IPv4 suffix turns one
-    // piece into two, so allow one more before deciding.
-    let mut parts: Vec<Part<'_>> = Vec::with_capacity(MAX_PARTS + 1);
-    let mut pieces = s.split(':');
-    for piece in pieces.by_ref().take(MAX_PARTS + 1) {
-        parts.push(Part::Text(piece));
-    }
-    if pieces.next().is_some() {
-        return None;
+    // piece into two, so allow one more before deciding. A fixed array: no
+    // allocation per address.
+    let mut slots = [Part::Text(""); MAX_PARTS + 2];
+    let mut n = 0;
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate().chain([(s.len(), b':')]) {
+        if b == b':' {
+            if n == MAX_PARTS + 1 {
+                return None;
+            }
+            slots[n] = Part::Text(&s[start..i]);
+            n += 1;
+            start = i + 1;
+        }
     }
 
     // At least 2 colons (3 parts).
-    if parts.len() < 3 {
+    if n < 3 {
         return None;
     }
 
     // An IPv4 suffix is converted into two hextets.
-    if let Some(&Part::Text(last)) = parts.last() {
+    if let Part::Text(last) = slots[n - 1] {
         if last.contains('.') {
             let v4 = u32::from(parse_ipv4(last)?);
-            parts.pop();
             // Truncation intended: the high and low 16 bits.
-            parts.push(Part::Value((v4 >> 16) as u16));
-            parts.push(Part::Value((v4 & 0xFFFF) as u16));
+            slots[n - 1] = Part::Value((v4 >> 16) as u16);
+            slots[n] = Part::Value((v4 & 0xFFFF) as u16);
+            n += 1;
         }
     }
 
-    if parts.len() > MAX_PARTS {
+    if n > MAX_PARTS {
         return None;
     }
+    let parts = &slots[..n];
 
-    let n = parts.len();
     // '::' in the interior: an empty part other than the first and last.
     let mut skip_index = None;
     for (i, p) in parts.iter().enumerate().take(n - 1).skip(1) {
@@ -224,17 +231,43 @@ pub fn canonical(addr: Ipv6Addr) -> String {
         let embedded_v4 = i == 6
             && matches!(best, Some((0, len)) if len == 6 || (len == 5 && words[5] == 0xffff));
         if embedded_v4 {
-            let o = addr.octets();
-            let _ = write!(out, "{}.{}.{}.{}", o[12], o[13], o[14], o[15]);
+            for (k, octet) in addr.octets()[12..].iter().enumerate() {
+                if k != 0 {
+                    out.push('.');
+                }
+                push_decimal(&mut out, *octet);
+            }
             return out;
         }
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{word:x}");
+        push_hex(&mut out, word);
     }
     if best.is_some_and(|(base, len)| base + len == 8) {
         out.push(':');
     }
     out
+}
+
+/// `'%x' % word`: lowercase, no leading zeros.
+fn push_hex(out: &mut String, word: u16) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [12, 8, 4, 0] {
+        let nibble = usize::from((word >> shift) & 0xf);
+        if started || nibble != 0 || shift == 0 {
+            started = true;
+            out.push(char::from(DIGITS[nibble]));
+        }
+    }
+}
+
+fn push_decimal(out: &mut String, octet: u8) {
+    if octet >= 100 {
+        out.push(char::from(b'0' + octet / 100));
+    }
+    if octet >= 10 {
+        out.push(char::from(b'0' + octet / 10 % 10));
+    }
+    out.push(char::from(b'0' + octet % 10));
 }
 
 #[cfg(test)]

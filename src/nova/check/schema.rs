@@ -45,6 +45,9 @@ pub(super) struct Schema {
     pub legacy: bool,
 }
 
+/// The most properties an update schema has (`check` keeps one slot each).
+pub(super) const MAX_PROPS: usize = 8;
+
 const UPDATE_V20: Schema = Schema {
     props: &[
         ("name", Field::NameLegacy),
@@ -263,6 +266,23 @@ pub(super) fn rebuild_props(
 
 /// The schema Nova's `@validation.schema` decorators on
 /// `ServersController.update` pick for a request.
+// Checked when compiling: every update schema fits `MAX_PROPS`.
+const _: () = {
+    let all = [
+        &UPDATE_V20,
+        &UPDATE,
+        &UPDATE_V219,
+        &UPDATE_V290,
+        &UPDATE_V294,
+        &UPDATE_V2104,
+    ];
+    let mut i = 0;
+    while i < all.len() {
+        assert!(all[i].props.len() <= MAX_PROPS);
+        i += 1;
+    }
+};
+
 pub(super) fn select(mode: Mode, version: Microversion) -> &'static Schema {
     match mode {
         Mode::LegacyV2 => &UPDATE_V20,
