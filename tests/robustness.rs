@@ -1012,6 +1012,11 @@ async fn every_exchange_is_logged_once_whatever_the_client_does() {
             assert_eq!(e["rule"], "clientBody", "{e}");
             assert_eq!(e["error"], "client_body", "{e}");
             assert_eq!(e["status"], 400, "{e}");
+        } else if c.path.contains("/os-keypairs/") {
+            // A streamed body that broke off: the client's fault, not Nova's.
+            assert_eq!(e["verdict"], "passthrough", "{e}");
+            assert_eq!(e["error"], "client_body", "{e}");
+            assert_eq!(e["status"], 400, "{e}");
         } else if c.read > 0 {
             // Cut in the middle of Nova's answer.
             assert_eq!(e["status"], 200, "{e}");
@@ -1023,4 +1028,62 @@ async fn every_exchange_is_logged_once_whatever_the_client_does() {
             assert_eq!(e["status"], 200, "{e}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_streamed_body_that_breaks_off_is_the_client_s_fault_not_nova_s() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_ADMIN_LISTEN", "127.0.0.1:0")]);
+    let admin: SocketAddr = guard.wait_event("admin listening").await.unwrap()["admin"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A pass-through request, streamed to Nova, whose chunked body turns
+    // malformed after its first chunk; the client stays to read the answer.
+    let path = format!("{PROJECT}/os-keypairs/broken");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\n"
+    );
+    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Once the request is on its way to Nova, its body breaks.
+    wait_until("the request to be streamed to Nova", || {
+        up.connections.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    stream
+        .write_all(b"zz\r\n1\r\n}\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let got = until_closed(&mut stream)
+        .await
+        .expect("connection left open");
+    let a = parse_raw(&got).expect("no answer");
+    assert_eq!(a.status, 400, "{:?}", String::from_utf8_lossy(&got));
+    assert_eq!(
+        json(&a.body),
+        json(br#"{"badRequest": {"code": 400, "message": "Malformed request body"}}"#)
+    );
+    assert_eq!(a.header("connection"), Some("close"));
+    assert!(a.header("x-openstack-request-id").is_some());
+    let events = settled_exchanges(&guard, 1).await;
+    assert_eq!(events.len(), 1);
+    let e = line_of(&events, &path);
+    assert_eq!(e["status"], 400);
+    assert_eq!(e["error"], "client_body");
+    assert_eq!(e["request_id"].as_str(), a.header("x-openstack-request-id"));
+    // Not counted against Nova.
+    let mut admin_conn = TcpStream::connect(admin).await.unwrap();
+    admin_conn
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let metrics = until_closed(&mut admin_conn).await.unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        !metrics.contains("nova_guard_upstream_errors_total{"),
+        "{metrics}"
+    );
 }
