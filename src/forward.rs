@@ -157,6 +157,8 @@ where
                                 ErrorKind::UpstreamConnect
                             } else if client_body_timed_out(&e) {
                                 ErrorKind::ClientBodyTimeout
+                            } else if client_body_failed(&e) {
+                                ErrorKind::ClientBody
                             } else {
                                 ErrorKind::UpstreamProtocol
                             };
@@ -169,8 +171,14 @@ where
             };
             let duration = Some(sent.elapsed());
             Ok(match result {
-                Err(err) if err.kind == ErrorKind::ClientBodyTimeout => {
-                    // The client stalled, not Nova: tell it so, and close.
+                Err(err)
+                    if matches!(
+                        err.kind,
+                        ErrorKind::ClientBodyTimeout | ErrorKind::ClientBody
+                    ) =>
+                {
+                    // The client stalled, or its body broke off, not Nova:
+                    // tell it so, and close.
                     let mut resp = err.to_response(&FaultContext {
                         request_id: &request_id,
                         version: None,
@@ -229,6 +237,20 @@ fn client_body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
             .is_some_and(|p| p.kind == ErrorKind::ClientBodyTimeout)
         {
             return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Whether sending failed because the client's body broke off (it went
+/// away, or its framing failed): hyper reports an error of the request body
+/// it was given as a user error caused by that body's error.
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>() {
+            return h.is_user() && std::error::Error::source(h).is_some();
         }
         cause = c.source();
     }

@@ -39,24 +39,33 @@ pub struct Upstream {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// TCP connections accepted so far.
     pub connections: Arc<AtomicUsize>,
+    /// The accept loop and every connection's task, for [`Upstream::stop`].
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Upstream {
     pub async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Upstream::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Listen on `addr` (a fixed port, to stand for a Nova that restarts).
+    pub async fn start_on(addr: SocketAddr) -> Upstream {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let connections = Arc::new(AtomicUsize::new(0));
         let connections2 = connections.clone();
-        tokio::spawn(async move {
+        let tasks = Arc::new(Mutex::new(Vec::new()));
+        let tasks2 = tasks.clone();
+        let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 connections2.fetch_add(1, Ordering::SeqCst);
                 let seen = seen2.clone();
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let seen = seen.clone();
                         async move { Ok::<_, Infallible>(upstream_answer(req, seen).await) }
@@ -65,12 +74,33 @@ impl Upstream {
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
+                tasks2.lock().unwrap().push(conn);
             }
         });
+        tasks.lock().unwrap().push(accept);
         Upstream {
             addr,
             seen,
             connections,
+            tasks,
+        }
+    }
+
+    /// Stop as a crashing Nova would: the listening socket and every open
+    /// connection closed, answers in progress dropped. Returns once they are.
+    pub async fn stop(&self) {
+        // Until none is left: the accept loop may add one while it stops.
+        loop {
+            let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+            if tasks.is_empty() {
+                return;
+            }
+            for t in &tasks {
+                t.abort();
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
         }
     }
 
@@ -139,9 +169,14 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         headers: parts.headers.clone(),
         body: Bytes::from(kept),
     });
-    // `/slow/{ms}`: answer after a delay.
+    // `/slow/{ms}` (or `/slow/{ms}/anything`): answer after a delay.
     if let Some(ms) = uri.strip_prefix("/slow/") {
-        let ms: u64 = ms.parse().unwrap_or(0);
+        let ms: u64 = ms
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         return Response::builder()
             .header("content-type", "application/json")
@@ -163,8 +198,14 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
             .body(Full::new(Bytes::from(body)).boxed())
             .unwrap();
     }
+    // `/stream/{bytes}` (or `/stream/{bytes}/anything`): that many bytes.
     if let Some(n) = uri.strip_prefix("/stream/") {
-        let n: u64 = n.parse().unwrap_or(0);
+        let n: u64 = n
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0);
         return Response::builder()
             .header("content-type", "application/octet-stream")
             .body(Zeros { remaining: n }.boxed())
