@@ -107,8 +107,9 @@ where
             .pool_idle_timeout(config.upstream_idle_timeout)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             // hyper's read buffer otherwise grows to ~400 KiB per streaming
-            // connection; 64 KiB keeps 256 streams small at little CPU cost.
-            .http1_max_buf_size(64 * 1024)
+            // connection; 32 KiB keeps 256 streams under 32 MiB at about
+            // nginx's CPU per MiB (BENCHMARKS.md).
+            .http1_max_buf_size(32 * 1024)
             .build(connector);
         let uri = &config.upstream.uri;
         let settings = ForwardSettings {
