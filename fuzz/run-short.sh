@@ -5,7 +5,12 @@
 # assertions and AddressSanitizer, through cargo-fuzz.
 #
 #   fuzz/run-short.sh                 all targets, 10 s each
+#   FUZZ_SECONDS=5 fuzz/run-short.sh  what scripts/test runs
 #   FUZZ_SECONDS=600 fuzz/run-short.sh ipv6    one target, 10 minutes
+#
+# The fuzz crate depends on nova-guard without its default `proxy` feature:
+# only the pure code (validator, wire head tracker) is built, instrumented,
+# none of the proxy's I/O dependencies.
 #
 # cargo-fuzz passes nightly-only flags (-Zsanitizer); on a stable toolchain
 # RUSTC_BOOTSTRAP=1 lets it use them. New inputs go to a temporary directory,
@@ -15,8 +20,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
+    # A debug build of the cargo-fuzz command itself (it only drives cargo):
+    # it installs in a fraction of the release build's time.
     echo "== cargo install cargo-fuzz" >&2
-    cargo install cargo-fuzz --locked --quiet
+    cargo install cargo-fuzz --locked --debug --quiet
 fi
 
 export RUSTC_BOOTSTRAP=1

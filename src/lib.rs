@@ -2,14 +2,26 @@
 //!
 //! Two halves: [`nova`] knows Nova (routes, schemas, messages, JSON and IPv6
 //! quirks) as pure functions; the rest is the proxy that applies it.
+//!
+//! The proxy is the default feature `proxy`. Without it only the pure code
+//! builds: [`nova`] and the wire head tracker ([`wire::Tracker`] and its
+//! verdicts), with none of the I/O dependencies (the fuzz targets use that).
 
+#[cfg(feature = "proxy")]
 pub mod config;
+#[cfg(feature = "proxy")]
 pub mod error;
+#[cfg(feature = "proxy")]
 pub mod forward;
+#[cfg(feature = "proxy")]
 pub mod layer;
+#[cfg(feature = "proxy")]
 pub mod logline;
+#[cfg(feature = "proxy")]
 pub mod metrics;
 pub mod nova;
+#[cfg(feature = "proxy")]
 pub mod server;
+#[cfg(feature = "proxy")]
 pub mod tls;
 pub mod wire;
