@@ -170,13 +170,7 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         body: Bytes::from(kept),
     });
     // `/slow/{ms}` (or `/slow/{ms}/anything`): answer after a delay.
-    if let Some(ms) = uri.strip_prefix("/slow/") {
-        let ms: u64 = ms
-            .split(['/', '?'])
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or(0);
+    if let Some(ms) = number_after(&uri, "/slow/") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         return Response::builder()
             .header("content-type", "application/json")
@@ -199,13 +193,7 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
             .unwrap();
     }
     // `/stream/{bytes}` (or `/stream/{bytes}/anything`): that many bytes.
-    if let Some(n) = uri.strip_prefix("/stream/") {
-        let n: u64 = n
-            .split(['/', '?'])
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or(0);
+    if let Some(n) = number_after(&uri, "/stream/") {
         return Response::builder()
             .header("content-type", "application/octet-stream")
             .body(Zeros { remaining: n }.boxed())
@@ -223,6 +211,19 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         .header("keep-alive", "timeout=5")
         .body(Full::new(Bytes::from(body)).boxed())
         .unwrap()
+}
+
+/// For a URI under `prefix`, the number right after it (up to a `/` or a
+/// `?`; 0 when it is not one).
+fn number_after(uri: &str, prefix: &str) -> Option<u64> {
+    let rest = uri.strip_prefix(prefix)?;
+    Some(
+        rest.split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0),
+    )
 }
 
 /// What a misbehaving upstream does with each connection.
