@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{request, Answer, Guard, Upstream};
+use common::{raw, request, Answer, Guard, Upstream};
 use serde_json::Value;
 
 const PROJECT: &str = "deadbeef";
@@ -35,11 +35,6 @@ fn chunked(method: &str, path: &str, body: &[u8], chunks: usize) -> Vec<u8> {
     }
     req.extend_from_slice(b"0\r\n\r\n");
     req
-}
-
-/// One exchange on its own connection (boxed: the read buffers are large).
-async fn raw(addr: std::net::SocketAddr, req: &[u8]) -> Answer {
-    Box::pin(common::raw(addr, req)).await
 }
 
 fn message(a: &Answer) -> String {

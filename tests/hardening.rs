@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Answer, BadUpstream, Guard, Misbehaviour, Upstream};
+use common::{Answer, BadUpstream, Conn, Guard, Misbehaviour, Upstream};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,16 +15,6 @@ use tokio::net::TcpStream;
 const SERVER: &str = "/v2.1/deadbeef/servers/9a1d7f4e-2b44-4f0c-9a2e-5e7b1c0d3f11";
 /// Far longer than anything here should take; only a hang reaches it.
 const BOUND: Duration = Duration::from_secs(20);
-
-// The harness's readers hold 64 KiB buffers: boxed, so that the tests'
-// futures stay small on the test threads' stacks.
-async fn raw_boxed(addr: std::net::SocketAddr, request: &[u8]) -> Answer {
-    Box::pin(common::raw(addr, request)).await
-}
-
-async fn read_answer_boxed(stream: &mut TcpStream) -> Answer {
-    Box::pin(common::read_answer(stream)).await
-}
 
 fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
@@ -39,29 +29,15 @@ fn assert_request_ids(a: &Answer) {
     assert!(id.starts_with("req-") && id.len() == 40, "{id}");
 }
 
-/// Whether the peer closes the connection (EOF or reset) within `BOUND`,
-/// reading and discarding anything it still sends.
-async fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut tmp = [0u8; 4096];
-    let until = tokio::time::Instant::now() + BOUND;
-    loop {
-        match tokio::time::timeout_at(until, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
 /// Send bytes on a fresh connection; read one answer; tell whether the
 /// connection was then closed.
 async fn exchange(guard: &Guard, request: &[u8]) -> (Answer, bool) {
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let answer = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+    let mut stream = Conn::open(guard.addr).await;
+    stream.send(request).await;
+    let answer = tokio::time::timeout(BOUND, stream.answer())
         .await
         .expect("an answer");
-    let closed = closed_by_peer(&mut stream).await;
+    let closed = stream.closed_by_peer().await;
     (answer, closed)
 }
 
@@ -199,7 +175,7 @@ async fn unambiguous_framing_is_served_on_a_kept_alive_connection() {
     let guard = Guard::start(&up.url(), &[]);
     // A body that looks like a smuggling attempt is only a body.
     let inner = "GET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     let requests = [
         // Identical Content-Length lines are one length.
         format!(
@@ -215,20 +191,15 @@ async fn unambiguous_framing_is_served_on_a_kept_alive_connection() {
     ];
     // Sent byte by byte for the first, in one write (pipelined) for the rest.
     for b in requests[0].as_bytes() {
-        stream.write_all(&[*b]).await.unwrap();
+        stream.send(&[*b]).await;
     }
-    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
-        .await
-        .unwrap();
+    let a = tokio::time::timeout(BOUND, stream.answer()).await.unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
     stream
-        .write_all(format!("{}{}", requests[1], requests[2]).as_bytes())
-        .await
-        .unwrap();
+        .send(format!("{}{}", requests[1], requests[2]).as_bytes())
+        .await;
     for _ in 0..2 {
-        let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
-            .await
-            .unwrap();
+        let a = tokio::time::timeout(BOUND, stream.answer()).await.unwrap();
         assert_eq!(a.status, 200, "{}", a.text());
     }
     let seen = up.seen.lock().unwrap().clone();
@@ -268,15 +239,13 @@ async fn http2_cleartext_is_still_served() {
 async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     // A head that never ends, one line at a time.
-    stream
-        .write_all(b"GET /v2.1/servers HTTP/1.1\r\n")
-        .await
-        .unwrap();
+    stream.send(b"GET /v2.1/servers HTTP/1.1\r\n").await;
     let mut cut = false;
     for i in 0..200 {
         if stream
+            .stream
             .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
             .await
             .is_err()
@@ -286,10 +255,10 @@ async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(cut || closed_by_peer(&mut stream).await, "never cut off");
+    assert!(cut || stream.closed_by_peer().await, "never cut off");
     assert_eq!(up.count(), 0);
     // Others are still served.
-    let a = raw_boxed(
+    let a = common::raw(
         guard.addr,
         b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
@@ -301,27 +270,26 @@ async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
 async fn an_idle_keep_alive_connection_is_closed() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     stream
-        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let a = read_answer_boxed(&mut stream).await;
+        .send(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let a = stream.answer().await;
     assert_eq!(a.status, 200);
     assert_eq!(a.header("connection"), None);
-    assert!(closed_by_peer(&mut stream).await, "idle connection kept");
+    assert!(stream.closed_by_peer().await, "idle connection kept");
 }
 
 #[tokio::test]
 async fn a_validated_body_that_does_not_arrive_gets_408() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "300ms")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     let head = format!(
         "PUT {SERVER} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"server\": "
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+    stream.send(head.as_bytes()).await;
+    let a = tokio::time::timeout(BOUND, stream.answer())
         .await
         .expect("an answer");
     assert_eq!(a.status, 408, "{}", a.text());
@@ -333,7 +301,7 @@ async fn a_validated_body_that_does_not_arrive_gets_408() {
     );
     assert_request_ids(&a);
     assert_eq!(a.header("connection"), Some("close"));
-    assert!(closed_by_peer(&mut stream).await);
+    assert!(stream.closed_by_peer().await);
     assert_eq!(up.count(), 0);
     let events = guard.wait_exchanges(1).await;
     assert_eq!(events[0]["rule"], "clientBodyTimeout");
@@ -365,7 +333,7 @@ async fn a_stalling_nova_gets_the_client_a_504() {
 
 async fn two_requests_a_second_apart(guard: &Guard) {
     for _ in 0..2 {
-        let a = raw_boxed(
+        let a = common::raw(
             guard.addr,
             b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
@@ -439,20 +407,14 @@ async fn nova_faults_become_nova_shaped_502s_with_their_cause_logged() {
 async fn a_reset_in_the_middle_of_nova_s_answer_cuts_the_client_s_answer() {
     let up = BadUpstream::start(Misbehaviour::ResetMidResponse).await;
     let guard = Guard::start(&up.url(), &[]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     stream
-        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .send(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let got = stream
+        .until_closed()
         .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
-            Err(_) => panic!("the cut answer was left hanging"),
-        }
-    }
+        .expect("the cut answer was left hanging");
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     let body_len = got.len() - text.find("\r\n\r\n").unwrap() - 4;
@@ -467,7 +429,7 @@ async fn a_reset_in_the_middle_of_nova_s_answer_cuts_the_client_s_answer() {
         "{cause}"
     );
     // nova-guard is still there (it answers this one itself).
-    let a = raw_boxed(
+    let a = common::raw(
         guard.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
@@ -481,7 +443,7 @@ async fn nova_s_own_5xx_answers_pass_through_unchanged() {
     let guard = Guard::start(&up.url(), &[]);
     for code in [500u16, 503] {
         let req = format!("GET /status/{code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let a = raw_boxed(guard.addr, req.as_bytes()).await;
+        let a = common::raw(guard.addr, req.as_bytes()).await;
         assert_eq!(a.status, code);
         assert_eq!(
             a.text(),
@@ -501,7 +463,7 @@ async fn nova_s_own_5xx_answers_pass_through_unchanged() {
 async fn a_slow_nova_within_the_timeout_is_waited_for() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "10s")]);
-    let a = raw_boxed(
+    let a = common::raw(
         guard.addr,
         b"GET /slow/300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
@@ -515,7 +477,7 @@ async fn a_slow_nova_within_the_timeout_is_waited_for() {
 
 async fn send_get(addr: std::net::SocketAddr, path: &str) -> Answer {
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    raw_boxed(addr, req.as_bytes()).await
+    common::raw(addr, req.as_bytes()).await
 }
 
 #[tokio::test]
@@ -524,11 +486,10 @@ async fn sigterm_drains_in_flight_exchanges_and_exits_0() {
     let mut guard = Guard::start(&up.url(), &[]);
     let addr = guard.addr;
     // An idle keep-alive connection.
-    let mut idle = TcpStream::connect(addr).await.unwrap();
-    idle.write_all(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(read_answer_boxed(&mut idle).await.status, 200);
+    let mut idle = Conn::open(addr).await;
+    idle.send(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(idle.answer().await.status, 200);
     // Two exchanges in flight against a slow Nova.
     let in_flight: Vec<_> = (0..2)
         .map(|_| tokio::spawn(send_get(addr, "/slow/1500")))
@@ -545,7 +506,7 @@ async fn sigterm_drains_in_flight_exchanges_and_exits_0() {
     // New connections are refused.
     assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
     // The idle connection is closed.
-    assert!(closed_by_peer(&mut idle).await, "idle connection kept");
+    assert!(idle.closed_by_peer().await, "idle connection kept");
     // The exchanges in flight finish.
     for task in in_flight {
         let a = tokio::time::timeout(BOUND, task).await.unwrap().unwrap();
@@ -631,7 +592,7 @@ async fn heads_over_the_byte_or_line_limit_get_431() {
         fine.push_str(&format!("X-H{i}: {}\r\n", "b".repeat(1000)));
     }
     fine.push_str("\r\n");
-    assert_eq!(raw_boxed(guard.addr, fine.as_bytes()).await.status, 200);
+    assert_eq!(common::raw(guard.addr, fine.as_bytes()).await.status, 200);
     assert_eq!(up.count(), 1);
 }
 
@@ -663,12 +624,11 @@ async fn a_target_over_the_uri_limit_gets_414() {
 async fn connections_over_the_limit_get_503_and_are_logged() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_MAX_CONNECTIONS", "1")]);
-    let mut first = TcpStream::connect(guard.addr).await.unwrap();
+    let mut first = Conn::open(guard.addr).await;
     first
-        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(read_answer_boxed(&mut first).await.status, 200);
+        .send(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(first.answer().await.status, 200);
     let (a, closed) = exchange(&guard, b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(a.status, 503);
     assert_eq!(json(&a.body)["serviceUnavailable"]["code"], 503);
@@ -699,18 +659,17 @@ async fn a_connection_is_closed_after_its_last_allowed_request() {
         &up.url(),
         &[("NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION", "2")],
     );
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     for i in 0..2 {
         stream
-            .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let a = read_answer_boxed(&mut stream).await;
+            .send(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let a = stream.answer().await;
         assert_eq!(a.status, 200);
         let close = a.header("connection") == Some("close");
         assert_eq!(close, i == 1, "request {i}");
     }
-    assert!(closed_by_peer(&mut stream).await);
+    assert!(stream.closed_by_peer().await);
     assert_eq!(up.count(), 2);
 }
 
@@ -768,28 +727,27 @@ async fn health_readiness_and_metrics_that_move_as_requests_flow() {
 
     let valid = br#"{"server": {"name": "a"}}"#;
     assert_eq!(
-        raw_boxed(guard.addr, &common::put(SERVER, &[], valid))
+        common::raw(guard.addr, &common::put(SERVER, &[], valid))
             .await
             .status,
         200
     );
     let bad = br#"{"server": {"name": ""}}"#;
     assert_eq!(
-        raw_boxed(guard.addr, &common::put(SERVER, &[], bad))
+        common::raw(guard.addr, &common::put(SERVER, &[], bad))
             .await
             .status,
         400
     );
     let smuggle = b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-    assert_eq!(raw_boxed(guard.addr, smuggle).await.status, 400);
+    assert_eq!(common::raw(guard.addr, smuggle).await.status, 400);
     assert_eq!(send_get(guard.addr, "/v2.1/flavors").await.status, 200);
     guard.wait_exchanges(4).await;
     // One connection held open for the gauge.
-    let mut held = TcpStream::connect(guard.addr).await.unwrap();
-    held.write_all(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(read_answer_boxed(&mut held).await.status, 200);
+    let mut held = Conn::open(guard.addr).await;
+    held.send(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(held.answer().await.status, 200);
     guard.wait_exchanges(5).await;
 
     let m = send_get(admin, "/metrics").await.text();
@@ -862,20 +820,17 @@ async fn readiness_fails_and_upstream_errors_are_counted_when_nova_is_unreachabl
 async fn a_streamed_body_that_stalls_gets_408_and_frees_nova_s_connection() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "300ms")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     stream
-        .write_all(
-            b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
-        )
-        .await
-        .unwrap();
-    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
+        .send(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await;
+    let a = tokio::time::timeout(BOUND, stream.answer())
         .await
         .expect("an answer");
     assert_eq!(a.status, 408, "{}", a.text());
     assert_eq!(json(&a.body)["computeFault"]["code"], 408);
     assert_request_ids(&a);
-    assert!(closed_by_peer(&mut stream).await);
+    assert!(stream.closed_by_peer().await);
     let events = guard.wait_exchanges(1).await;
     assert_eq!(events[0]["error"], "client_body_timeout");
     // Nova got the head and the bytes that came, then an aborted body.
@@ -893,16 +848,13 @@ async fn a_streamed_body_that_stalls_gets_408_and_frees_nova_s_connection() {
 async fn a_slow_but_steady_streamed_body_is_not_cut() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_BODY_TIMEOUT", "5s")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
-    stream
-        .write_all(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = Conn::open(guard.addr).await;
+    stream.send(b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n").await;
     for b in b"abcde" {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        stream.write_all(&[*b]).await.unwrap();
+        stream.send(&[*b]).await;
     }
-    let a = read_answer_boxed(&mut stream).await;
+    let a = stream.answer().await;
     assert_eq!(a.status, 200);
     assert_eq!(&up.last().body[..], b"abcde");
 }
@@ -1031,13 +983,18 @@ async fn pipelines_split_anywhere_never_smuggle_a_request_to_nova() {
             stream_bytes.extend_from_slice(&bytes);
             faults.push(fault);
         }
-        let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+        let mut stream = Conn::open(guard.addr).await;
         // Written in a few pieces, cut anywhere.
         let mut at = 0;
         while at < stream_bytes.len() {
             let len = 1 + rng.below(stream_bytes.len() as u64) as usize;
             let end = (at + len).min(stream_bytes.len());
-            if stream.write_all(&stream_bytes[at..end]).await.is_err() {
+            if stream
+                .stream
+                .write_all(&stream_bytes[at..end])
+                .await
+                .is_err()
+            {
                 break;
             }
             at = end;
@@ -1047,7 +1004,7 @@ async fn pipelines_split_anywhere_never_smuggle_a_request_to_nova() {
         }
         // The connection ends: a refusal closes it, and so does the last
         // request's `Connection: close`.
-        assert!(closed_by_peer(&mut stream).await, "case {case}: left open");
+        assert!(stream.closed_by_peer().await, "case {case}: left open");
 
         let first_bad = faults.iter().position(|f| *f != Fault::None);
         let seen: Vec<String> = up
@@ -1101,15 +1058,12 @@ impl std::fmt::Debug for Fault {
 async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     stream
-        .write_all(&common::put(SERVER, &[], br#"{"server": {"name": "a"}}"#))
-        .await
-        .unwrap();
-    stream.shutdown().await.unwrap();
-    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
-        .await
-        .unwrap();
+        .send(&common::put(SERVER, &[], br#"{"server": {"name": "a"}}"#))
+        .await;
+    stream.stream.shutdown().await.unwrap();
+    let a = tokio::time::timeout(BOUND, stream.answer()).await.unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(up.count(), 1);
 }
@@ -1119,7 +1073,7 @@ async fn the_logged_client_comes_from_x_forwarded_for_only_behind_a_trusted_prox
     let up = Upstream::start().await;
     let req = b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7, 127.0.0.9\r\nConnection: close\r\n\r\n";
     let trusting = Guard::start(&up.url(), &[("NOVA_GUARD_TRUSTED_PROXIES", "127.0.0.0/8")]);
-    assert_eq!(raw_boxed(trusting.addr, req).await.status, 200);
+    assert_eq!(common::raw(trusting.addr, req).await.status, 200);
     let e = trusting.wait_exchanges(1).await;
     assert_eq!(e[0]["client"], "203.0.113.7");
     assert_eq!(
@@ -1127,7 +1081,7 @@ async fn the_logged_client_comes_from_x_forwarded_for_only_behind_a_trusted_prox
         "203.0.113.7, 127.0.0.9, 127.0.0.1"
     );
     let wary = Guard::start(&up.url(), &[]);
-    assert_eq!(raw_boxed(wary.addr, req).await.status, 200);
+    assert_eq!(common::raw(wary.addr, req).await.status, 200);
     let e = wary.wait_exchanges(1).await;
     assert_eq!(e[0]["client"], "127.0.0.1");
     assert_eq!(up.last().headers["x-forwarded-for"], "127.0.0.1");
@@ -1201,14 +1155,11 @@ async fn no_connection_is_leaked_whatever_the_clients_and_nova_do() {
 async fn the_header_timeout_does_not_cut_an_exchange_waiting_for_nova() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     stream
-        .write_all(b"GET /slow/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let a = tokio::time::timeout(BOUND, read_answer_boxed(&mut stream))
-        .await
-        .unwrap();
+        .send(b"GET /slow/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let a = tokio::time::timeout(BOUND, stream.answer()).await.unwrap();
     assert_eq!(a.status, 200);
 }
 
@@ -1216,8 +1167,8 @@ async fn the_header_timeout_does_not_cut_an_exchange_waiting_for_nova() {
 async fn a_silent_connection_is_closed_after_the_header_timeout() {
     let up = Upstream::start().await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "300ms")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
-    assert!(closed_by_peer(&mut stream).await, "silent connection kept");
+    let mut stream = Conn::open(guard.addr).await;
+    assert!(stream.closed_by_peer().await, "silent connection kept");
 }
 
 #[tokio::test]
@@ -1263,8 +1214,8 @@ async fn a_silent_connection_over_the_limit_is_not_kept_either() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut silent = TcpStream::connect(guard.addr).await.unwrap();
-    assert!(closed_by_peer(&mut silent).await, "silent connection kept");
+    let mut silent = Conn::open(guard.addr).await;
+    assert!(silent.closed_by_peer().await, "silent connection kept");
     assert_eq!(
         tokio::time::timeout(BOUND, busy)
             .await
@@ -1305,20 +1256,14 @@ async fn a_client_that_stops_reading_its_answer_is_disconnected() {
 async fn a_nova_that_stalls_in_the_middle_of_its_answer_is_given_up_on() {
     let up = BadUpstream::start(Misbehaviour::StallMidResponse).await;
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_TIMEOUT", "300ms")]);
-    let mut stream = TcpStream::connect(guard.addr).await.unwrap();
+    let mut stream = Conn::open(guard.addr).await;
     stream
-        .write_all(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .send(b"GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let got = stream
+        .until_closed()
         .await
-        .unwrap();
-    let mut got = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(BOUND, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
-            Err(_) => panic!("the client was left hanging"),
-        }
-    }
+        .expect("the client was left hanging");
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.ends_with("0123456789"), "{text}");

@@ -496,17 +496,13 @@ async fn other_requests_pass_through_streaming_with_flat_memory() {
 
     // A 50 MB upload to a path that is not validated streams too.
     let head = format!("POST /v2.1/deadbeef/images HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
-    let mut stream = tokio::net::TcpStream::connect(guard.addr).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
-        .await
-        .unwrap();
+    let mut conn = common::Conn::open(guard.addr).await;
+    conn.send(head.as_bytes()).await;
     let chunk = vec![b'u'; 1 << 20];
     for _ in 0..50 {
-        tokio::io::AsyncWriteExt::write_all(&mut stream, &chunk)
-            .await
-            .unwrap();
+        conn.send(&chunk).await;
     }
-    let a = common::read_answer(&mut stream).await;
+    let a = conn.answer().await;
     assert_eq!(json(&a.body)["received"], size);
 
     let after = guard.vm_hwm_kib();

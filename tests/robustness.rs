@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Answer, BadUpstream, Guard, Misbehaviour, Upstream};
+use common::{first_answer, until_closed, BadUpstream, Conn, Guard, Misbehaviour, Upstream};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,128 +37,6 @@ fn server(id: &str) -> String {
 fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)))
-}
-
-/// A client connection that reads answers one after another, keeping what
-/// it read past one answer for the next (`common::read_answer` drops it,
-/// which loses a pipelined answer that arrives in the same read).
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Conn {
-        Conn {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    /// Read more; false at EOF or on an error.
-    async fn fill(&mut self) -> bool {
-        let mut tmp = vec![0u8; 16384];
-        match tokio::time::timeout(BOUND, self.stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => false,
-            Ok(Ok(n)) => {
-                self.buf.extend_from_slice(&tmp[..n]);
-                true
-            }
-            Err(_) => panic!("no answer within the bound"),
-        }
-    }
-
-    /// The next answer (Content-Length or chunked bodies), or why not.
-    async fn try_answer(&mut self) -> Result<Answer, String> {
-        let (status, headers, head) = loop {
-            let mut h = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut h);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(head)) => {
-                    let headers: Vec<(String, String)> = resp
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect();
-                    break (resp.code.unwrap_or(0), headers, head);
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(format!("bad answer ({e}): {:?}", self.text())),
-            }
-            if !self.fill().await {
-                return Err(format!("closed before an answer head: {:?}", self.text()));
-            }
-        };
-        let mut answer = Answer {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let chunked = answer.header("transfer-encoding").is_some();
-        let mut at = head;
-        if let Some(len) = answer.header("content-length") {
-            let len: usize = len.parse().unwrap();
-            while self.buf.len() < at + len {
-                if !self.fill().await {
-                    return Err(format!("closed inside a body: {:?}", self.text()));
-                }
-            }
-            answer.body = self.buf[at..at + len].to_vec();
-            at += len;
-        } else if chunked {
-            loop {
-                let Some(eol) = self.buf[at..].windows(2).position(|w| w == b"\r\n") else {
-                    if !self.fill().await {
-                        return Err("closed inside a chunked body".into());
-                    }
-                    continue;
-                };
-                let line = String::from_utf8_lossy(&self.buf[at..at + eol]).into_owned();
-                let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
-                    .map_err(|e| format!("bad chunk size {line:?}: {e}"))?;
-                let start = at + eol + 2;
-                // The last chunk is followed by an empty trailer section.
-                let need = if size == 0 {
-                    start + 2
-                } else {
-                    start + size + 2
-                };
-                while self.buf.len() < need {
-                    if !self.fill().await {
-                        return Err("closed inside a chunked body".into());
-                    }
-                }
-                at = need;
-                if size == 0 {
-                    break;
-                }
-                answer
-                    .body
-                    .extend_from_slice(&self.buf[start..start + size]);
-            }
-        }
-        self.buf.drain(..at);
-        Ok(answer)
-    }
-
-    async fn answer(&mut self) -> Answer {
-        self.try_answer().await.unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf).into_owned()
-    }
-
-    /// Whether the peer closes the connection within the bound, sending
-    /// nothing more.
-    async fn closed_quietly(&mut self) -> bool {
-        until_closed(&mut self.stream).await == Some(Vec::new()) && self.buf.is_empty()
-    }
 }
 
 /// A request as `common::request` builds it, kept alive unless `close`.
@@ -196,74 +74,6 @@ fn chunked_put(path: &str, chunks: &[Chunk], last_ext: &str, close: bool) -> Vec
     }
     r.extend_from_slice(format!("0{last_ext}\r\n\r\n").as_bytes());
     r
-}
-
-/// Everything the peer sends until it closes (EOF or reset), within the
-/// bound; `None` when it is still open at the bound.
-async fn until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut got = Vec::new();
-    let mut tmp = vec![0u8; 65536];
-    let until = Instant::now() + BOUND;
-    loop {
-        match tokio::time::timeout_at(until, stream.read(&mut tmp)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
-            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
-            Err(_) => return None,
-        }
-    }
-}
-
-/// A response read off raw bytes: its status, headers, and whether its body
-/// (by Content-Length) arrived whole.
-#[derive(Debug)]
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    whole: bool,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The first response in `bytes`, if its head arrived.
-fn parse_raw(bytes: &[u8]) -> Option<Raw> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head) = resp.parse(bytes).ok()? else {
-        return None;
-    };
-    let headers: Vec<(String, String)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
-    let len = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse::<usize>().unwrap());
-    let rest = &bytes[head..];
-    let (body, whole) = match len {
-        Some(len) => (rest[..rest.len().min(len)].to_vec(), rest.len() >= len),
-        None => (rest.to_vec(), false),
-    };
-    Some(Raw {
-        status: resp.code?,
-        headers,
-        body,
-        whole,
-    })
 }
 
 /// Wait (bounded) until at least `n` exchanges are logged, then a little
@@ -311,6 +121,40 @@ fn free_port() -> SocketAddr {
 }
 
 // ---------------------------------------------------------------------------
+// 0. The harness's reader
+
+#[tokio::test]
+async fn the_reader_keeps_every_answer_that_arrives_in_one_segment() {
+    // Four answers in one write: by length, without a body (204), chunked,
+    // and until the peer closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na\
+              HTTP/1.1 204 No Content\r\n\r\n\
+              HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;x=y\r\nb\r\n2\r\ncd\r\n0\r\n\r\n\
+              HTTP/1.1 200 OK\r\n\r\nthe rest",
+        )
+        .await
+        .unwrap();
+    });
+    let mut conn = Conn::open(addr).await;
+    let answers = [
+        (200, &b"a"[..]),
+        (204, b""),
+        (200, b"bcd"),
+        (200, b"the rest"),
+    ];
+    for (status, body) in answers {
+        let a = conn.answer().await;
+        assert_eq!((a.status, &a.body[..]), (status, body), "{}", a.text());
+    }
+    assert!(conn.closed_quietly().await);
+}
+
+// ---------------------------------------------------------------------------
 // 1. Chunk extensions on a validated PUT
 
 #[tokio::test]
@@ -345,7 +189,7 @@ async fn chunk_extensions_are_ignored_and_the_body_still_validated() {
         bytes.extend(chunked_put(&bad, &[(e1, INVALID)], last, true));
         let before = up.count();
         let mut conn = Conn::open(guard.addr).await;
-        conn.stream.write_all(&bytes).await.unwrap();
+        conn.send(&bytes).await;
 
         let a = conn
             .try_answer()
@@ -433,7 +277,7 @@ async fn chunk_extensions_hyper_refuses_get_400_and_nothing_reaches_nova() {
         let got = until_closed(&mut stream)
             .await
             .unwrap_or_else(|| panic!("{what}: connection left open"));
-        let a = parse_raw(&got).unwrap_or_else(|| panic!("{what}: no answer"));
+        let (a, _) = first_answer(&got).unwrap_or_else(|| panic!("{what}: no answer"));
         assert_eq!(a.status, 400, "{what}: {:?}", String::from_utf8_lossy(&got));
         // Refused by the wire watcher before the request is taken (framing),
         // or by hyper while its body is read (body).
@@ -543,10 +387,10 @@ async fn pipelines_mixing_validated_and_passthrough_requests_keep_order() {
         let logged_before = guard.exchanges().len();
         let mut conn = Conn::open(guard.addr).await;
         match round {
-            0 => conn.stream.write_all(&bytes).await.unwrap(),
+            0 => conn.send(&bytes).await,
             _ => {
                 for piece in bytes.chunks(round) {
-                    conn.stream.write_all(piece).await.unwrap();
+                    conn.send(piece).await;
                 }
             }
         }
@@ -820,9 +664,9 @@ async fn sigterm_with_500_exchanges_in_flight_drains_them_all() {
     for t in tasks {
         let (path, got) = tokio::time::timeout(BOUND, t).await.unwrap().unwrap();
         let got = got.unwrap_or_else(|| panic!("{path}: left open"));
-        let a = parse_raw(&got).unwrap_or_else(|| panic!("{path}: no answer"));
+        let (a, whole) = first_answer(&got).unwrap_or_else(|| panic!("{path}: no answer"));
         assert_eq!(a.status, 200, "{path}");
-        assert!(a.whole, "{path}: cut");
+        assert!(whole, "{path}: cut");
         assert_eq!(a.body, br#"{"slow": true}"#, "{path}");
         paths.insert(path);
     }
@@ -889,18 +733,19 @@ async fn every_exchange_is_logged_once_whatever_nova_does() {
         for t in tasks {
             let (path, bytes) = tokio::time::timeout(BOUND, t).await.unwrap().unwrap();
             let bytes = bytes.unwrap_or_else(|| panic!("{path}: left open"));
-            let a = parse_raw(&bytes).unwrap_or_else(|| panic!("{path}: no answer"));
+            let (a, cut_or_whole) =
+                first_answer(&bytes).unwrap_or_else(|| panic!("{path}: no answer"));
             assert_eq!(a.status, status, "{how:?} {path}");
-            assert_eq!(a.whole, whole, "{how:?} {path}");
-            got.push((path, a));
+            assert_eq!(cut_or_whole, whole, "{how:?} {path}");
+            got.push((path, a, cut_or_whole));
         }
         let events = settled_exchanges(&guard, got.len()).await;
         assert_eq!(events.len(), got.len(), "{how:?}: {events:#?}");
         assert_request_ids_unique(&events);
-        for (path, a) in &got {
+        for (path, a, whole) in &got {
             let e = line_of(&events, path);
             assert_eq!(e["status"], a.status, "{how:?}: {e}");
-            assert_eq!(e["complete"], a.whole, "{how:?}: {e}");
+            assert_eq!(e["complete"], *whole, "{how:?}: {e}");
             assert_eq!(e["error"], error, "{how:?}: {e}");
         }
     }
@@ -1065,7 +910,7 @@ async fn a_streamed_body_that_breaks_off_is_the_client_s_fault_not_nova_s() {
     let got = until_closed(&mut stream)
         .await
         .expect("connection left open");
-    let a = parse_raw(&got).expect("no answer");
+    let (a, _) = first_answer(&got).expect("no answer");
     assert_eq!(a.status, 400, "{:?}", String::from_utf8_lossy(&got));
     assert_eq!(
         json(&a.body),

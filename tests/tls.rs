@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Guard, Upstream};
+use common::{Conn, Guard, Upstream};
 use http_body_util::Full;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
@@ -117,39 +117,14 @@ async fn tls_connect(
         .await
 }
 
-/// Send one request and read its answer (the answer must carry Content-Length).
-async fn ask<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &str) -> (u16, String) {
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = resp.parse(&buf).unwrap() {
-            let len: usize = resp
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-                .unwrap_or(0);
-            let status = resp.code.unwrap();
-            while buf.len() < n + len {
-                let k = stream.read(&mut tmp).await.unwrap();
-                assert!(k > 0, "closed inside the body");
-                buf.extend_from_slice(&tmp[..k]);
-            }
-            return (
-                status,
-                String::from_utf8_lossy(&buf[n..n + len]).into_owned(),
-            );
-        }
-        let k = tokio::time::timeout(BOUND, stream.read(&mut tmp))
-            .await
-            .expect("an answer")
-            .unwrap();
-        assert!(k > 0, "closed before an answer");
-        buf.extend_from_slice(&tmp[..k]);
-    }
+/// Send one request and read its answer.
+async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    request: &str,
+) -> (u16, String) {
+    conn.send(request.as_bytes()).await;
+    let a = conn.answer().await;
+    (a.status, a.text())
 }
 
 fn peer_cert_der(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> Vec<u8> {
@@ -173,7 +148,7 @@ async fn the_listener_speaks_tls_and_tells_nova_the_client_used_https() {
             ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
         ],
     );
-    let mut tls = tls_connect(guard.addr, &ca).await.unwrap();
+    let mut tls = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
     let (status, body) = ask(&mut tls, GET).await;
     assert_eq!(status, 200, "{body}");
     let seen = up.last();
@@ -212,9 +187,9 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
             ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
         ],
     );
-    let mut old = tls_connect(guard.addr, &ca).await.unwrap();
+    let mut old = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
     assert_eq!(ask(&mut old, GET).await.0, 200);
-    let first = peer_cert_der(&old);
+    let first = peer_cert_der(&old.stream);
 
     // A broken pair is refused and the current certificate stays.
     dir.write("cert.pem", "not a certificate");
@@ -231,8 +206,8 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     dir.write("cert.pem", &cert2);
     guard.signal("HUP");
     assert!(guard.wait_event("TLS certificate reloaded").await.is_some());
-    let mut new = tls_connect(guard.addr, &ca).await.unwrap();
-    assert_ne!(peer_cert_der(&new), first);
+    let mut new = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
+    assert_ne!(peer_cert_der(&new.stream), first);
     assert_eq!(ask(&mut new, GET).await.0, 200);
     // The connection opened before the reload is still served.
     assert_eq!(ask(&mut old, GET).await.0, 200);
@@ -310,8 +285,7 @@ async fn https_upstream(ca: &Ca, client_ca: Option<&Ca>) -> (SocketAddr, Arc<Mut
 }
 
 async fn plain_get(addr: SocketAddr) -> (u16, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    ask(&mut tcp, GET).await
+    ask(&mut Conn::open(addr).await, GET).await
 }
 
 #[tokio::test]
@@ -433,6 +407,6 @@ async fn a_client_that_never_finishes_its_handshake_is_dropped() {
     let end = tokio::time::timeout(BOUND, silent.read(&mut tmp)).await;
     assert!(matches!(end, Ok(Ok(0)) | Ok(Err(_))), "kept: {end:?}");
     // A proper client is still served.
-    let mut tls = tls_connect(guard.addr, &ca).await.unwrap();
+    let mut tls = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
     assert_eq!(ask(&mut tls, GET).await.0, 200);
 }

@@ -21,7 +21,7 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A request as the upstream received it.
@@ -170,13 +170,7 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         body: Bytes::from(kept),
     });
     // `/slow/{ms}` (or `/slow/{ms}/anything`): answer after a delay.
-    if let Some(ms) = uri.strip_prefix("/slow/") {
-        let ms: u64 = ms
-            .split(['/', '?'])
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or(0);
+    if let Some(ms) = number_after(&uri, "/slow/") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         return Response::builder()
             .header("content-type", "application/json")
@@ -199,13 +193,7 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
             .unwrap();
     }
     // `/stream/{bytes}` (or `/stream/{bytes}/anything`): that many bytes.
-    if let Some(n) = uri.strip_prefix("/stream/") {
-        let n: u64 = n
-            .split(['/', '?'])
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or(0);
+    if let Some(n) = number_after(&uri, "/stream/") {
         return Response::builder()
             .header("content-type", "application/octet-stream")
             .body(Zeros { remaining: n }.boxed())
@@ -223,6 +211,19 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         .header("keep-alive", "timeout=5")
         .body(Full::new(Bytes::from(body)).boxed())
         .unwrap()
+}
+
+/// For a URI under `prefix`, the number right after it (up to a `/` or a
+/// `?`; 0 when it is not one).
+fn number_after(uri: &str, prefix: &str) -> Option<u64> {
+    let rest = uri.strip_prefix(prefix)?;
+    Some(
+        rest.split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0),
+    )
 }
 
 /// What a misbehaving upstream does with each connection.
@@ -464,90 +465,222 @@ impl Answer {
     }
 }
 
-/// Send raw bytes, read one response (Content-Length, chunked or until close).
-pub async fn raw(addr: SocketAddr, request: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    read_answer(&mut stream).await
+/// Far longer than any answer here should take; only a hang reaches it.
+const ANSWER_BOUND: Duration = Duration::from_secs(20);
+
+/// A client connection that reads HTTP/1.1 answers one after another,
+/// keeping what it read past one answer for the next, so that pipelined
+/// answers arriving in one read are all kept. Plain TCP by default; any
+/// stream (TLS) through [`Conn::new`].
+pub struct Conn<S = TcpStream> {
+    pub stream: S,
+    buf: Vec<u8>,
 }
 
-pub async fn read_answer(stream: &mut TcpStream) -> Answer {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 65536];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(head_len) = resp.parse(&buf).unwrap() {
-            let status = resp.code.unwrap();
-            let headers: Vec<(String, String)> = resp
+impl Conn<TcpStream> {
+    pub async fn open(addr: SocketAddr) -> Conn {
+        Conn::new(TcpStream::connect(addr).await.unwrap())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub fn new(stream: S) -> Conn<S> {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Write all of `bytes`.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Read more; false at EOF or on an error. Panics at the bound.
+    async fn fill(&mut self) -> bool {
+        let mut tmp = vec![0u8; 16384];
+        match tokio::time::timeout(ANSWER_BOUND, self.stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => false,
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(_) => panic!("no answer within the bound: {:?}", self.text()),
+        }
+    }
+
+    /// The next answer, or why not. Its body is framed by Content-Length,
+    /// chunked, absent (1xx, 204, 304), or else runs until the peer closes.
+    pub async fn try_answer(&mut self) -> Result<Answer, String> {
+        let (mut answer, head) = loop {
+            match parse_head(&self.buf) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {}
+                Err(e) => return Err(format!("{e}: {:?}", self.text())),
+            }
+            if !self.fill().await {
+                return Err(format!("closed before an answer head: {:?}", self.text()));
+            }
+        };
+        let status = answer.status;
+        let mut at = head;
+        let length = answer.header("content-length").map(str::to_owned);
+        let chunked = answer.header("transfer-encoding").is_some();
+        if let Some(len) = length {
+            let len: usize = len
+                .parse()
+                .map_err(|e| format!("bad Content-Length {len:?}: {e}"))?;
+            while self.buf.len() < at + len {
+                if !self.fill().await {
+                    return Err(format!("closed inside a body: {:?}", self.text()));
+                }
+            }
+            answer.body = self.buf[at..at + len].to_vec();
+            at += len;
+        } else if chunked {
+            at = self.read_chunked(at, &mut answer.body).await?;
+        } else if !matches!(status, 100..=199 | 204 | 304) {
+            while self.fill().await {}
+            at = self.buf.len();
+            answer.body = self.buf[head..].to_vec();
+        }
+        self.buf.drain(..at);
+        Ok(answer)
+    }
+
+    /// A chunked body from `at` into `body`; where it ends (after the
+    /// empty trailer section).
+    async fn read_chunked(&mut self, mut at: usize, body: &mut Vec<u8>) -> Result<usize, String> {
+        loop {
+            let Some(eol) = self.buf[at..].windows(2).position(|w| w == b"\r\n") else {
+                if !self.fill().await {
+                    return Err("closed inside a chunked body".into());
+                }
+                continue;
+            };
+            let line = String::from_utf8_lossy(&self.buf[at..at + eol]).into_owned();
+            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
+                .map_err(|e| format!("bad chunk size {line:?}: {e}"))?;
+            let start = at + eol + 2;
+            // The last chunk is followed by an empty trailer section.
+            let need = if size == 0 {
+                start + 2
+            } else {
+                start + size + 2
+            };
+            while self.buf.len() < need {
+                if !self.fill().await {
+                    return Err("closed inside a chunked body".into());
+                }
+            }
+            if size == 0 {
+                return Ok(need);
+            }
+            body.extend_from_slice(&self.buf[start..start + size]);
+            at = need;
+        }
+    }
+
+    /// The next answer; panics if there is none.
+    pub async fn answer(&mut self) -> Answer {
+        self.try_answer().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What was read and not yet taken by an answer.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    /// Everything not yet taken, and all the peer sends until it closes (EOF
+    /// or reset) within the bound; `None` when it is still open at the bound.
+    pub async fn until_closed(&mut self) -> Option<Vec<u8>> {
+        let rest = until_closed(&mut self.stream).await?;
+        let mut got = std::mem::take(&mut self.buf);
+        got.extend_from_slice(&rest);
+        Some(got)
+    }
+
+    /// Whether the peer closes the connection within the bound, whatever
+    /// it still sends.
+    pub async fn closed_by_peer(&mut self) -> bool {
+        self.until_closed().await.is_some()
+    }
+
+    /// Whether the peer closes the connection within the bound, sending
+    /// nothing more.
+    pub async fn closed_quietly(&mut self) -> bool {
+        self.until_closed().await == Some(Vec::new())
+    }
+}
+
+/// An answer's head at the start of `bytes` (with an empty body) and its
+/// length; `None` while it is incomplete.
+fn parse_head(bytes: &[u8]) -> Result<Option<(Answer, usize)>, String> {
+    let mut h = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut h);
+    match resp.parse(bytes) {
+        Ok(httparse::Status::Complete(head)) => {
+            let headers = resp
                 .headers
                 .iter()
                 .map(|h| {
                     (
-                        h.name.to_owned(),
+                        h.name.to_ascii_lowercase(),
                         String::from_utf8_lossy(h.value).into_owned(),
                     )
                 })
                 .collect();
-            let mut answer = Answer {
-                status,
+            let answer = Answer {
+                status: resp.code.unwrap_or(0),
                 headers,
                 body: Vec::new(),
             };
-            let mut rest = buf[head_len..].to_vec();
-            if let Some(len) = answer
-                .header("content-length")
-                .map(|v| v.parse::<usize>().unwrap())
-            {
-                while rest.len() < len {
-                    let n = stream.read(&mut tmp).await.unwrap();
-                    assert!(n > 0, "connection closed inside the body");
-                    rest.extend_from_slice(&tmp[..n]);
-                }
-                rest.truncate(len);
-                answer.body = rest;
-            } else if answer.header("transfer-encoding").is_some() {
-                answer.body = read_chunked(stream, rest).await;
-            } else {
-                loop {
-                    let n = stream.read(&mut tmp).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    rest.extend_from_slice(&tmp[..n]);
-                }
-                answer.body = rest;
-            }
-            return answer;
+            Ok(Some((answer, head)))
         }
-        let n = stream.read(&mut tmp).await.unwrap();
-        assert!(n > 0, "connection closed before a response head");
-        buf.extend_from_slice(&tmp[..n]);
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(format!("bad answer ({e})")),
     }
 }
 
-async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut tmp = [0u8; 65536];
-    let mut pos = 0;
-    loop {
-        if let Some(eol) = buf[pos..].windows(2).position(|w| w == b"\r\n") {
-            let line = std::str::from_utf8(&buf[pos..pos + eol]).unwrap();
-            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
-            let start = pos + eol + 2;
-            if size == 0 {
-                return body;
-            }
-            if buf.len() >= start + size + 2 {
-                body.extend_from_slice(&buf[start..start + size]);
-                pos = start + size + 2;
-                continue;
-            }
+/// The first answer in `bytes` (all a peer sent before it closed), if its
+/// head arrived, and whether its body (by Content-Length) arrived whole.
+pub fn first_answer(bytes: &[u8]) -> Option<(Answer, bool)> {
+    let (mut answer, head) = parse_head(bytes).ok()??;
+    let rest = &bytes[head..];
+    let whole = match answer.header("content-length") {
+        Some(len) => {
+            let len: usize = len.parse().unwrap();
+            answer.body = rest[..rest.len().min(len)].to_vec();
+            rest.len() >= len
         }
-        let n = stream.read(&mut tmp).await.unwrap();
-        assert!(n > 0, "connection closed inside a chunked body");
-        buf.extend_from_slice(&tmp[..n]);
+        None => {
+            answer.body = rest.to_vec();
+            false
+        }
+    };
+    Some((answer, whole))
+}
+
+/// Everything the peer sends until it closes (EOF or reset), within the
+/// bound; `None` when it is still open at the bound.
+pub async fn until_closed<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut tmp = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + ANSWER_BOUND;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(got),
+            Ok(Ok(n)) => got.extend_from_slice(&tmp[..n]),
+            Err(_) => return None,
+        }
     }
+}
+
+/// Send raw bytes on a fresh connection, read one answer.
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> Answer {
+    let mut conn = Conn::open(addr).await;
+    conn.send(request).await;
+    conn.answer().await
 }
 
 /// A PUT request with a token and a JSON body, as bytes.
