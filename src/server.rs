@@ -24,7 +24,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use crate::config::Config;
 use crate::error::{BoxError, ErrorKind, FaultContext, ProxyError};
 use crate::forward::{Forward, ViaTls};
-use crate::layer::access_log::{AccessLogLayer, Peer};
+use crate::layer::access_log::{log_refused_head, AccessLogLayer, Peer};
 use crate::layer::framing::FramingLayer;
 use crate::layer::request_id::RequestId;
 use crate::layer::request_id::RequestIdLayer;
@@ -166,9 +166,11 @@ pub async fn serve(
                 let Some(acceptor) = acceptor.clone() else {
                     let conn = serve_connection(&builder, stream, peer, service.clone(), settings, false);
                     let conn = graceful.watch(conn);
+                    let metrics = metrics.clone();
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
                             tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                            log_refused_head(&metrics, peer, e.as_ref());
                         }
                         drop(gauge);
                         drop(slot);
@@ -179,6 +181,7 @@ pub async fn serve(
                 let builder = builder.clone();
                 let service = service.clone();
                 let handshake_timeout = config.client_header_timeout;
+                let metrics = metrics.clone();
                 tokio::spawn(async move {
                     let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => tls,
@@ -194,6 +197,7 @@ pub async fn serve(
                     let conn = serve_connection(&builder, tls, peer, service, settings, true);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                        log_refused_head(&metrics, peer, e.as_ref());
                     }
                     drop(gauge);
                     drop(slot);

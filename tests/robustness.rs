@@ -937,3 +937,111 @@ async fn a_streamed_body_that_breaks_off_is_the_client_s_fault_not_nova_s() {
         "{metrics}"
     );
 }
+
+/// Many clients at once sending over-long targets, too many header lines,
+/// too large a head or a head that is not HTTP: every one gets its 414, 431
+/// or 400, Nova gets nothing, every refusal is logged once, and the next
+/// ordinary request is served.
+#[tokio::test]
+async fn uri_and_header_floods_from_many_connections_reach_nothing() {
+    const CLIENTS: usize = 160;
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_MAX_URI_BYTES", "1024"),
+            ("NOVA_GUARD_MAX_HEADER_BYTES", "8192"),
+        ],
+    );
+    let addr = guard.addr;
+    let flood = |i: usize| -> (Vec<u8>, u16) {
+        match i % 4 {
+            0 => (
+                format!(
+                    "GET {}?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                    server(&format!("f{i}")),
+                    "a".repeat(2000)
+                )
+                .into_bytes(),
+                414,
+            ),
+            1 => {
+                let lines: String = (0..150).map(|n| format!("X-Flood-{n}: {i}\r\n")).collect();
+                (
+                    format!("GET {} HTTP/1.1\r\nHost: x\r\n{lines}\r\n", server("f")).into_bytes(),
+                    431,
+                )
+            }
+            2 => (
+                format!(
+                    "PUT {} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+                    server("f"),
+                    "b".repeat(10_000)
+                )
+                .into_bytes(),
+                431,
+            ),
+            _ => (
+                format!(
+                    "PUT {} HTTP/1.1\r\nHost: x\r\nNo Colon\r\n\r\n",
+                    server("f")
+                )
+                .into_bytes(),
+                400,
+            ),
+        }
+    };
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (bytes, want) = flood(i);
+            tokio::spawn(async move {
+                let mut conn = Conn::open(addr).await;
+                conn.send(&bytes).await;
+                let got = conn.answer().await.status;
+                (got, want, conn.closed_by_peer().await)
+            })
+        })
+        .collect();
+    for client in clients {
+        let (got, want, closed) = tokio::time::timeout(BOUND, client)
+            .await
+            .expect("a flooding client hung")
+            .expect("client task");
+        assert_eq!(got, want);
+        assert!(closed, "the connection stays open after a {got}");
+    }
+    assert_eq!(up.count(), 0, "a flooding request reached Nova");
+
+    let ok = common::raw(addr, &common::request("GET", &server("after"), &[], b"")).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(up.count(), 1);
+
+    let events = settled_exchanges(&guard, CLIENTS + 1).await;
+    let statuses = events.iter().fold(HashMap::new(), |mut m, e| {
+        *m.entry(e["status"].as_u64().unwrap_or(0)).or_insert(0usize) += 1;
+        m
+    });
+    assert_eq!(statuses.get(&414), Some(&(CLIENTS / 4)));
+    assert_eq!(statuses.get(&431), Some(&(CLIENTS / 2)));
+    assert_eq!(statuses.get(&400), Some(&(CLIENTS / 4)));
+    assert_eq!(statuses.get(&200), Some(&1));
+    // hyper answers an oversized or broken head itself, before a request id
+    // exists.
+    let (refused, answered): (Vec<Value>, Vec<Value>) = events
+        .into_iter()
+        .partition(|e| e["status"] == 431 || e["status"] == 400);
+    for e in &refused {
+        let rule = if e["status"] == 431 {
+            "headTooLarge"
+        } else {
+            "malformedHead"
+        };
+        assert_eq!(e["rule"], rule);
+        assert_eq!(e["verdict"], "rejected");
+        assert!(e.get("request_id").is_none() && e.get("path").is_none());
+    }
+    for e in answered.iter().filter(|e| e["status"] == 414) {
+        assert_eq!(e["rule"], "maxUriBytes");
+    }
+    assert_request_ids_unique(&answered);
+}

@@ -288,6 +288,61 @@ impl Event {
     }
 }
 
+/// A request hyper refused while reading its head, and answered itself
+/// before any layer saw it: 431 for a head over the byte or line limit, 400
+/// for one that is not HTTP. Logged and counted here, once, as an exchange
+/// with neither method nor path. Other connection errors (the client went
+/// away, a timeout) had no request to answer and are not exchanges.
+pub fn log_refused_head(
+    metrics: &Metrics,
+    peer: std::net::SocketAddr,
+    error: &(dyn std::error::Error + 'static),
+) {
+    let Some((status, rule)) = refused_head(error) else {
+        return;
+    };
+    tracing::info!(
+        target: "nova_guard::access",
+        peer = display(peer),
+        client = display(peer.ip()),
+        verdict = "rejected",
+        status,
+        rule,
+        complete = true,
+        "exchange"
+    );
+    metrics.observe(&Observation {
+        route: "other",
+        verdict: "rejected",
+        status,
+        rejected_field: None,
+        rejected_rule: Some(rule),
+        upstream_error: None,
+        duration: std::time::Duration::ZERO,
+        upstream_duration: None,
+        bytes_in: 0,
+        bytes_out: 0,
+    });
+}
+
+/// The status hyper answered a head it could not parse with, and our rule name.
+fn refused_head(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    let mut cause = Some(error);
+    while let Some(c) = cause {
+        if let Some(e) = c.downcast_ref::<hyper::Error>() {
+            return if e.is_parse_too_large() {
+                Some((431, "headTooLarge"))
+            } else if e.is_parse() {
+                Some((400, "malformedHead"))
+            } else {
+                None
+            };
+        }
+        cause = c.source();
+    }
+    None
+}
+
 pin_project! {
     /// A request body that counts the bytes read from the client.
     pub struct Counted<B> {
