@@ -1,11 +1,13 @@
-//! The JSON log line: one object per event, written straight into the
-//! subscriber's per-thread buffer.
+//! The JSON log line: one object per event, built in a per-thread buffer
+//! and handed to the subscriber in one piece.
 //!
 //! Same shape as tracing-subscriber's flattened JSON format (`timestamp`,
 //! `level`, the event's fields in order, `target`), without its serializer:
 //! the access log writes one line per exchange, so this is on every
-//! request's path.
+//! request's path. Pieces are pushed onto a `String` directly rather than
+//! through `fmt::Write` calls one character at a time.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
@@ -19,6 +21,10 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonLine;
 
+thread_local! {
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 impl<S, N> FormatEvent<S, N> for JsonLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -30,99 +36,142 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
-        writer.write_str("\",\"level\":\"")?;
-        writer.write_str(meta.level().as_str())?;
-        writer.write_char('"')?;
-        let mut fields = Fields {
-            out: &mut writer,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str(",\"target\":")?;
-        write_str(&mut writer, meta.target())?;
-        writer.write_str("}\n")
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                push_line(&mut line, event)?;
+                writer.write_str(&line)
+            }
+            // An event logged while another one is being formatted.
+            Err(_) => {
+                let mut line = String::new();
+                push_line(&mut line, event)?;
+                writer.write_str(&line)
+            }
+        })
     }
 }
 
-/// Writes each field as `,"name":value`.
-struct Fields<'a, W> {
-    out: &'a mut W,
+fn push_line(line: &mut String, event: &Event<'_>) -> fmt::Result {
+    let meta = event.metadata();
+    line.push_str("{\"timestamp\":\"");
+    SystemTime.format_time(&mut Writer::new(line))?;
+    line.push_str("\",\"level\":\"");
+    line.push_str(meta.level().as_str());
+    line.push('"');
+    let mut fields = Fields {
+        out: line,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    line.push_str(",\"target\":");
+    push_json_str(line, meta.target());
+    line.push_str("}\n");
+    Ok(())
+}
+
+/// Pushes each field as `,"name":value`.
+struct Fields<'a> {
+    out: &'a mut String,
+    /// Only a `Debug` or `Display` implementation can fail.
     result: fmt::Result,
 }
 
-impl<W: Write> Fields<'_, W> {
-    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+impl Fields<'_> {
+    fn key(&mut self, field: &Field) -> &mut String {
+        self.out.push(',');
+        push_json_str(self.out, field.name());
+        self.out.push(':');
+        self.out
+    }
+
+    /// A value written by `fmt`, as a JSON string.
+    fn formatted(&mut self, field: &Field, args: fmt::Arguments<'_>) {
+        let out = self.key(field);
+        out.push('"');
+        let written = Escaped(out).write_fmt(args);
+        out.push('"');
         if self.result.is_ok() {
-            self.result = (|| {
-                self.out.write_char(',')?;
-                write_str(self.out, field.name())?;
-                self.out.write_char(':')?;
-                value(self.out)
-            })();
+            self.result = written;
         }
     }
 }
 
-impl<W: Write> Visit for Fields<'_, W> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field, |w| write_str(w, value));
+        let out = self.key(field);
+        push_json_str(out, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.entry(field, |w| write!(w, "{value}"));
+        let out = self.key(field);
+        push_u64(out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.entry(field, |w| write!(w, "{value}"));
+        let out = self.key(field);
+        if value < 0 {
+            out.push('-');
+        }
+        push_u64(out, value.unsigned_abs());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.entry(field, |w| w.write_str(if value { "true" } else { "false" }));
+        let out = self.key(field);
+        out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        let out = self.key(field);
         // JSON has no NaN or infinity; serde_json writes null for them too.
-        self.entry(field, |w| {
-            if value.is_finite() {
-                write!(w, "{value:?}")
-            } else {
-                w.write_str("null")
-            }
-        });
+        if value.is_finite() {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{value:?}");
+        } else {
+            out.push_str("null");
+        }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.entry(field, |w| {
-            w.write_char('"')?;
-            write!(Escaped(w), "{value}")?;
-            w.write_char('"')
-        });
+        self.formatted(field, format_args!("{value}"));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.entry(field, |w| {
-            w.write_char('"')?;
-            write!(Escaped(w), "{value:?}")?;
-            w.write_char('"')
-        });
+        self.formatted(field, format_args!("{value:?}"));
+    }
+}
+
+/// Decimal digits without `core::fmt`.
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // The remainder is below 10: the cast keeps it.
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
     }
 }
 
 /// A JSON string token.
-fn write_str<W: Write>(w: &mut W, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escaped(w).write_str(s)?;
-    w.write_char('"')
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    // Writing to a String cannot fail.
+    let _ = Escaped(out).write_str(s);
+    out.push('"');
 }
 
 /// Escapes what it is given as the inside of a JSON string.
-struct Escaped<'a, W>(&'a mut W);
+struct Escaped<'a>(&'a mut String);
 
-impl<W: Write> Write for Escaped<'_, W> {
+impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut plain = 0;
         for (i, b) in s.bytes().enumerate() {
@@ -135,15 +184,19 @@ impl<W: Write> Write for Escaped<'_, W> {
                 0..=0x1f => "",
                 _ => continue,
             };
-            self.0.write_str(&s[plain..i])?;
+            self.0.push_str(&s[plain..i]);
             if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.0.push_str("\\u00");
+                self.0.push(char::from(HEX[usize::from(b >> 4)]));
+                self.0.push(char::from(HEX[usize::from(b & 0xf)]));
             } else {
-                self.0.write_str(escape)?;
+                self.0.push_str(escape);
             }
             plain = i + 1;
         }
-        self.0.write_str(&s[plain..])
+        self.0.push_str(&s[plain..]);
+        Ok(())
     }
 }
 
@@ -194,6 +247,8 @@ mod tests {
                 s = "q\"b\\s\n\r\t\u{1}\u{7f}é\u{10000}",
                 n = 18_446_744_073_709_551_615_u64,
                 i = -5_i64,
+                zero = 0_u64,
+                min = i64::MIN,
                 t = true,
                 f = 1.5_f64,
                 nan = f64::NAN,
@@ -211,6 +266,8 @@ mod tests {
         assert_eq!(v["s"], "q\"b\\s\n\r\t\u{1}\u{7f}é\u{10000}");
         assert_eq!(v["n"], 18_446_744_073_709_551_615_u64);
         assert_eq!(v["i"], -5);
+        assert_eq!(v["zero"], 0);
+        assert_eq!(v["min"], i64::MIN);
         assert_eq!(v["t"], true);
         assert_eq!(v["f"], 1.5);
         assert!(v["nan"].is_null());
