@@ -20,7 +20,8 @@ Every input of the `ipv6` corpus is sent as
 the canonical text nova-guard writes is compared with what Nova stores.
 Inputs that are not valid UTF-8 (which the target skips too) are skipped.
 
-By default the committed seeds (fuzz/corpus/check, fuzz/corpus/ipv6) are
+By default the committed corpora (fuzz/corpus/check, fuzz/corpus/ipv6: the
+seeds and what the long fuzz runs found, merged) are
 replayed; NOVA_GUARD_DIFF_FUZZ_CORPUS=<dir> replays `<dir>/check` and
 `<dir>/ipv6` instead (either may be missing), e.g. a corpus grown by a long
 fuzz run.
