@@ -122,13 +122,11 @@ fn normalise_prefix(prefix: &str) -> Vec<u8> {
     p
 }
 
+/// One hex digit's value (`to_digit(16)` takes exactly the ASCII hex digits).
 fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Decode every `%XX` once; a `%` not followed by two hex digits stays as is.

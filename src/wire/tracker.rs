@@ -295,8 +295,8 @@ impl Tracker {
             let b = bytes[i];
             i += 1;
             let next = match (*state, b) {
-                (Chunk::Start | Chunk::Size, b) if hex(b).is_some() => {
-                    let digit = u64::from(hex(b).unwrap_or(0));
+                (Chunk::Start | Chunk::Size, b) if b.is_ascii_hexdigit() => {
+                    let digit = u64::from(char::from(b).to_digit(16).unwrap_or(0));
                     match size.checked_mul(16).and_then(|s| s.checked_add(digit)) {
                         Some(s) => {
                             *size = s;
@@ -356,15 +356,6 @@ impl Tracker {
             }
         }
         i
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
