@@ -10,18 +10,10 @@ use std::time::Duration;
 use http::Uri;
 use ipnetwork::IpNetwork;
 
+pub use crate::guard::Enforcement;
 use crate::nova::policy::normalise;
 use crate::nova::{AccessIpPolicy, Microversion};
 use crate::tls::{self, UpstreamTls};
-
-/// Whether verdicts are acted on or only reported (`NOVA_GUARD_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuardMode {
-    /// Invalid bodies are answered by nova-guard; `accessIPv6` is rewritten.
-    Enforce,
-    /// Everything is forwarded unchanged; verdicts are only logged.
-    Report,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -64,7 +56,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How to reach an `https://` upstream.
     pub upstream_tls: UpstreamTls,
-    pub mode: GuardMode,
+    pub mode: Enforcement,
     pub access_ip_policy: AccessIpPolicy,
 }
 
@@ -252,6 +244,18 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
 const MIN_HEADER_BYTES: usize = 8192;
 
 impl Config {
+    /// What guarding needs of the configuration.
+    pub fn guard_settings(&self) -> crate::guard::Settings {
+        crate::guard::Settings {
+            path_prefix: self.path_prefix.clone(),
+            max_body_bytes: self.max_body_bytes,
+            max_microversion: self.max_microversion,
+            body_timeout: self.client_body_timeout,
+            enforcement: self.mode,
+            access_ip_policy: self.access_ip_policy.clone(),
+        }
+    }
+
     /// Read the configuration from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
@@ -266,11 +270,25 @@ impl Config {
         let listen = p.parse("NOVA_GUARD_LISTEN", "an address like 0.0.0.0:8775", |s| {
             s.parse::<SocketAddr>().ok()
         });
-        let upstream = p.parse(
-            "NOVA_GUARD_UPSTREAM",
-            "an http:// or https:// URL with a host, like http://127.0.0.1:8774",
-            parse_upstream,
-        );
+        let upstream = if p.value("NOVA_GUARD_UPSTREAM").contains('@')
+            && mask_userinfo(&p.value("NOVA_GUARD_UPSTREAM")) != p.value("NOVA_GUARD_UPSTREAM")
+        {
+            // Nova takes a Keystone token from each client, never the
+            // proxy's own credentials: a user and password here would only
+            // end up in logs and process listings.
+            p.parse(
+                "NOVA_GUARD_UPSTREAM",
+                "a URL without a user or password (Nova authenticates each client's \
+                 own token; put no credentials in the upstream URL)",
+                |_| None::<Upstream>,
+            )
+        } else {
+            p.parse(
+                "NOVA_GUARD_UPSTREAM",
+                "an http:// or https:// URL with a host, like http://127.0.0.1:8774",
+                parse_upstream,
+            )
+        };
         let path_prefix = p.parse(
             "NOVA_GUARD_PATH_PREFIX",
             "empty, or a path starting with / and not ending with /, like /compute",
@@ -424,6 +442,13 @@ impl Config {
     }
 }
 
+fn default_of(var: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|(name, _, _)| *name == var)
+        .map_or("", |(_, d, _)| *d)
+}
+
 struct Parser<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<ConfigProblem>,
@@ -562,6 +587,11 @@ impl Parser<'_> {
         (self.problems.len() == before).then_some(settings)
     }
 
+    /// The value of `var`, or its default.
+    fn value(&self, var: &str) -> String {
+        (self.lookup)(var).unwrap_or_else(|| default_of(var).to_owned())
+    }
+
     /// Parse `var` (or its default) with `f`; record a problem when it fails.
     fn parse<T>(
         &mut self,
@@ -569,21 +599,34 @@ impl Parser<'_> {
         expected: &str,
         f: impl FnOnce(&str) -> Option<T>,
     ) -> Option<T> {
-        let default = VARIABLES
-            .iter()
-            .find(|(name, _, _)| *name == var)
-            .map(|(_, d, _)| *d)
-            .unwrap_or("");
-        let value = (self.lookup)(var).unwrap_or_else(|| default.to_owned());
+        let value = self.value(var);
         let parsed = f(value.trim());
         if parsed.is_none() {
             self.problems.push(ConfigProblem {
                 var,
-                value,
+                // A problem is printed: never with a password in it.
+                value: mask_userinfo(&value),
                 expected: expected.to_owned(),
             });
         }
         parsed
+    }
+}
+
+/// `scheme://user:pass@host/...` → `scheme://****@host/...`, in any value.
+pub fn mask_userinfo(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_owned();
+    };
+    let rest = &value[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}****{}",
+            &value[..scheme_end + 3],
+            &rest[at..] // from the '@' on
+        ),
+        None => value.to_owned(),
     }
 }
 
@@ -624,10 +667,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// `NOVA_GUARD_MODE` and the access-IP policy.
-fn parse_guard(p: &mut Parser<'_>) -> Option<(GuardMode, AccessIpPolicy)> {
+fn parse_guard(p: &mut Parser<'_>) -> Option<(Enforcement, AccessIpPolicy)> {
     let mode = p.parse("NOVA_GUARD_MODE", "enforce or report", |s| match s {
-        "enforce" => Some(GuardMode::Enforce),
-        "report" => Some(GuardMode::Report),
+        "enforce" => Some(Enforcement::Enforce),
+        "report" => Some(Enforcement::Report),
         _ => None,
     });
     let v4 = "a comma-separated list of IPv4 CIDRs like 127.0.0.0/8,169.254.0.0/16";
@@ -816,9 +859,27 @@ mod tests {
     }
 
     #[test]
+    fn an_upstream_with_a_password_is_refused_without_showing_it() {
+        for url in [
+            "http://admin:s3cret@nova:8774",
+            "https://admin:s3cret@nova:8774/compute",
+            "http://s3cret@nova:8774",
+        ] {
+            let err = config(&[("NOVA_GUARD_UPSTREAM", url)]).unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains("s3cret"), "{text}");
+            assert!(text.contains("NOVA_GUARD_UPSTREAM=\"http"), "{text}");
+            assert!(text.contains("without a user or password"), "{text}");
+            assert!(!format!("{err:?}").contains("s3cret"));
+        }
+        // An '@' in the path is no password.
+        assert!(config(&[("NOVA_GUARD_UPSTREAM", "http://nova:8774/a@b")]).is_ok());
+    }
+
+    #[test]
     fn mode_and_access_ip_policy() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.mode, GuardMode::Enforce);
+        assert_eq!(c.mode, Enforcement::Enforce);
         assert!(c.access_ip_policy.is_empty());
         assert!(!c.access_ip_policy.mapped_as_v4);
         let c = config(&[
@@ -828,7 +889,7 @@ mod tests {
             ("NOVA_GUARD_ACCESS_IP_MAPPED_AS_V4", "true"),
         ])
         .unwrap();
-        assert_eq!(c.mode, GuardMode::Report);
+        assert_eq!(c.mode, Enforcement::Report);
         let p = &c.access_ip_policy;
         assert_eq!(p.ipv4_deny[0].to_string(), "127.0.0.0/8");
         assert_eq!(p.ipv4_deny.len(), 2);

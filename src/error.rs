@@ -1,30 +1,27 @@
-//! The proxy's one error type, and the one place where Nova-shaped fault
-//! answers (`{"<faultName>": {"code": N, "message": "..."}}`) are built.
+//! The proxy's one error type. What a client is answered for it, and what
+//! becomes of the connection, is decided in one place: [`crate::rescue`].
 
 use std::fmt;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, VARY};
-use http::{Response, StatusCode};
-use http_body_util::Full;
-
-use crate::layer::request_id::RequestId;
-use crate::nova::pyrepr::json_string;
-use crate::nova::Microversion;
+use http::StatusCode;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The status logged for an exchange the client gave up on, as nginx logs it.
+pub const CLIENT_CLOSED: u16 = 499;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Nova could not be connected to.
     UpstreamConnect,
-    /// Nova's response head did not arrive within the upstream timeout.
+    /// Nova's response head did not arrive within the upstream timeout, or
+    /// Nova paused too long inside its answer.
     UpstreamTimeout,
     /// The exchange with Nova failed after connecting (reset, bad response).
     UpstreamProtocol,
     /// A validated request's body is over the configured limit.
     BodyTooLarge,
-    /// Reading a validated request's body from the client failed.
+    /// Reading the client's body failed (it broke off, or its framing did).
     ClientBody,
     /// Request framing that could be read two ways.
     AmbiguousFraming,
@@ -32,8 +29,14 @@ pub enum ErrorKind {
     ClientBodyTimeout,
     /// The request target is longer than the configured limit.
     UriTooLong,
+    /// Repeated lines of a header nova-guard decides on, with different values.
+    ConflictingHeader,
+    /// More than one `Host` line.
+    DuplicateHost,
     /// The connection limit is reached.
     Overloaded,
+    /// The client went away before its answer was sent.
+    ClientGone,
 }
 
 impl ErrorKind {
@@ -47,7 +50,10 @@ impl ErrorKind {
             ErrorKind::AmbiguousFraming => "ambiguous_framing",
             ErrorKind::ClientBodyTimeout => "client_body_timeout",
             ErrorKind::UriTooLong => "uri_too_long",
+            ErrorKind::ConflictingHeader => "conflicting_header",
+            ErrorKind::DuplicateHost => "duplicate_host",
             ErrorKind::Overloaded => "overloaded",
+            ErrorKind::ClientGone => "client_gone",
         }
     }
 
@@ -59,19 +65,42 @@ impl ErrorKind {
         )
     }
 
+    /// Whether the client caused it (its request or its connection).
+    pub fn is_client(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::BodyTooLarge
+                | ErrorKind::ClientBody
+                | ErrorKind::AmbiguousFraming
+                | ErrorKind::ClientBodyTimeout
+                | ErrorKind::UriTooLong
+                | ErrorKind::ConflictingHeader
+                | ErrorKind::DuplicateHost
+                | ErrorKind::ClientGone
+        )
+    }
+
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::UpstreamConnect | ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::ClientBody | ErrorKind::AmbiguousFraming => StatusCode::BAD_REQUEST,
+            ErrorKind::ClientBody
+            | ErrorKind::AmbiguousFraming
+            | ErrorKind::ConflictingHeader
+            | ErrorKind::DuplicateHost => StatusCode::BAD_REQUEST,
             ErrorKind::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            // Never answered: the client is gone. Logged as nginx does.
+            ErrorKind::ClientGone => {
+                StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 
-    fn message(self) -> &'static str {
+    /// The message the client is answered with: fixed, never a cause.
+    pub fn message(self) -> &'static str {
         match self {
             ErrorKind::UpstreamConnect => "The compute API could not be reached.",
             ErrorKind::UpstreamTimeout => "The compute API did not answer in time.",
@@ -81,8 +110,17 @@ impl ErrorKind {
             ErrorKind::AmbiguousFraming => "Malformed request framing",
             ErrorKind::ClientBodyTimeout => "Request body not received in time.",
             ErrorKind::UriTooLong => "Request URI too long.",
+            ErrorKind::ConflictingHeader => "Conflicting values in repeated header lines.",
+            ErrorKind::DuplicateHost => "More than one Host header.",
             ErrorKind::Overloaded => "Too many connections; try again later.",
+            ErrorKind::ClientGone => "Client closed the connection.",
         }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -106,24 +144,22 @@ impl ProxyError {
         }
     }
 
-    /// The Nova-shaped answer for this error.
-    pub fn to_response(&self, ctx: &FaultContext<'_>) -> Response<Full<Bytes>> {
-        fault_response(self.kind.status(), &json_string(self.kind.message()), ctx)
+    /// This error and its causes, `: `-separated, for the log's `cause`.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+
+    /// The kind of the first [`ProxyError`] in `error`'s cause chain.
+    pub fn kind_in(error: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+        causes(error).find_map(|c| c.downcast_ref::<ProxyError>().map(|p| p.kind))
     }
 }
 
+/// Like hyper's errors, `Display` shows this level only; the causes are
+/// reached through `source()` (see [`chain`]).
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.as_str())?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-            let mut cause = source.source();
-            while let Some(c) = cause {
-                write!(f, ": {c}")?;
-                cause = c.source();
-            }
-        }
-        Ok(())
+        f.write_str(self.kind.as_str())
     }
 }
 
@@ -135,113 +171,53 @@ impl std::error::Error for ProxyError {
     }
 }
 
-/// What a fault answer needs to know about the request.
-pub struct FaultContext<'a> {
-    pub request_id: &'a RequestId,
-    /// The microversion of a v2.1 request: Nova then adds its version headers.
-    pub version: Option<Microversion>,
-}
-
-/// Nova's fault name for a status (`nova/api/openstack/wsgi.py` `_fault_names`).
-pub fn fault_name(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "badRequest",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "itemNotFound",
-        405 => "badMethod",
-        409 => "conflictingRequest",
-        413 | 429 => "overLimit",
-        415 => "badMediaType",
-        501 => "notImplemented",
-        503 => "serviceUnavailable",
-        _ => "computeFault",
+impl From<ErrorKind> for ProxyError {
+    fn from(kind: ErrorKind) -> Self {
+        ProxyError::new(kind)
     }
 }
 
-/// A fault answer as Nova sends it: `json.dumps` layout, Nova's headers.
-/// `message_json` is a complete JSON string token.
-pub fn fault_response(
-    status: StatusCode,
-    message_json: &str,
-    ctx: &FaultContext<'_>,
-) -> Response<Full<Bytes>> {
-    let body = format!(
-        "{{\"{}\": {{\"code\": {}, \"message\": {}}}}}",
-        fault_name(status),
-        status.as_u16(),
-        message_json
-    );
-    let mut response = Response::new(Full::new(Bytes::from(body.into_bytes())));
-    *response.status_mut() = status;
-    let len = response_len(&response);
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    ctx.request_id.set_response_headers(headers);
-    if let Some(version) = ctx.version {
-        // Formatted from two integers: always a valid header value.
-        if let Ok(v) = HeaderValue::from_str(&format!("compute {version}")) {
-            headers.insert("openstack-api-version", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&version.to_string()) {
-            headers.insert("x-openstack-nova-api-version", v);
-        }
-        headers.append(VARY, HeaderValue::from_static("OpenStack-API-Version"));
-        headers.append(
-            VARY,
-            HeaderValue::from_static("X-OpenStack-Nova-API-Version"),
-        );
-    }
-    response
+/// `error` and every cause below it.
+pub fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
 }
 
-fn response_len(response: &Response<Full<Bytes>>) -> u64 {
-    use http_body::Body;
-    response.body().size_hint().exact().unwrap_or(0)
+/// Every level's own text, joined by `: ` (levels that repeat the one above
+/// them, as some wrappers do, are shown once).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for level in causes(error) {
+        let text = level.to_string();
+        if text.is_empty() || last.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
-
-    #[tokio::test]
-    async fn fault_layout_and_headers_match_nova() {
-        let id = RequestId::new();
-        let ctx = FaultContext {
-            request_id: &id,
-            version: Some(Microversion::new(2, 19)),
-        };
-        let r = fault_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json_string("Unable to process the contained instructions"),
-            &ctx,
-        );
-        assert_eq!(r.status(), 422);
-        let h = r.headers();
-        assert_eq!(h["content-type"], "application/json; charset=UTF-8");
-        assert_eq!(h["openstack-api-version"], "compute 2.19");
-        assert_eq!(h["x-openstack-nova-api-version"], "2.19");
-        assert_eq!(h.get_all("vary").iter().count(), 2);
-        assert_eq!(h["x-openstack-request-id"], id.as_str());
-        assert_eq!(h["x-compute-request-id"], id.as_str());
-        let body = r.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(
-            &body[..],
-            br#"{"computeFault": {"code": 422, "message": "Unable to process the contained instructions"}}"#
-        );
-    }
 
     #[test]
-    fn fault_names() {
-        assert_eq!(fault_name(StatusCode::BAD_REQUEST), "badRequest");
-        assert_eq!(fault_name(StatusCode::PAYLOAD_TOO_LARGE), "overLimit");
-        assert_eq!(fault_name(StatusCode::NOT_ACCEPTABLE), "computeFault");
-        assert_eq!(fault_name(StatusCode::BAD_GATEWAY), "computeFault");
-        assert_eq!(fault_name(StatusCode::GATEWAY_TIMEOUT), "computeFault");
+    fn display_shows_its_own_level_and_chain_shows_all() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = ProxyError::with_source(ErrorKind::UpstreamProtocol, io);
+        assert_eq!(e.to_string(), "upstream_protocol");
+        assert_eq!(e.chain(), "upstream_protocol: reset by peer");
+        assert!(std::error::Error::source(&e).is_some());
+        let boxed: BoxError = Box::new(e);
+        assert_eq!(
+            ProxyError::kind_in(boxed.as_ref()),
+            Some(ErrorKind::UpstreamProtocol)
+        );
     }
 }

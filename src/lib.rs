@@ -8,18 +8,26 @@
 //! verdicts), with none of the I/O dependencies (the fuzz targets use that).
 
 #[cfg(feature = "proxy")]
+pub mod admit;
+#[cfg(feature = "proxy")]
 pub mod config;
 #[cfg(feature = "proxy")]
 pub mod error;
 #[cfg(feature = "proxy")]
+pub mod exchange;
+#[cfg(feature = "proxy")]
 pub mod forward;
+#[cfg(feature = "proxy")]
+pub mod guard;
 #[cfg(feature = "proxy")]
 pub mod layer;
 #[cfg(feature = "proxy")]
-pub mod logline;
+pub mod log;
 #[cfg(feature = "proxy")]
 pub mod metrics;
 pub mod nova;
+#[cfg(feature = "proxy")]
+pub mod rescue;
 #[cfg(feature = "proxy")]
 pub mod server;
 #[cfg(feature = "proxy")]

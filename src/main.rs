@@ -92,7 +92,7 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
     match config.log_format {
-        LogFormat::Json => builder.event_format(nova_guard::logline::JsonLine).init(),
+        LogFormat::Json => builder.event_format(nova_guard::log::JsonLine).init(),
         LogFormat::Text => builder.init(),
     }
 }

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::error::ErrorKind;
+use crate::exchange::{Exchange, Verdict};
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -70,20 +70,6 @@ struct Tables {
     upstream_duration: Histogram,
 }
 
-/// One finished exchange, as the access log saw it.
-pub struct Observation {
-    pub route: &'static str,
-    pub verdict: &'static str,
-    pub status: u16,
-    pub rejected_field: Option<&'static str>,
-    pub rejected_rule: Option<&'static str>,
-    pub upstream_error: Option<ErrorKind>,
-    pub duration: Duration,
-    pub upstream_duration: Option<Duration>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-}
-
 /// The proxy's metrics; shared by the layers, the server and the admin listener.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -92,6 +78,7 @@ pub struct Metrics {
     refused_connections: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    dropped_headers: AtomicU64,
     /// When Nova last answered anything (or was last found reachable).
     upstream_seen: Mutex<Option<Instant>>,
     /// Shutting down: no longer ready for new traffic.
@@ -107,28 +94,37 @@ impl Metrics {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn observe(&self, o: &Observation) {
-        self.bytes_in.fetch_add(o.bytes_in, Ordering::Relaxed);
-        self.bytes_out.fetch_add(o.bytes_out, Ordering::Relaxed);
+    /// Count one finished exchange.
+    pub fn observe(&self, x: &Exchange) {
+        let v = &x.validation;
+        self.bytes_in.fetch_add(x.bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(x.bytes_out, Ordering::Relaxed);
+        if x.dropped_headers > 0 {
+            self.dropped_headers
+                .fetch_add(u64::from(x.dropped_headers), Ordering::Relaxed);
+        }
+        if x.upstream.status.is_some() {
+            self.upstream_answered();
+        }
         let mut t = self.tables();
         *t.requests
-            .entry((o.route, o.verdict, o.status))
+            .entry((v.operation.as_str(), v.verdict.as_str(), x.status))
             .or_default() += 1;
-        let what = match (o.rejected_field, o.rejected_rule) {
+        let what = match (v.field, v.rule) {
             (Some(f), _) => f,
-            (None, Some(r)) => r,
+            (None, Some(r)) => r.as_str(),
             (None, None) => "other",
         };
-        match o.verdict {
-            "rejected" => *t.rejections.entry(what).or_default() += 1,
-            "reported" => *t.reports.entry(what).or_default() += 1,
+        match v.verdict {
+            Verdict::Rejected => *t.rejections.entry(what).or_default() += 1,
+            Verdict::Reported => *t.reports.entry(what).or_default() += 1,
             _ => {}
         }
-        if let Some(kind) = o.upstream_error.filter(|k| k.is_upstream()) {
+        if let Some(kind) = x.upstream.error.filter(|k| k.is_upstream()) {
             *t.upstream_errors.entry(kind.as_str()).or_default() += 1;
         }
-        t.duration.observe(o.duration.as_secs_f64());
-        if let Some(d) = o.upstream_duration {
+        t.duration.observe(x.start.elapsed().as_secs_f64());
+        if let Some(d) = x.upstream.duration {
             t.upstream_duration.observe(d.as_secs_f64());
         }
     }
@@ -224,11 +220,15 @@ impl Metrics {
              nova_guard_body_bytes_received_total {}\n\
              # HELP nova_guard_body_bytes_sent_total Response body bytes sent to clients.\n\
              # TYPE nova_guard_body_bytes_sent_total counter\n\
-             nova_guard_body_bytes_sent_total {}\n",
+             nova_guard_body_bytes_sent_total {}\n\
+             # HELP nova_guard_dropped_headers_total Request header lines dropped because their name has an underscore.\n\
+             # TYPE nova_guard_dropped_headers_total counter\n\
+             nova_guard_dropped_headers_total {}\n",
             self.open_connections.load(Ordering::Relaxed),
             self.refused_connections.load(Ordering::Relaxed),
             self.bytes_in.load(Ordering::Relaxed),
             self.bytes_out.load(Ordering::Relaxed),
+            self.dropped_headers.load(Ordering::Relaxed),
         );
         out
     }
@@ -338,38 +338,37 @@ mod tests {
 
     #[test]
     fn text_format() {
+        use crate::error::ErrorKind;
+        use crate::exchange::{Peer, Protocol, Rule, ValidationInfo};
+        let peer = Peer::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            false,
+        );
         let m = Metrics::new();
-        m.observe(&Observation {
-            route: "update",
-            verdict: "rejected",
-            status: 400,
-            rejected_field: Some("name"),
-            rejected_rule: Some("minLength"),
-            upstream_error: None,
-            duration: Duration::from_millis(3),
-            upstream_duration: None,
-            bytes_in: 10,
-            bytes_out: 20,
-        });
-        m.observe(&Observation {
-            route: "other",
-            verdict: "passthrough",
-            status: 502,
-            rejected_field: None,
-            rejected_rule: None,
-            upstream_error: Some(ErrorKind::UpstreamConnect),
-            duration: Duration::from_millis(30),
-            upstream_duration: Some(Duration::from_millis(20)),
-            bytes_in: 0,
-            bytes_out: 5,
-        });
+        let mut rejected = Exchange::new(peer, Protocol::Http11);
+        rejected.validation = ValidationInfo {
+            operation: crate::exchange::Operation::Update,
+            field: Some("name"),
+            ..ValidationInfo::rejected(Rule::Check("minLength"))
+        };
+        rejected.status = 400;
+        rejected.bytes_in = 10;
+        rejected.bytes_out = 20;
+        m.observe(&rejected);
+        let mut failed = Exchange::new(peer, Protocol::Http11);
+        failed.status = 502;
+        failed.upstream.error = Some(ErrorKind::UpstreamConnect);
+        failed.upstream.duration = Some(Duration::from_millis(20));
+        failed.bytes_out = 5;
+        m.observe(&failed);
         let _gauge = m.connection_opened();
         let text = m.render();
         for line in [
             "nova_guard_requests_total{route=\"update\",verdict=\"rejected\",status=\"400\"} 1",
+            "nova_guard_requests_total{route=\"other\",verdict=\"passthrough\",status=\"502\"} 1",
             "nova_guard_rejections_total{field=\"name\"} 1",
             "nova_guard_upstream_errors_total{kind=\"upstream_connect\"} 1",
-            "nova_guard_request_duration_seconds_bucket{le=\"0.005\"} 1",
             "nova_guard_request_duration_seconds_bucket{le=\"+Inf\"} 2",
             "nova_guard_request_duration_seconds_count 2",
             "nova_guard_upstream_duration_seconds_bucket{le=\"0.025\"} 1",

@@ -22,14 +22,18 @@ use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::config::Config;
-use crate::error::{BoxError, ErrorKind, FaultContext, ProxyError};
-use crate::forward::{Forward, ViaTls};
-use crate::layer::access_log::{log_refused_head, AccessLogLayer, Peer};
-use crate::layer::framing::FramingLayer;
-use crate::layer::request_id::RequestId;
+use crate::error::{BoxError, ErrorKind};
+use crate::exchange::{Peer, RequestId};
+use crate::forward::Forward;
+use crate::guard::Guard;
+use crate::layer::access_log::AccessLogLayer;
+use crate::layer::admission::AdmissionLayer;
 use crate::layer::request_id::RequestIdLayer;
-use crate::layer::validate::{ValidateLayer, ValidateSettings};
+use crate::layer::rescue::RescueLayer;
+use crate::layer::validate::ValidateLayer;
+use crate::log::access::refused_head;
 use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
+use crate::rescue::{rescue, Fault};
 use crate::tls::{self, ReloadingCert};
 use crate::wire::{InFlight, InFlightGuard, Tracker, Watched, WireWatch};
 
@@ -52,18 +56,16 @@ pub fn build_service(
     BoxError,
 > {
     let forward = Forward::new(config)?;
+    let guard = Guard::new(Arc::new(config.guard_settings()));
     Ok(ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(AccessLogLayer::new(metrics, config.trusted_proxies.clone()))
-        .layer(FramingLayer::new(config.max_uri_bytes))
-        .layer(ValidateLayer::new(ValidateSettings {
-            path_prefix: config.path_prefix.clone(),
-            max_body_bytes: config.max_body_bytes,
-            max_microversion: config.max_microversion,
-            body_timeout: config.client_body_timeout,
-            mode: config.mode,
-            access_ip_policy: config.access_ip_policy.clone(),
-        }))
+        .layer(AdmissionLayer::new(
+            config.max_uri_bytes,
+            config.trusted_proxies.clone(),
+        ))
+        .layer(AccessLogLayer::new(metrics))
+        .layer(RescueLayer)
+        .layer(ValidateLayer::new(guard))
         .service(forward))
 }
 
@@ -124,6 +126,7 @@ pub async fn serve(
     let reloader = tokio::spawn(reload_on_sighup(reload));
 
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let local_addr = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -163,14 +166,16 @@ pub async fn serve(
                     send_limit: config.client_send_timeout,
                 };
                 let gauge = metrics.connection_opened();
+                let local = stream.local_addr().unwrap_or(local_addr);
                 let Some(acceptor) = acceptor.clone() else {
-                    let conn = serve_connection(&builder, stream, peer, service.clone(), settings, false);
+                    let peer = Peer::new(peer, local, false);
+                    let conn = serve_connection(&builder, stream, peer, service.clone(), settings);
                     let conn = graceful.watch(conn);
                     let metrics = metrics.clone();
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
-                            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                            log_refused_head(&metrics, peer, e.as_ref());
+                            tracing::debug!(peer = %peer.remote, error = %e, "connection ended with an error");
+                            refused_head(&metrics, peer, e.as_ref());
                         }
                         drop(gauge);
                         drop(slot);
@@ -194,10 +199,11 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let conn = serve_connection(&builder, tls, peer, service, settings, true);
+                    let peer = Peer::new(peer, local, true);
+                    let conn = serve_connection(&builder, tls, peer, service, settings);
                     if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                        log_refused_head(&metrics, peer, e.as_ref());
+                        tracing::debug!(peer = %peer.remote, error = %e, "connection ended with an error");
+                        refused_head(&metrics, peer, e.as_ref());
                     }
                     drop(gauge);
                     drop(slot);
@@ -305,10 +311,9 @@ impl<B: http_body::Body> http_body::Body for InFlightBody<B> {
 fn serve_connection<IO, S, RB>(
     builder: &auto::Builder<TokioExecutor>,
     stream: IO,
-    peer: SocketAddr,
+    peer: Peer,
     service: S,
     settings: ConnectionSettings,
-    via_tls: bool,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -336,10 +341,7 @@ where
     let served = Arc::new(AtomicU64::new(0));
     let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let guard = in_flight.enter();
-        req.extensions_mut().insert(Peer(peer));
-        if via_tls {
-            req.extensions_mut().insert(ViaTls);
-        }
+        req.extensions_mut().insert(peer);
         if req.version() != Version::HTTP_2 {
             req.extensions_mut().insert(watch.next_verdict());
         }
@@ -367,15 +369,11 @@ fn refuse_connection(
     header_timeout: Duration,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static {
     let service = hyper::service::service_fn(|req: Request<Incoming>| {
-        let request_id = RequestId::new();
-        let mut resp = ProxyError::new(ErrorKind::Overloaded).to_response(&FaultContext {
-            request_id: &request_id,
-            version: None,
-        });
-        resp.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
         drop(req);
-        std::future::ready(Ok::<_, Infallible>(resp))
+        let rescued = rescue(Fault::new(ErrorKind::Overloaded), RequestId::new());
+        std::future::ready(Ok::<_, Infallible>(
+            rescued.answer.map(http_body_util::Full::new),
+        ))
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

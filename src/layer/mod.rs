@@ -1,9 +1,10 @@
-//! The tower layers a request passes through, outermost first:
-//! request id → access log → framing → validation → forwarding.
+//! The tower layers a request passes through on the hyper path, outermost
+//! first: request id → admission → access log → rescue → validation →
+//! forwarding.
 
 pub mod access_log;
-pub mod either;
-pub mod framing;
+pub mod admission;
 pub mod idle_body;
 pub mod request_id;
+pub mod rescue;
 pub mod validate;

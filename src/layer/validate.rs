@@ -1,62 +1,35 @@
-//! Where the proxy meets the Nova knowledge: for a request that Nova would
-//! route to update-server (PUT), create-server or a server action (POST),
-//! take the checks Nova makes before body validation in Nova's order (size
-//! limit, token, microversion, Content-Type), read the body within the
-//! limit, and answer, rewrite or pass it on.
-//!
-//! Requests that Nova would refuse before looking at the body are forwarded
-//! unvalidated, so that the client gets Nova's own answer.
-//!
-//! In report-only mode every verdict is reached and logged the same way, but
-//! the request always goes to Nova exactly as received.
+//! The HTTP/2 (and hyper) path's validation layer: [`guard::plan`] from the
+//! admitted head, the body read within the limit and the body timeout, then
+//! the [`Guard`] service's outcome applied: an answer of nova-guard's own, or
+//! the (possibly rewritten) body sent on to Nova. Requests that are not
+//! guarded are streamed on as they come.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Either, Full};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
-use crate::config::GuardMode;
-use crate::error::{fault_response, BoxError, ErrorKind, FaultContext, ProxyError};
-use crate::layer::access_log::{UpstreamInfo, ValidationInfo, VerdictKind};
+use crate::error::{BoxError, ErrorKind, ProxyError};
+use crate::exchange::{Admission, ValidationInfo, Verdict};
+use crate::guard::{self, Guard, Guarded, Heads, Outcome, Plan};
 use crate::layer::idle_body::IdleBody;
-use crate::layer::request_id::RequestId;
-use crate::nova::microversion::{header_text, requested};
-use crate::nova::route::{match_action, match_create, match_update};
-use crate::nova::{
-    check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Operation, Verdict,
-};
-
-/// What the validation layer needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct ValidateSettings {
-    pub path_prefix: String,
-    pub max_body_bytes: u64,
-    pub max_microversion: Microversion,
-    /// The whole body of a validated request must arrive within this; a
-    /// streamed body may not pause longer than this.
-    pub body_timeout: std::time::Duration,
-    pub mode: GuardMode,
-    pub access_ip_policy: AccessIpPolicy,
-}
+use crate::rescue::Fault;
 
 #[derive(Debug, Clone)]
 pub struct ValidateLayer {
-    settings: Arc<ValidateSettings>,
+    guard: Guard,
 }
 
 impl ValidateLayer {
-    pub fn new(settings: ValidateSettings) -> Self {
-        ValidateLayer {
-            settings: Arc::new(settings),
-        }
+    pub fn new(guard: Guard) -> Self {
+        ValidateLayer { guard }
     }
 }
 
@@ -65,7 +38,7 @@ impl<S> Layer<S> for ValidateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Validate {
             inner,
-            settings: self.settings.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -73,12 +46,168 @@ impl<S> Layer<S> for ValidateLayer {
 #[derive(Debug, Clone)]
 pub struct Validate<S> {
     inner: S,
-    settings: Arc<ValidateSettings>,
+    guard: Guard,
 }
 
 /// The body sent on: the client's stream (after what was already read of
 /// it, in report mode for a body over the limit), or a validated buffer.
 pub type ForwardBody<B> = Either<IdleBody<Resumed<B>>, Full<Bytes>>;
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+fn heads<'a>(admission: &'a Admission, content_length: Option<u64>) -> Heads<'a> {
+    Heads {
+        token: admission.token,
+        api_version: admission.api_version.as_deref(),
+        nova_api_version: admission.nova_api_version.as_deref(),
+        content_type: admission.content_type.as_deref(),
+        content_length,
+    }
+}
+
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+impl<S, B, RB> Service<Request<B>> for Validate<S>
+where
+    S: Service<Request<ForwardBody<B>>, Response = Response<RB>, Error = Fault>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+    RB: Send + 'static,
+{
+    type Response = Response<Either<RB, Full<Bytes>>>;
+    type Error = Fault;
+    type Future = BoxFuture<Self::Response, Fault>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The clone that was not polled ready stays behind (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        let settings = guard.settings();
+        let plan = {
+            let admission = req.extensions().get::<Admission>();
+            let empty = Admission::default();
+            let heads = heads(admission.unwrap_or(&empty), content_length(&req));
+            let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            guard::plan(settings, req.method(), target, &heads)
+        };
+        let report = settings.report();
+        let timeout = settings.body_timeout;
+        let limit = settings.body_limit();
+        Box::pin(async move {
+            let guarded = match plan {
+                Plan::Pass(info) => {
+                    let resp = inner
+                        .call(streamed(req, timeout))
+                        .await
+                        .map_err(tag(&info))?;
+                    return Ok(with_info(resp.map(Either::Left), info));
+                }
+                Plan::TooLarge(mut info) if report => {
+                    info.verdict = Verdict::Reported;
+                    info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
+                    let resp = inner
+                        .call(streamed(req, timeout))
+                        .await
+                        .map_err(tag(&info))?;
+                    return Ok(with_info(resp.map(Either::Left), info));
+                }
+                Plan::TooLarge(info) => {
+                    return Err(Fault::with(ErrorKind::BodyTooLarge, info));
+                }
+                Plan::Validate(guarded) => guarded,
+            };
+            validate(inner, guard, guarded, req, limit).await
+        })
+    }
+}
+
+async fn validate<S, B, RB>(
+    mut inner: S,
+    guard: Guard,
+    guarded: Guarded,
+    req: Request<B>,
+    limit: usize,
+) -> Result<Response<Either<RB, Full<Bytes>>>, Fault>
+where
+    S: Service<Request<ForwardBody<B>>, Response = Response<RB>, Error = Fault>,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let settings = guard.settings();
+    let report = settings.report();
+    let timeout = settings.body_timeout;
+    let request_id = super::request_id::of(&req);
+    let (mut parts, body) = req.into_parts();
+    let read = match tokio::time::timeout(timeout, read_body(body, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(ReadError::Failed(ProxyError::new(
+            ErrorKind::ClientBodyTimeout,
+        ))),
+    };
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge(resumed)) => {
+            let mut info = guarded.info();
+            info.verdict = Verdict::Rejected;
+            info.rule = Some(crate::exchange::Rule::MaxBodyBytes);
+            if !report {
+                return Err(Fault::with(ErrorKind::BodyTooLarge, info));
+            }
+            info.verdict = Verdict::Reported;
+            info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
+            let body = IdleBody::new(resumed, timeout, ErrorKind::ClientBodyTimeout);
+            let resp = inner
+                .call(Request::from_parts(parts, Either::Left(body)))
+                .await
+                .map_err(tag(&info))?;
+            return Ok(with_info(resp.map(Either::Left), info));
+        }
+        Err(ReadError::Failed(err)) => {
+            // Nova never sees it: answered by nova-guard.
+            let mut info = guarded.info();
+            info.verdict = Verdict::Rejected;
+            return Err(Fault::with(err, info));
+        }
+    };
+    let request = guard::Request {
+        guarded,
+        body: bytes,
+        request_id,
+    };
+    let outcome = match guard.oneshot(request).await {
+        Ok(outcome) => outcome,
+        Err(never) => match never {},
+    };
+    match outcome {
+        Outcome::Answer { answer, info } => {
+            Ok(with_info(answer.map(|b| Either::Right(Full::new(b))), info))
+        }
+        Outcome::Forward { body, info } => {
+            // The body is whole now: frame it by length.
+            parts.headers.remove(TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+            let req = Request::from_parts(parts, Either::Right(Full::new(body)));
+            let resp = inner.call(req).await.map_err(tag(&info))?;
+            Ok(with_info(resp.map(Either::Left), info))
+        }
+    }
+}
 
 /// The client's body passed on as a stream, within the pause limit.
 fn streamed<B>(req: Request<B>, limit: std::time::Duration) -> Request<ForwardBody<B>> {
@@ -89,163 +218,6 @@ fn streamed<B>(req: Request<B>, limit: std::time::Duration) -> Request<ForwardBo
             ErrorKind::ClientBodyTimeout,
         ))
     })
-}
-
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-impl<S, B, RB> Service<Request<B>> for Validate<S>
-where
-    S: Service<Request<ForwardBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-    RB: Send + 'static,
-{
-    type Response = Response<Either<RB, Full<Bytes>>>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The clone that was not polled ready stays behind (tower's usual dance).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let settings = self.settings.clone();
-
-        let plan = plan(&settings, &req);
-        Box::pin(async move {
-            let report = settings.mode == GuardMode::Report;
-            let (op, mode, version) = match plan {
-                Plan::Pass(info) => {
-                    let req = streamed(req, settings.body_timeout);
-                    let resp = inner.call(req).await?;
-                    return Ok(with_info(resp.map(Either::Left), info));
-                }
-                Plan::TooLarge(mut info) if report => {
-                    info.verdict = VerdictKind::Reported;
-                    info.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
-                    let req = streamed(req, settings.body_timeout);
-                    let resp = inner.call(req).await?;
-                    return Ok(with_info(resp.map(Either::Left), info));
-                }
-                Plan::TooLarge(info) => {
-                    let id = request_id(&req);
-                    let resp = too_large(&id);
-                    return Ok(with_info(resp, info));
-                }
-                Plan::Validate { op, mode, version } => (op, mode, version),
-            };
-            let info = |verdict| ValidationInfo {
-                verdict,
-                mode: Some(mode),
-                microversion: (mode == Mode::V21).then_some(version),
-                operation: Some(op.as_str()),
-                ..ValidationInfo::passthrough()
-            };
-            let id = request_id(&req);
-            let (mut parts, body) = req.into_parts();
-            let limit = body_limit(settings.max_body_bytes);
-            let read = tokio::time::timeout(settings.body_timeout, read_body(body, limit));
-            let read = match read.await {
-                Ok(result) => result,
-                Err(_) => Err(ReadError::Failed(ProxyError::new(
-                    ErrorKind::ClientBodyTimeout,
-                ))),
-            };
-            let bytes = match read {
-                Ok(bytes) => bytes,
-                Err(ReadError::TooLarge(resumed)) => {
-                    let mut i = info(VerdictKind::Rejected);
-                    i.rule = Some("maxBodyBytes");
-                    if report {
-                        i.verdict = VerdictKind::Reported;
-                        i.would_status = Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16());
-                        let body = IdleBody::new(
-                            resumed,
-                            settings.body_timeout,
-                            ErrorKind::ClientBodyTimeout,
-                        );
-                        let req = Request::from_parts(parts, Either::Left(body));
-                        let resp = inner.call(req).await?;
-                        return Ok(with_info(resp.map(Either::Left), i));
-                    }
-                    return Ok(with_info(too_large(&id), i));
-                }
-                Err(ReadError::Failed(err)) => {
-                    let mut r = err.to_response(&FaultContext {
-                        request_id: &id,
-                        version: None,
-                    });
-                    r.headers_mut()
-                        .insert(CONNECTION, HeaderValue::from_static("close"));
-                    r.extensions_mut().insert(UpstreamInfo {
-                        error: Some(err.kind),
-                        cause: Some(err.to_string()),
-                        ..UpstreamInfo::default()
-                    });
-                    let mut i = info(VerdictKind::Rejected);
-                    i.rule = Some(match err.kind {
-                        ErrorKind::ClientBodyTimeout => "clientBodyTimeout",
-                        _ => "clientBody",
-                    });
-                    return Ok(with_info(r.map(Either::Right), i));
-                }
-            };
-            let verdict = check_request(op, mode, version, &bytes, &settings.access_ip_policy);
-            // The operation the body turned out to be (an action may be another one).
-            let mut i = info(VerdictKind::Forwarded);
-            if op == Operation::Rebuild && verdict == Verdict::Defer && !is_rebuild_action(&bytes) {
-                i.operation = Some("action");
-            }
-            let (forward, i) = match verdict {
-                Verdict::Reject(rejection) => {
-                    i.field = rejection.field;
-                    i.rule = Some(rejection.rule);
-                    if !report {
-                        let ctx = FaultContext {
-                            request_id: &id,
-                            version: (mode == Mode::V21).then_some(version),
-                        };
-                        let status = StatusCode::from_u16(rejection.status())
-                            .unwrap_or(StatusCode::BAD_REQUEST);
-                        let resp = fault_response(status, &rejection.message_json, &ctx);
-                        i.verdict = VerdictKind::Rejected;
-                        return Ok(with_info(resp.map(Either::Right), i));
-                    }
-                    i.verdict = VerdictKind::Reported;
-                    i.would_status = Some(rejection.status());
-                    (bytes, i)
-                }
-                Verdict::Defer => {
-                    i.verdict = VerdictKind::Deferred;
-                    (bytes, i)
-                }
-                Verdict::Accept { rewrite } => match rewrite {
-                    Some(rw) if !report => {
-                        i.ipv6_rewritten = true;
-                        (Bytes::from(rw.apply(&bytes)), i)
-                    }
-                    rw => {
-                        if report {
-                            i.would_rewrite_ipv6 = Some(rw.is_some());
-                        }
-                        (bytes, i)
-                    }
-                },
-            };
-            // The body is whole now: frame it by length.
-            parts.headers.remove(TRANSFER_ENCODING);
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(forward.len()));
-            let req = Request::from_parts(parts, Either::Right(Full::new(forward)));
-            let resp = inner.call(req).await?;
-            Ok(with_info(resp.map(Either::Left), i))
-        })
-    }
 }
 
 enum ReadError<B> {
@@ -339,175 +311,15 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Resumed<B> {
     }
 }
 
-enum Plan {
-    /// Not validated: forward as it is.
-    Pass(ValidationInfo),
-    /// Content-Length over the limit: 413 without reading.
-    TooLarge(ValidationInfo),
-    Validate {
-        op: Operation,
-        mode: Mode,
-        version: Microversion,
-    },
-}
-
-/// Decide from the request head alone, in Nova's order of checks
-/// (nova-facts §5): size limit, token, routing, microversion, Content-Type.
-fn plan<B>(settings: &ValidateSettings, req: &Request<B>) -> Plan {
-    let pass = Plan::Pass(ValidationInfo::passthrough());
-    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let prefix = &settings.path_prefix;
-    let routed = match *req.method() {
-        Method::PUT => match_update(prefix, target).map(|m| (Operation::Update, m)),
-        Method::POST => match_create(prefix, target)
-            .map(|m| (Operation::Create, m))
-            .or_else(|| match_action(prefix, target).map(|m| (Operation::Rebuild, m))),
-        _ => None,
-    };
-    let Some((op, mode)) = routed else {
-        return pass;
-    };
-    let headers = req.headers();
-    let mut info = ValidationInfo::passthrough();
-    info.mode = Some(mode);
-    // Until the body is read, an action is only an action.
-    info.operation = Some(match op {
-        Operation::Rebuild => "action",
-        other => other.as_str(),
-    });
-    if content_length(headers).is_some_and(|len| len > settings.max_body_bytes) {
-        info.verdict = VerdictKind::Rejected;
-        info.rule = Some("maxBodyBytes");
-        return Plan::TooLarge(info);
+/// A fault of the exchange with Nova, labelled with what validation decided.
+fn tag(info: &ValidationInfo) -> impl FnOnce(Fault) -> Fault + '_ {
+    move |fault| Fault {
+        validation: info.clone(),
+        ..fault
     }
-    let has_token = headers
-        .get_all("x-auth-token")
-        .iter()
-        .any(|v| !v.as_bytes().is_empty());
-    if !has_token {
-        return Plan::Pass(info);
-    }
-    let version = match mode {
-        // The legacy endpoint deletes the microversion headers.
-        Mode::LegacyV2 => Microversion::MIN,
-        Mode::V21 => match request_version(headers, settings.max_microversion) {
-            Some(v) => v,
-            None => return Plan::Pass(info),
-        },
-    };
-    if !content_type_accepted(headers) {
-        return Plan::Pass(info);
-    }
-    Plan::Validate { op, mode, version }
-}
-
-fn request_version(headers: &HeaderMap, max: Microversion) -> Option<Microversion> {
-    // As the WSGI server hands them to Nova: Latin-1 text.
-    let values = |name: &str| -> Vec<String> {
-        headers
-            .get_all(name)
-            .iter()
-            .map(|v| header_text(v.as_bytes()))
-            .collect()
-    };
-    let standard = values("openstack-api-version");
-    let legacy = values("x-openstack-nova-api-version");
-    let standard: Vec<&str> = standard.iter().map(String::as_str).collect();
-    let legacy: Vec<&str> = legacy.iter().map(String::as_str).collect();
-    requested(&standard, &legacy, max).ok()
-}
-
-/// Nova's `Request.get_content_type()`: absent, empty or exactly
-/// `text/plain` means "none" (the body is still parsed); otherwise the part
-/// before `;`, case- and space-sensitive, must be one of Nova's two types.
-fn content_type_accepted(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(CONTENT_TYPE).iter();
-    let value = match (values.next(), values.next()) {
-        (None, _) => return true,
-        (Some(v), None) => v.as_bytes(),
-        // Joined by the WSGI server into a value Nova does not know.
-        (Some(_), Some(_)) => return false,
-    };
-    let media_type = value.split(|b| *b == b';').next().unwrap_or_default();
-    matches!(
-        media_type,
-        b"" | b"text/plain" | b"application/json" | b"application/vnd.openstack.compute+json"
-    )
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
-}
-
-fn body_limit(max: u64) -> usize {
-    usize::try_from(max).unwrap_or(usize::MAX)
-}
-
-fn request_id<B>(req: &Request<B>) -> RequestId {
-    req.extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn too_large<RB>(id: &RequestId) -> Response<Either<RB, Full<Bytes>>> {
-    let mut resp = ProxyError::new(ErrorKind::BodyTooLarge).to_response(&FaultContext {
-        request_id: id,
-        version: None,
-    });
-    // The unread rest of the body would otherwise be taken for the next request.
-    resp.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    resp.map(Either::Right)
 }
 
 fn with_info<T>(mut resp: Response<T>, info: ValidationInfo) -> Response<T> {
     resp.extensions_mut().insert(info);
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-
-    #[test]
-    fn content_types_as_nova_reads_them() {
-        for ok in [
-            &[][..],
-            &[("content-type", "")],
-            &[("content-type", "text/plain")],
-            &[("content-type", "text/plain; charset=UTF-8")],
-            &[("content-type", "application/json")],
-            &[("content-type", "application/json; charset=UTF-8")],
-            &[("content-type", "application/json;foo")],
-            &[("content-type", "application/vnd.openstack.compute+json")],
-        ] {
-            assert!(content_type_accepted(&headers(ok)), "{ok:?}");
-        }
-        for refused in [
-            &[("content-type", "Application/JSON")][..],
-            &[("content-type", "application/json ; charset=UTF-8")],
-            &[("content-type", "application/xml")],
-            &[
-                ("content-type", "application/json"),
-                ("content-type", "application/json"),
-            ],
-        ] {
-            assert!(!content_type_accepted(&headers(refused)), "{refused:?}");
-        }
-    }
 }

@@ -47,7 +47,7 @@ report('every variable of --help (%d)' % len(variables),
 report('exit codes 0, 1, 2', {c for c in ('| 0 |', '| 1 |', '| 2 |') if c not in DOC})
 
 # Log fields: what the access log emits, plus the subscriber's own.
-access = src('layer', 'access_log.rs')
+access = src('log', 'access.rs')
 block = re.search(r'tracing::info!\((.*?)"exchange"', access, re.S).group(1)
 fields = set(re.findall(r'^\s*([a-z0-9_]+)\s*(?:=|,)', block, re.M)) - {'target'}
 fields |= {'timestamp', 'level', 'message', 'target'}
@@ -66,8 +66,11 @@ report('example events show forwarded, rejected and an upstream error',
 
 # Rules a rejection can name.
 rules = set()
-for path in ('nova/check.rs', 'nova/check/schema.rs', 'layer/validate.rs', 'layer/framing.rs'):
+for path in ('nova/check.rs', 'nova/check/schema.rs', 'nova/policy.rs', 'exchange.rs',
+             'wire/tracker.rs'):
     text = src(*path.split('/'))
+    rules |= set(re.findall(r'(?:Rule|Ambiguity)::\w+(?:\(\w+\))? => "(\w+)"', text))
+    rules |= set(re.findall(r'Refusal::\w+(?:\(_\))? => "(\w+)"', text))
     rules |= set(re.findall(r'keyword\(\s*\w+,\s*"(\w+)"', text, re.S))
     rules |= set(re.findall(r'\brule:\s*"(\w+)"', text))
     rules |= set(re.findall(r'\brule\s*=\s*Some\("(\w+)"\)', text))
