@@ -18,12 +18,13 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-/// Deepest nesting of arrays and objects accepted. CPython 3.11 counts each
-/// level against its recursion limit of 1000, shared with the ~100–200
-/// Python frames of the WSGI stack under `json.loads` (and again under the
-/// `repr()` of a message), so Nova parses and prints this deep and fails
-/// (500) somewhere beyond.
-pub const MAX_DEPTH: usize = 800;
+/// Deepest nesting of arrays and objects judged. CPython counts each level
+/// against its recursion limit of 1000, shared with the Python frames of the
+/// WSGI stack under `json.loads`, so no WSGI server lets Nova parse anything
+/// deeper than this (about 900 levels under cheroot); everything Nova can
+/// parse is judged, and deeper bodies, which Nova answers with a 500, are
+/// malformed.
+pub const MAX_DEPTH: usize = 1000;
 
 /// CPython's default `sys.int_info.default_max_str_digits`: a longer integer
 /// literal makes `json.loads` raise `ValueError`.
