@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use nova_guard::config::{Config, VARIABLES};
+use nova_guard::config::{mask_userinfo, Config, VARIABLES};
 
 /// Exit code for bad arguments or a bad configuration.
 pub const EXIT_CONFIG: u8 = 2;
@@ -188,23 +188,6 @@ fn is_secret(name: &str, value: &str) -> bool {
             .iter()
             .any(|w| name.contains(w))
             || (name.ends_with("_KEY") && !value.starts_with('/')))
-}
-
-/// `scheme://user:pass@host/...` → `scheme://****@host/...`, in any value.
-fn mask_userinfo(value: &str) -> String {
-    let Some(scheme_end) = value.find("://") else {
-        return value.to_owned();
-    };
-    let rest = &value[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}****{}",
-            &value[..scheme_end + 3],
-            &rest[at..] // from the '@' on
-        ),
-        None => value.to_owned(),
-    }
 }
 
 #[cfg(test)]
