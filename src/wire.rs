@@ -28,9 +28,12 @@
 //! The tracker itself ([`Tracker`], [`WireWatch`]) is pure and builds
 //! without the `proxy` feature; the stream wrapper needs tokio.
 
+pub mod chunked;
+pub mod framing;
 mod tracker;
 
-pub use tracker::{Ambiguity, Tracker, WireVerdict, WireWatch};
+pub use framing::{Ambiguity, Framing};
+pub use tracker::{Tracker, WireVerdict, WireWatch};
 
 #[cfg(feature = "proxy")]
 mod watched;

@@ -5,43 +5,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::chunked::{BadChunk, ChunkedDecoder};
+use super::framing::{head_end, judge, leading_empty_lines, Ambiguity, Framing, Judged};
+
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Why a request's framing was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ambiguity {
-    /// Both `Content-Length` and `Transfer-Encoding`.
-    LengthAndChunked,
-    /// A `Transfer-Encoding` other than exactly one `chunked`.
-    TransferEncoding,
-    /// `Content-Length`s that differ.
-    DifferingLength,
-    /// A `Content-Length` that is not a plain decimal number.
-    InvalidLength,
-    /// A head line ended by a bare LF.
-    BareLf,
-    /// A chunk-size line that overflows or is malformed.
-    BadChunk,
-    /// The head could not be parsed.
-    BadHead,
-    /// Earlier bytes on the connection could not be followed.
-    Unfollowed,
-}
-
-impl Ambiguity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ambiguity::LengthAndChunked => "content_length_and_transfer_encoding",
-            Ambiguity::TransferEncoding => "transfer_encoding",
-            Ambiguity::DifferingLength => "differing_content_length",
-            Ambiguity::InvalidLength => "invalid_content_length",
-            Ambiguity::BareLf => "bare_lf",
-            Ambiguity::BadChunk => "bad_chunk",
-            Ambiguity::BadHead => "bad_head",
-            Ambiguity::Unfollowed => "unfollowed",
-        }
-    }
-}
 
 /// A request's framing, as judged on the wire; put in its extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,22 +47,6 @@ impl WireWatch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    Start,
-    Size,
-    SizeLws,
-    Extension,
-    SizeLf,
-    Body,
-    BodyCr,
-    BodyLf,
-    EndCr,
-    Trailer,
-    TrailerLf,
-    EndLf,
-}
-
 #[derive(Debug)]
 enum State {
     /// Reading a head; `first` is true for the connection's first message.
@@ -103,21 +54,12 @@ enum State {
     /// A body of known length.
     Fixed { remaining: u64 },
     /// A chunked body.
-    Chunked {
-        state: Chunk,
-        size: u64,
-        extension: u64,
-        trailers: usize,
-        trailer_bytes: usize,
-    },
+    Chunked(ChunkedDecoder),
     /// Not HTTP/1 (the HTTP/2 preface): not watched.
     Passive,
     /// Could not be followed: nothing more is judged.
     Lost,
 }
-
-/// hyper's limit on a chunk extension's length.
-const CHUNK_EXTENSION_LIMIT: u64 = 16 * 1024;
 
 /// Follows one connection's request stream.
 #[derive(Debug)]
@@ -156,7 +98,7 @@ impl Tracker {
                     }
                     n as usize
                 }
-                State::Chunked { .. } => self.feed_chunked(bytes),
+                State::Chunked(_) => self.feed_chunked(bytes),
                 State::Head { .. } => self.feed_head(bytes),
             };
             bytes = &bytes[used..];
@@ -242,13 +184,7 @@ impl Tracker {
             Judged::Good(framing) => {
                 self.watch.lock().verdicts.push_back((seq, None));
                 self.state = match framing {
-                    Framing::Chunked => State::Chunked {
-                        state: Chunk::Start,
-                        size: 0,
-                        extension: 0,
-                        trailers: 0,
-                        trailer_bytes: 0,
-                    },
+                    Framing::Chunked => State::Chunked(ChunkedDecoder::new(self.max_headers)),
                     Framing::Length(0) | Framing::None => State::Head {
                         buf: Vec::new(),
                         first: false,
@@ -267,89 +203,22 @@ impl Tracker {
         used
     }
 
-    /// Mirrors hyper's chunked decoder (`proto/h1/decode.rs`) byte for byte.
+    /// Follows a chunked body with the one chunk grammar hyper also reads.
     fn feed_chunked(&mut self, bytes: &[u8]) -> usize {
-        let max_headers = self.max_headers;
-        let max_trailer = self.max_head;
-        let State::Chunked {
-            state,
-            size,
-            extension,
-            trailers,
-            trailer_bytes,
-        } = &mut self.state
-        else {
+        let State::Chunked(decoder) = &mut self.state else {
             return 0;
         };
         let mut i = 0;
         while i < bytes.len() {
-            if *state == Chunk::Body {
-                let n = (*size).min((bytes.len() - i) as u64);
-                *size -= n;
-                i += n as usize;
-                if *size == 0 {
-                    *state = Chunk::BodyCr;
-                }
-                continue;
-            }
-            let b = bytes[i];
-            i += 1;
-            let next = match (*state, b) {
-                (Chunk::Start | Chunk::Size, b) if b.is_ascii_hexdigit() => {
-                    let digit = u64::from(char::from(b).to_digit(16).unwrap_or(0));
-                    match size.checked_mul(16).and_then(|s| s.checked_add(digit)) {
-                        Some(s) => {
-                            *size = s;
-                            Some(Chunk::Size)
-                        }
-                        None => None,
+            match decoder.decode(&bytes[i..]) {
+                Ok(step) => {
+                    i += step.consumed;
+                    if step.done {
+                        self.next_head();
+                        return i;
                     }
                 }
-                (Chunk::Size | Chunk::SizeLws, b'\t' | b' ') => Some(Chunk::SizeLws),
-                (Chunk::Size | Chunk::SizeLws, b';') => Some(Chunk::Extension),
-                (Chunk::Size | Chunk::SizeLws | Chunk::Extension, b'\r') => Some(Chunk::SizeLf),
-                (Chunk::Extension, b'\n') => None,
-                (Chunk::Extension, _) => {
-                    *extension += 1;
-                    (*extension < CHUNK_EXTENSION_LIMIT).then_some(Chunk::Extension)
-                }
-                (Chunk::SizeLf, b'\n') => Some(if *size == 0 {
-                    Chunk::EndCr
-                } else {
-                    Chunk::Body
-                }),
-                (Chunk::BodyCr, b'\r') => Some(Chunk::BodyLf),
-                (Chunk::BodyLf, b'\n') => {
-                    *size = 0;
-                    *extension = 0;
-                    Some(Chunk::Start)
-                }
-                (Chunk::EndCr, b'\r') => Some(Chunk::EndLf),
-                (Chunk::EndCr | Chunk::Trailer, b) => {
-                    *trailer_bytes += 1;
-                    if *trailer_bytes >= max_trailer {
-                        None
-                    } else if b == b'\r' {
-                        Some(Chunk::TrailerLf)
-                    } else {
-                        Some(Chunk::Trailer)
-                    }
-                }
-                (Chunk::TrailerLf, b'\n') => {
-                    *trailers += 1;
-                    *trailer_bytes += 1;
-                    (*trailers <= max_headers && *trailer_bytes < max_trailer)
-                        .then_some(Chunk::EndCr)
-                }
-                (Chunk::EndLf, b'\n') => {
-                    self.next_head();
-                    return i;
-                }
-                _ => None,
-            };
-            match next {
-                Some(s) => *state = s,
-                None => {
+                Err(BadChunk) => {
                     self.lose_in_body(Ambiguity::BadChunk);
                     return bytes.len();
                 }
@@ -357,115 +226,6 @@ impl Tracker {
         }
         i
     }
-}
-
-/// The length of the empty lines httparse skips before a request line.
-fn leading_empty_lines(buf: &[u8]) -> usize {
-    let mut i = 0;
-    loop {
-        match buf.get(i..) {
-            Some([b'\r', b'\n', ..]) => i += 2,
-            Some([b'\n', ..]) => i += 1,
-            _ => return i,
-        }
-    }
-}
-
-/// The end of a head (just past its blank line), searching from `from`.
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            match buf.get(i + 1..) {
-                Some([b'\n', ..]) => return Some(i + 2),
-                Some([b'\r', b'\n', ..]) => return Some(i + 3),
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-}
-
-enum Judged {
-    Good(Framing),
-    Bad(Ambiguity),
-    /// httparse refuses it, as hyper will.
-    Unparsed,
-}
-
-/// Judge one whole head (`head[start..]` after the skipped empty lines).
-fn judge(head: &[u8], start: usize, max_headers: usize) -> Judged {
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return Judged::Unparsed,
-    }
-    if head[start..]
-        .iter()
-        .enumerate()
-        .any(|(i, b)| *b == b'\n' && (i == 0 || head[start + i - 1] != b'\r'))
-    {
-        return Judged::Bad(Ambiguity::BareLf);
-    }
-    let mut lengths = Vec::new();
-    let mut encodings = Vec::new();
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            lengths.push(h.value);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            encodings.push(h.value);
-        }
-    }
-    if !lengths.is_empty() && !encodings.is_empty() {
-        return Judged::Bad(Ambiguity::LengthAndChunked);
-    }
-    if !encodings.is_empty() {
-        let chunked = encodings.len() == 1 && trim(encodings[0]).eq_ignore_ascii_case(b"chunked");
-        return if chunked && req.version == Some(1) {
-            Judged::Good(Framing::Chunked)
-        } else {
-            Judged::Bad(Ambiguity::TransferEncoding)
-        };
-    }
-    let mut length = None;
-    for value in lengths {
-        let Some(n) = decimal(trim(value)) else {
-            return Judged::Bad(Ambiguity::InvalidLength);
-        };
-        if length.is_some_and(|l| l != n) {
-            return Judged::Bad(Ambiguity::DifferingLength);
-        }
-        length = Some(n);
-    }
-    Judged::Good(length.map_or(Framing::None, Framing::Length))
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
-    &v[start..end]
-}
-
-fn decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.iter().try_fold(0u64, |acc, b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,155 @@
+//! How a request's body is delimited, judged on the head as sent: the
+//! rules every HTTP/1 reader of nova-guard applies (the codec that serves
+//! requests and the tracker that follows hyper), so that what is forwarded
+//! can only be read one way.
+
+/// Why a request's framing was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ambiguity {
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    LengthAndChunked,
+    /// A `Transfer-Encoding` other than exactly one `chunked`.
+    TransferEncoding,
+    /// `Content-Length`s that differ.
+    DifferingLength,
+    /// A `Content-Length` that is not a plain decimal number.
+    InvalidLength,
+    /// A head line ended by a bare LF.
+    BareLf,
+    /// A chunk-size line that overflows or is malformed.
+    BadChunk,
+    /// The head could not be parsed.
+    BadHead,
+    /// Earlier bytes on the connection could not be followed.
+    Unfollowed,
+}
+
+impl Ambiguity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ambiguity::LengthAndChunked => "content_length_and_transfer_encoding",
+            Ambiguity::TransferEncoding => "transfer_encoding",
+            Ambiguity::DifferingLength => "differing_content_length",
+            Ambiguity::InvalidLength => "invalid_content_length",
+            Ambiguity::BareLf => "bare_lf",
+            Ambiguity::BadChunk => "bad_chunk",
+            Ambiguity::BadHead => "bad_head",
+            Ambiguity::Unfollowed => "unfollowed",
+        }
+    }
+}
+
+/// The length of the empty lines httparse skips before a request line.
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match buf.get(i..) {
+            Some([b'\r', b'\n', ..]) => i += 2,
+            Some([b'\n', ..]) => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+/// The end of a head (just past its blank line), searching from `from`.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            match buf.get(i + 1..) {
+                Some([b'\n', ..]) => return Some(i + 2),
+                Some([b'\r', b'\n', ..]) => return Some(i + 3),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+pub enum Judged {
+    Good(Framing),
+    Bad(Ambiguity),
+    /// httparse refuses it, as hyper will.
+    Unparsed,
+}
+
+/// Judge one whole head (`head[start..]` after the skipped empty lines).
+pub fn judge(head: &[u8], start: usize, max_headers: usize) -> Judged {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Judged::Unparsed,
+    }
+    match judge_parsed(&req, &head[start..]) {
+        Ok(framing) => Judged::Good(framing),
+        Err(why) => Judged::Bad(why),
+    }
+}
+
+/// The framing of a request httparse parsed from `head` (its bytes after
+/// the skipped empty lines), or why it could be read two ways.
+pub fn judge_parsed(req: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Framing, Ambiguity> {
+    if head
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+    {
+        return Err(Ambiguity::BareLf);
+    }
+    let is = |h: &httparse::Header<'_>, name: &str| h.name.eq_ignore_ascii_case(name);
+    let has_length = req.headers.iter().any(|h| is(h, "content-length"));
+    let mut encodings = req.headers.iter().filter(|h| is(h, "transfer-encoding"));
+    if let Some(first) = encodings.next() {
+        if has_length {
+            return Err(Ambiguity::LengthAndChunked);
+        }
+        let chunked =
+            encodings.next().is_none() && trim(first.value).eq_ignore_ascii_case(b"chunked");
+        return if chunked && req.version == Some(1) {
+            Ok(Framing::Chunked)
+        } else {
+            Err(Ambiguity::TransferEncoding)
+        };
+    }
+    let mut length = None;
+    for h in req.headers.iter().filter(|h| is(h, "content-length")) {
+        let Some(n) = decimal(trim(h.value)) else {
+            return Err(Ambiguity::InvalidLength);
+        };
+        if length.is_some_and(|l| l != n) {
+            return Err(Ambiguity::DifferingLength);
+        }
+        length = Some(n);
+    }
+    Ok(length.map_or(Framing::None, Framing::Length))
+}
+
+pub fn trim(v: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+pub fn decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
