@@ -51,6 +51,8 @@ pub struct Config {
     pub max_uri_bytes: usize,
     pub max_connections: usize,
     pub max_requests_per_connection: u64,
+    /// Worker threads; 0: one per CPU.
+    pub workers: usize,
     pub admin_listen: Option<SocketAddr>,
     /// The listener's certificate chain and key (PEM files): TLS when set.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -177,6 +179,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "NOVA_GUARD_MAX_REQUESTS_PER_CONNECTION",
         "1000",
         "requests served on one connection before it is closed",
+    ),
+    (
+        "NOVA_GUARD_WORKERS",
+        "0",
+        "worker threads, each serving its own connections (0: one per CPU)",
     ),
     (
         "NOVA_GUARD_ADMIN_LISTEN",
@@ -379,6 +386,11 @@ impl Config {
             "a whole number, at least 1",
             |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
         );
+        let workers = p.parse(
+            "NOVA_GUARD_WORKERS",
+            "a whole number from 0 (one per CPU) to 1024",
+            |s| s.parse::<usize>().ok().filter(|n| *n <= 1024),
+        );
         let admin_listen = p.parse(
             "NOVA_GUARD_ADMIN_LISTEN",
             "empty, or an address like 127.0.0.1:9775",
@@ -421,6 +433,7 @@ impl Config {
                 max_uri_bytes: max_uri_bytes?,
                 max_connections: max_connections?,
                 max_requests_per_connection: max_requests_per_connection?,
+                workers: workers?,
                 admin_listen: admin_listen?,
                 tls: tls?,
                 upstream_tls: upstream_tls?,

@@ -29,6 +29,10 @@ pub enum ErrorKind {
     ClientBodyTimeout,
     /// The request target is longer than the configured limit.
     UriTooLong,
+    /// A request head over the byte or line limit.
+    HeadTooLarge,
+    /// A request head that is not HTTP/1.
+    MalformedHead,
     /// Repeated lines of a header nova-guard decides on, with different values.
     ConflictingHeader,
     /// More than one `Host` line.
@@ -50,6 +54,8 @@ impl ErrorKind {
             ErrorKind::AmbiguousFraming => "ambiguous_framing",
             ErrorKind::ClientBodyTimeout => "client_body_timeout",
             ErrorKind::UriTooLong => "uri_too_long",
+            ErrorKind::HeadTooLarge => "head_too_large",
+            ErrorKind::MalformedHead => "malformed_head",
             ErrorKind::ConflictingHeader => "conflicting_header",
             ErrorKind::DuplicateHost => "duplicate_host",
             ErrorKind::Overloaded => "overloaded",
@@ -74,6 +80,8 @@ impl ErrorKind {
                 | ErrorKind::AmbiguousFraming
                 | ErrorKind::ClientBodyTimeout
                 | ErrorKind::UriTooLong
+                | ErrorKind::HeadTooLarge
+                | ErrorKind::MalformedHead
                 | ErrorKind::ConflictingHeader
                 | ErrorKind::DuplicateHost
                 | ErrorKind::ClientGone
@@ -87,8 +95,10 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::ClientBody
             | ErrorKind::AmbiguousFraming
+            | ErrorKind::MalformedHead
             | ErrorKind::ConflictingHeader
             | ErrorKind::DuplicateHost => StatusCode::BAD_REQUEST,
+            ErrorKind::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -110,6 +120,8 @@ impl ErrorKind {
             ErrorKind::AmbiguousFraming => "Malformed request framing",
             ErrorKind::ClientBodyTimeout => "Request body not received in time.",
             ErrorKind::UriTooLong => "Request URI too long.",
+            ErrorKind::HeadTooLarge => "Request header fields too large.",
+            ErrorKind::MalformedHead => "Malformed request",
             ErrorKind::ConflictingHeader => "Conflicting values in repeated header lines.",
             ErrorKind::DuplicateHost => "More than one Host header.",
             ErrorKind::Overloaded => "Too many connections; try again later.",

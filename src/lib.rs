@@ -19,6 +19,9 @@ pub mod exchange;
 pub mod forward;
 #[cfg(feature = "proxy")]
 pub mod guard;
+pub mod h1;
+#[cfg(feature = "proxy")]
+pub mod h2;
 #[cfg(feature = "proxy")]
 pub mod layer;
 #[cfg(feature = "proxy")]
@@ -32,4 +35,6 @@ pub mod rescue;
 pub mod server;
 #[cfg(feature = "proxy")]
 pub mod tls;
+#[cfg(feature = "proxy")]
+pub mod upstream;
 pub mod wire;

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         tracing::warn!(variable = %var, "unknown NOVA_GUARD_ variable ignored");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Signals, the admin listener and shutdown; the workers have their own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -45,7 +46,6 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
     let listener = nova_guard::server::bind(config.listen)
-        .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(

@@ -118,6 +118,8 @@ fn rule_of(kind: ErrorKind) -> Option<Rule> {
         ErrorKind::ClientBody => Rule::ClientBody,
         ErrorKind::ClientBodyTimeout => Rule::ClientBodyTimeout,
         ErrorKind::UriTooLong => Rule::MaxUriBytes,
+        ErrorKind::HeadTooLarge => Rule::HeadTooLarge,
+        ErrorKind::MalformedHead => Rule::MalformedHead,
         ErrorKind::AmbiguousFraming => Rule::Framing(crate::wire::Ambiguity::Unfollowed),
         ErrorKind::ConflictingHeader => Rule::ConflictingHeader,
         ErrorKind::DuplicateHost => Rule::DuplicateHost,
@@ -143,6 +145,8 @@ fn closes_connection(kind: ErrorKind) -> bool {
         | ErrorKind::AmbiguousFraming
         | ErrorKind::ClientBodyTimeout
         | ErrorKind::UriTooLong
+        | ErrorKind::HeadTooLarge
+        | ErrorKind::MalformedHead
         | ErrorKind::ConflictingHeader
         | ErrorKind::DuplicateHost
         | ErrorKind::Overloaded
@@ -272,6 +276,8 @@ mod tests {
             (ErrorKind::AmbiguousFraming, 400, true),
             (ErrorKind::ClientBodyTimeout, 408, true),
             (ErrorKind::UriTooLong, 414, true),
+            (ErrorKind::HeadTooLarge, 431, true),
+            (ErrorKind::MalformedHead, 400, true),
             (ErrorKind::ConflictingHeader, 400, true),
             (ErrorKind::DuplicateHost, 400, true),
             (ErrorKind::Overloaded, 503, true),

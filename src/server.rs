@@ -1,117 +1,87 @@
-//! The listener: accepts connections, serves HTTP/1.1 (keep-alive) and
-//! HTTP/2 through the service stack, and drains gracefully on shutdown.
+//! The listener and its workers: one thread per CPU, each with its own
+//! single-threaded runtime accepting on the shared socket, so that a
+//! connection lives on one thread from accept to close, with no hand-off.
+//! HTTP/1 connections are served by nova-guard's own codec ([`crate::h1`]),
+//! HTTP/2 ones by hyper ([`crate::h2`]). On shutdown every worker stops
+//! accepting, idle connections close, and exchanges in flight finish within
+//! the grace period.
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use http::header::{HeaderValue, CONNECTION};
-use http::Version;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::error::{BoxError, ErrorKind};
-use crate::exchange::{Peer, RequestId};
-use crate::forward::Forward;
+use crate::error::BoxError;
+use crate::exchange::Peer;
 use crate::guard::Guard;
-use crate::layer::access_log::AccessLogLayer;
-use crate::layer::admission::AdmissionLayer;
-use crate::layer::request_id::RequestIdLayer;
-use crate::layer::rescue::RescueLayer;
-use crate::layer::validate::ValidateLayer;
-use crate::log::access::refused_head;
+use crate::h1::{self, Ending};
+use crate::h2;
 use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
-use crate::rescue::{rescue, Fault};
 use crate::tls::{self, ReloadingCert};
-use crate::wire::{InFlight, InFlightGuard, Tracker, Watched, WireWatch};
+use crate::upstream::Upstream;
 
-/// The whole request path, from the client's request to the response body,
-/// counting every exchange in `metrics`.
-pub fn build_service(
-    config: &Config,
+/// What every worker shares.
+struct Server {
+    config: Config,
     metrics: Arc<Metrics>,
-) -> Result<
-    impl Service<
-            Request<Incoming>,
-            Response = Response<
-                impl http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
-            >,
-            Error = Infallible,
-            Future = impl Send,
-        > + Clone
-        + Send
-        + 'static,
-    BoxError,
-> {
-    let forward = Forward::new(config)?;
-    let guard = Guard::new(Arc::new(config.guard_settings()));
-    Ok(ServiceBuilder::new()
-        .layer(RequestIdLayer)
-        .layer(AdmissionLayer::new(
-            config.max_uri_bytes,
-            config.trusted_proxies.clone(),
-        ))
-        .layer(AccessLogLayer::new(metrics))
-        .layer(RescueLayer)
-        .layer(ValidateLayer::new(guard))
-        .service(forward))
+    shared: Arc<h1::Shared>,
+    guard: Guard,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    slots: Arc<Semaphore>,
+    drain: watch::Receiver<bool>,
+    /// Workers still running.
+    running: AtomicUsize,
+    stopped: Notify,
+    /// Workers still holding the listening socket.
+    listening: AtomicUsize,
+    closed: Notify,
+}
+
+/// Bind the listening socket.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// How many workers: as configured, or one per CPU this process may run on
+/// (its affinity and cgroup CPU quota counted).
+fn workers(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Serve on `listener` until `shutdown` resolves, then stop accepting, let
-/// in-flight exchanges finish within the grace period, and return.
+/// in-flight exchanges finish within the grace period, and return. Runs the
+/// admin listener and the certificate reloader on the calling runtime.
 pub async fn serve(
     config: &Config,
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
     let metrics = Metrics::new();
     let admin = match config.admin_listen {
         Some(addr) => {
-            let listener = bind_admin(addr)
+            let admin = bind_admin(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
-            tracing::info!(admin = %listener.local_addr()?, "admin listening");
+            tracing::info!(admin = %admin.local_addr()?, "admin listening");
             let readiness = Readiness {
                 upstream: upstream_host_port(&config.upstream.uri),
                 connect_timeout: config.upstream_connect_timeout,
             };
-            Some(tokio::spawn(serve_admin(
-                listener,
-                metrics.clone(),
-                readiness,
-            )))
+            Some(tokio::spawn(serve_admin(admin, metrics.clone(), readiness)))
         }
         None => None,
     };
-    let service = build_service(config, metrics.clone())?;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.client_header_timeout)
-        .max_buf_size(config.max_header_bytes)
-        .max_headers(config.max_headers)
-        // A client may shut its sending side once its request is out, and
-        // still get the answer, as from Nova.
-        .half_close(true)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
-
     let (acceptor, reload) = match &config.tls {
         Some((cert, key)) => {
             let cert = Arc::new(ReloadingCert::load(cert, key)?);
@@ -124,102 +94,74 @@ pub async fn serve(
         None => (None, None),
     };
     let reloader = tokio::spawn(reload_on_sighup(reload));
-
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let local_addr = listener.local_addr()?;
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(conn) => conn,
+    let guard = Guard::new(Arc::new(config.guard_settings()));
+    let shared = Arc::new(h1::Shared {
+        limits: h1::head::Limits {
+            max_head_bytes: config.max_header_bytes,
+            max_headers: config.max_headers,
+            max_uri_bytes: config.max_uri_bytes,
+        },
+        header_timeout: config.client_header_timeout,
+        body_timeout: config.client_body_timeout,
+        send_timeout: config.client_send_timeout,
+        upstream_timeout: config.upstream_timeout,
+        max_requests: config.max_requests_per_connection,
+        guard: guard.clone(),
+        upstream: Upstream::new(config)?,
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        metrics: metrics.clone(),
+    });
+    let (drain_tx, drain) = watch::channel(false);
+    let count = workers(config.workers);
+    let server = Arc::new(Server {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        shared,
+        guard,
+        acceptor,
+        slots: Arc::new(Semaphore::new(config.max_connections)),
+        drain,
+        running: AtomicUsize::new(count),
+        stopped: Notify::new(),
+        listening: AtomicUsize::new(count),
+        closed: Notify::new(),
+    });
+    for n in 0..count {
+        let listener = listener.try_clone()?;
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name(format!("nova-guard-{n}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(worker(listener, server.clone())),
                     Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+                        tracing::error!(error = %e, "cannot start a worker's runtime");
+                        drop(listener);
+                        server.stopped_listening();
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    metrics.connection_refused();
-                    tracing::warn!(
-                        peer = %peer,
-                        max_connections = config.max_connections,
-                        "connection limit reached; answering 503 and closing"
-                    );
-                    // Over TLS, a plain answer would be noise: close instead.
-                    if acceptor.is_none() {
-                        let conn = refuse_connection(stream, config.client_header_timeout);
-                        // A silent client must not hold the socket either.
-                        let limit = config.client_header_timeout.saturating_mul(2);
-                        tokio::spawn(tokio::time::timeout(limit, graceful.watch(conn)));
-                    }
-                    continue;
-                };
-                let settings = ConnectionSettings {
-                    max_header_bytes: config.max_header_bytes,
-                    max_headers: config.max_headers,
-                    max_requests: config.max_requests_per_connection,
-                    idle_limit: config.client_header_timeout,
-                    send_limit: config.client_send_timeout,
-                };
-                let gauge = metrics.connection_opened();
-                let local = stream.local_addr().unwrap_or(local_addr);
-                let Some(acceptor) = acceptor.clone() else {
-                    let peer = Peer::new(peer, local, false);
-                    let conn = serve_connection(&builder, stream, peer, service.clone(), settings);
-                    let conn = graceful.watch(conn);
-                    let metrics = metrics.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(peer = %peer.remote, error = %e, "connection ended with an error");
-                            refused_head(&metrics, peer, e.as_ref());
-                        }
-                        drop(gauge);
-                        drop(slot);
-                    });
-                    continue;
-                };
-                let watcher = graceful.watcher();
-                let builder = builder.clone();
-                let service = service.clone();
-                let handshake_timeout = config.client_header_timeout;
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(peer = %peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let peer = Peer::new(peer, local, true);
-                    let conn = serve_connection(&builder, tls, peer, service, settings);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(peer = %peer.remote, error = %e, "connection ended with an error");
-                        refused_head(&metrics, peer, e.as_ref());
-                    }
-                    drop(gauge);
-                    drop(slot);
-                });
-            }
-            () = &mut shutdown => break,
-        }
+                }
+                if server.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    server.stopped.notify_one();
+                }
+            })?;
     }
     drop(listener);
+    shutdown.await;
+    let _ = drain_tx.send(true);
+    // New connections are refused from the moment this is logged.
+    wait_until_zero(&server.listening, &server.closed).await;
     metrics.set_draining();
     tracing::info!(
         grace_ms = config.shutdown_grace.as_millis() as u64,
         "shutting down"
     );
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = wait_until_zero(&server.running, &server.stopped) => {
+            tracing::info!("all connections closed");
+        }
         () = tokio::time::sleep(config.shutdown_grace) => {
             tracing::warn!("grace period over; closing the remaining connections");
         }
@@ -229,6 +171,164 @@ pub async fn serve(
     }
     reloader.abort();
     Ok(())
+}
+
+impl Server {
+    fn stopped_listening(&self) {
+        if self.listening.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.closed.notify_one();
+        }
+    }
+}
+
+/// Wait until `count` (counting down, with `notify` at zero) is zero.
+async fn wait_until_zero(count: &AtomicUsize, notify: &Notify) {
+    loop {
+        let notified = notify.notified();
+        if count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// One worker: accept, serve, and on drain wait for its connections.
+async fn worker(listener: std::net::TcpListener, server: Arc<Server>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "a worker cannot use the listener");
+            server.stopped_listening();
+            return;
+        }
+    };
+    let h2_service =
+        match h2::build_service(&server.config, server.guard.clone(), server.metrics.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "a worker cannot build its HTTP/2 service");
+                drop(listener);
+                server.stopped_listening();
+                return;
+            }
+        };
+    let upstream = server.shared.upstream.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(upstream.sweep_interval());
+        loop {
+            every.tick().await;
+            upstream.sweep_idle();
+        }
+    });
+    let local_addr = listener.local_addr().ok();
+    let mut connections = JoinSet::new();
+    let mut drain = server.drain.clone();
+    loop {
+        if *drain.borrow() {
+            break;
+        }
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok().or(local_addr).unwrap_or(remote);
+                let tls = server.acceptor.is_some();
+                let peer = Peer::new(remote, local, tls);
+                let Ok(slot) = server.slots.clone().try_acquire_owned() else {
+                    server.metrics.connection_refused();
+                    tracing::warn!(
+                        peer = %peer.remote,
+                        max_connections = server.config.max_connections,
+                        "connection limit reached; answering 503 and closing"
+                    );
+                    // Over TLS, a plain answer would be noise: close instead.
+                    if !tls {
+                        let shared = server.shared.clone();
+                        // A silent client must not hold the socket either.
+                        let limit = server.config.client_header_timeout.saturating_mul(2);
+                        connections.spawn(async move {
+                            let _ = tokio::time::timeout(limit, h1::refuse_overloaded(stream, peer, shared)).await;
+                        });
+                    }
+                    continue;
+                };
+                let gauge = server.metrics.connection_opened();
+                let server = server.clone();
+                let h2_service = h2_service.clone();
+                connections.spawn(async move {
+                    connection(stream, peer, &server, h2_service).await;
+                    drop(gauge);
+                    drop(slot);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = drain.changed() => {}
+        }
+    }
+    drop(listener);
+    server.stopped_listening();
+    while connections.join_next().await.is_some() {}
+    sweeper.abort();
+}
+
+/// One client connection, plain or TLS, HTTP/1 or HTTP/2.
+async fn connection<S, RB>(stream: TcpStream, peer: Peer, server: &Server, h2_service: S)
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<RB>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
+{
+    let config = &server.config;
+    let limits = h2::Limits {
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+        idle: config.client_header_timeout,
+        send: config.client_send_timeout,
+    };
+    let drain = server.drain.clone();
+    let Some(acceptor) = &server.acceptor else {
+        if let Ending::Http2 { io, read } =
+            h1::serve(stream, peer, server.shared.clone(), drain.clone()).await
+        {
+            h2::serve(h1::Rewind::new(read, io), peer, h2_service, limits, drain).await;
+        }
+        return;
+    };
+    let handshake = tokio::time::timeout(config.client_header_timeout, acceptor.accept(stream));
+    let tls = match handshake.await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer.remote, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer.remote, "TLS handshake timed out");
+            return;
+        }
+    };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        h2::serve(tls, peer, h2_service, limits, drain).await;
+        return;
+    }
+    if let Ending::Http2 { io, read } =
+        h1::serve(tls, peer, server.shared.clone(), drain.clone()).await
+    {
+        h2::serve(h1::Rewind::new(read, io), peer, h2_service, limits, drain).await;
+    }
 }
 
 /// On SIGHUP, read the listener's certificate and key again. Handshakes from
@@ -265,128 +365,4 @@ fn upstream_host_port(uri: &http::Uri) -> String {
             80
         });
     format!("{host}:{port}")
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ConnectionSettings {
-    max_header_bytes: usize,
-    max_headers: usize,
-    max_requests: u64,
-    idle_limit: Duration,
-    send_limit: Duration,
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its exchange counted as in flight.
-    struct InFlightBody<B> {
-        #[pin]
-        inner: B,
-        guard: InFlightGuard,
-    }
-}
-
-impl<B: http_body::Body> http_body::Body for InFlightBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// One client connection: its bytes watched for ambiguous framing, each
-/// request given the peer address and its framing verdict, and the
-/// connection closed after its last allowed request.
-fn serve_connection<IO, S, RB>(
-    builder: &auto::Builder<TokioExecutor>,
-    stream: IO,
-    peer: Peer,
-    service: S,
-    settings: ConnectionSettings,
-) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<RB>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
-{
-    let watch = WireWatch::new();
-    let tracker = Tracker::new(
-        watch.clone(),
-        settings.max_header_bytes,
-        settings.max_headers,
-    );
-    let in_flight = InFlight::new();
-    let io = Watched::new(
-        stream,
-        tracker,
-        settings.idle_limit,
-        in_flight.clone(),
-        settings.send_limit,
-    );
-    let served = Arc::new(AtomicU64::new(0));
-    let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let guard = in_flight.enter();
-        req.extensions_mut().insert(peer);
-        if req.version() != Version::HTTP_2 {
-            req.extensions_mut().insert(watch.next_verdict());
-        }
-        let n = served.fetch_add(1, Ordering::Relaxed) + 1;
-        let last = n >= settings.max_requests && req.version() != Version::HTTP_2;
-        let call = service.clone().oneshot(req);
-        async move {
-            let mut resp = call.await?;
-            if last {
-                resp.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok::<_, Infallible>(resp.map(|inner| InFlightBody { inner, guard }))
-        }
-    });
-    builder
-        .serve_connection(TokioIo::new(io), hyper_service)
-        .into_owned()
-}
-
-/// A connection over the limit: read its request head, answer a Nova-shaped
-/// 503 and close, so that the client is told rather than cut off.
-fn refuse_connection(
-    stream: TcpStream,
-    header_timeout: Duration,
-) -> impl hyper_util::server::graceful::GracefulConnection<Error = BoxError> + Send + 'static {
-    let service = hyper::service::service_fn(|req: Request<Incoming>| {
-        drop(req);
-        let rescued = rescue(Fault::new(ErrorKind::Overloaded), RequestId::new());
-        std::future::ready(Ok::<_, Infallible>(
-            rescued.answer.map(http_body_util::Full::new),
-        ))
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(false);
-    builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned()
-}
-
-/// Bind the listening socket.
-pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

@@ -346,12 +346,19 @@ async fn two_requests_a_second_apart(guard: &Guard) {
 #[tokio::test]
 async fn idle_upstream_connections_are_closed_after_the_pool_timeout() {
     let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", "100ms")]);
+    // One worker: idle connections to Nova are kept per worker.
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_UPSTREAM_IDLE_TIMEOUT", "100ms"),
+            ("NOVA_GUARD_WORKERS", "1"),
+        ],
+    );
     two_requests_a_second_apart(&guard).await;
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let guard = Guard::start(&up.url(), &[("NOVA_GUARD_WORKERS", "1")]);
     two_requests_a_second_apart(&guard).await;
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

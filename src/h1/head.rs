@@ -1,0 +1,359 @@
+//! Request heads, parsed once with httparse and judged on the bytes as sent:
+//! the limits (431, 414), bytes HTTP forbids in the target (400), framing
+//! that could be read two ways (400, [`crate::wire::framing`]), and the
+//! HTTP/2 preface, which is not this codec's to serve. Pure: no I/O.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::wire::framing::{head_end, judge_parsed, leading_empty_lines, trim};
+use crate::wire::{Ambiguity, Framing};
+
+/// What a client connection's heads may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes of a head, request line included (431 beyond).
+    pub max_head_bytes: usize,
+    /// Header lines (431 beyond).
+    pub max_headers: usize,
+    /// Bytes of the request target (414 beyond).
+    pub max_uri_bytes: usize,
+}
+
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Why a head is refused (or not ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Over the byte or the line limit: 431.
+    TooLarge,
+    /// Not HTTP/1, or a target with bytes HTTP forbids: 400.
+    Malformed,
+    /// A target over the limit: 414.
+    UriTooLong,
+    /// Framing that could be read two ways: 400.
+    Ambiguous(Ambiguity),
+    /// The HTTP/2 connection preface: served by the HTTP/2 path.
+    Http2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// A request head, parsed once; its text stays in `bytes`.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    bytes: Bytes,
+    method: Range<usize>,
+    target: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+    pub version: Version,
+    pub framing: Framing,
+    /// The client asked for the connection to end after this exchange
+    /// (`Connection: close`, or HTTP/1.0 without `keep-alive`).
+    pub close: bool,
+    /// `Expect: 100-continue` on HTTP/1.1.
+    pub expect_continue: bool,
+}
+
+impl RequestHead {
+    pub fn method(&self) -> &str {
+        self.text(&self.method)
+    }
+
+    /// The request target as received.
+    pub fn target(&self) -> &str {
+        self.text(&self.target)
+    }
+
+    fn text(&self, r: &Range<usize>) -> &str {
+        // httparse gave these as `&str`.
+        std::str::from_utf8(&self.bytes[r.clone()]).unwrap_or("")
+    }
+
+    /// Header lines, in order, as received.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|(n, v)| (&self.bytes[n.clone()], &self.bytes[v.clone()]))
+    }
+
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The request body's length, when its framing gives one.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            Framing::None => Some(0),
+            Framing::Chunked => None,
+        }
+    }
+}
+
+/// Looks for a head in a growing buffer, resuming where it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct HeadScanner {
+    searched: usize,
+}
+
+impl HeadScanner {
+    pub fn reset(&mut self) {
+        self.searched = 0;
+    }
+
+    /// A whole head at the start of `buf`: its length (up to and with the
+    /// blank line), or `Ok(None)` while more bytes are needed.
+    ///
+    /// `first`: the connection's first request, which may be the HTTP/2
+    /// preface instead.
+    pub fn scan(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        first: bool,
+    ) -> Result<Option<usize>, HeadError> {
+        if first {
+            if buf.starts_with(H2_PREFACE) {
+                return Err(HeadError::Http2);
+            }
+            if H2_PREFACE.starts_with(buf) {
+                return Ok(None);
+            }
+        }
+        let start = leading_empty_lines(buf);
+        // Look for the blank line only in what is new (and the 3 bytes before).
+        let from = self.searched.saturating_sub(3).max(start);
+        match head_end(&buf[start..], from - start) {
+            Some(end) if start + end > limits.max_head_bytes => Err(HeadError::TooLarge),
+            Some(end) => Ok(Some(start + end)),
+            None if buf.len() > limits.max_head_bytes => Err(HeadError::TooLarge),
+            None => {
+                self.searched = buf.len();
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Bytes HTTP forbids in a request target (RFC 9112 §3.2, RFC 3986 §2):
+/// controls, space, DEL and `"` `<` `>` `\` `^` `` ` `` `{` `|` `}`. Bytes
+/// above 0x7f pass, as hyper lets them (valid UTF-8 in a path).
+fn forbidden_in_target(b: u8) -> bool {
+    b <= 0x20 || b == 0x7f || b"\"<>\\^`{|}".contains(&b)
+}
+
+fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
+}
+
+/// Parse the whole head `bytes` (as found by [`HeadScanner::scan`]).
+pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
+    let start = leading_empty_lines(&bytes);
+    let mut storage;
+    let mut small = [httparse::EMPTY_HEADER; 64];
+    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= small.len() {
+        &mut small[..limits.max_headers]
+    } else {
+        storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        &mut storage
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(&bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) | Err(_) => return Err(HeadError::Malformed),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Malformed);
+    };
+    let framing = judge_parsed(&req, &bytes[start..]).map_err(HeadError::Ambiguous)?;
+    if target.len() > limits.max_uri_bytes {
+        return Err(HeadError::UriTooLong);
+    }
+    if target.bytes().any(forbidden_in_target) {
+        return Err(HeadError::Malformed);
+    }
+    let version = match version {
+        0 => Version::Http10,
+        _ => Version::Http11,
+    };
+    let mut close = version == Version::Http10;
+    let mut expect_continue = false;
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|b| *b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::Http10 {
+                    close = false;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expect_continue |=
+                version == Version::Http11 && trim(h.value).eq_ignore_ascii_case(b"100-continue");
+        }
+        headers.push((offsets(&bytes, name), offsets(&bytes, h.value)));
+    }
+    // `Connection: close` anywhere wins over `keep-alive`, as in hyper.
+    if version == Version::Http10 && close_token(&req) {
+        close = true;
+    }
+    let method = offsets(&bytes, method.as_bytes());
+    let target = offsets(&bytes, target.as_bytes());
+    Ok(RequestHead {
+        bytes,
+        method,
+        target,
+        headers,
+        version,
+        framing,
+        close,
+        expect_continue,
+    })
+}
+
+fn close_token(req: &httparse::Request<'_, '_>) -> bool {
+    req.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_head_bytes: 16384,
+        max_headers: 100,
+        max_uri_bytes: 8192,
+    };
+
+    fn head(text: &[u8]) -> Result<RequestHead, HeadError> {
+        let mut scanner = HeadScanner::default();
+        let len = scanner
+            .scan(text, &LIMITS, true)?
+            .unwrap_or_else(|| panic!("incomplete: {:?}", String::from_utf8_lossy(text)));
+        parse(Bytes::copy_from_slice(&text[..len]), &LIMITS)
+    }
+
+    #[test]
+    fn a_head_is_parsed_once_into_what_the_proxy_needs() {
+        let h = head(b"\r\nPUT /v2.1/servers/x?y=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\nX_Y: z\r\n\r\nhello").unwrap();
+        assert_eq!(h.method(), "PUT");
+        assert_eq!(h.target(), "/v2.1/servers/x?y=1");
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.framing, Framing::Length(5));
+        assert!(!h.close);
+        assert!(h.expect_continue);
+        let headers: Vec<_> = h.headers().collect();
+        assert_eq!(headers.len(), 4);
+        assert_eq!(headers[3], (&b"X_Y"[..], &b"z"[..]));
+    }
+
+    #[test]
+    fn keep_alive_as_hyper_reads_it() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"GET / HTTP/1.1\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n",
+                true,
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", true),
+            (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
+            (
+                b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+                true,
+            ),
+        ];
+        for (text, close) in cases {
+            assert_eq!(
+                head(text).unwrap().close,
+                *close,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn refused_heads() {
+        use Ambiguity::*;
+        let cases: &[(&[u8], HeadError)] = &[
+            (
+                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HeadError::Ambiguous(LengthAndChunked),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\n\n",
+                HeadError::Ambiguous(BareLf),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+                HeadError::Malformed,
+            ),
+            (b"GET / HTTP/1.1\r\nNo colon\r\n\r\n", HeadError::Malformed),
+            (b"GET / HTTP/2.0\r\n\r\n", HeadError::Malformed),
+            (b"G\x01T / HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"GET /a\x7fb HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"GET /a{b} HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"GET /a|b HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"GET /a\"b HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"GET /a^b HTTP/1.1\r\n\r\n", HeadError::Malformed),
+            (b"GET / HTTP/1.1\r\nX: a\x7fb\r\n\r\n", HeadError::Malformed),
+            (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", HeadError::Malformed),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                head(text).err(),
+                Some(*expected),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..101 {
+            many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(head(&many).err(), Some(HeadError::TooLarge));
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(8192));
+        assert_eq!(head(long.as_bytes()).err(), Some(HeadError::UriTooLong));
+    }
+
+    #[test]
+    fn the_scanner_finds_heads_split_anywhere_and_knows_http2() {
+        let text = b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\nGET /next";
+        for at in 1..text.len() {
+            let mut s = HeadScanner::default();
+            let mut found = None;
+            for end in [at, text.len()] {
+                if let Some(n) = s.scan(&text[..end], &LIMITS, true).unwrap() {
+                    found = Some(n);
+                    break;
+                }
+            }
+            assert_eq!(found, Some(text.len() - 9), "split at {at}");
+        }
+        let mut s = HeadScanner::default();
+        assert_eq!(s.scan(&H2_PREFACE[..10], &LIMITS, true), Ok(None));
+        assert_eq!(s.scan(H2_PREFACE, &LIMITS, true), Err(HeadError::Http2));
+        // Not the first request: just a malformed head, for httparse to refuse.
+        let mut s = HeadScanner::default();
+        assert!(matches!(s.scan(H2_PREFACE, &LIMITS, false), Ok(Some(_))));
+        let mut s = HeadScanner::default();
+        let big = vec![b'a'; 16385];
+        assert_eq!(s.scan(&big, &LIMITS, true), Err(HeadError::TooLarge));
+    }
+}
