@@ -31,7 +31,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../target}/fuzz"
 seconds="${FUZZ_SECONDS:-10}"
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(check json ipv6 route microversion wire)
+    targets=(check json ipv6 route microversion wire h1)
 fi
 
 echo "== cargo fuzz build (release, debug assertions)" >&2
