@@ -530,6 +530,23 @@ def reading_difference(case, nova, guard, ask, ids):
                 _same(ref, guard, ids)
                 or allowed_difference(fixed, ref, guard, ask, ids)):
             return 'before-keystone'
+    # Repeated X-Auth-Token lines: the contract does not say. Forwarded as
+    #    they are (nova-guard's answer is then Nova's own) or combined into
+    #    one line like the version lines (uWSGI's reading): both accepted.
+    base = fwd if fwd not in (None, 'refuse') else case
+    blines = getattr(base, 'lines', None) or []
+    tokens = [v for k, v in blines if k.lower() == 'x-auth-token']
+    if len(tokens) > 1 and ask is not None:
+        first = [i for i, (k, _) in enumerate(blines)
+                 if k.lower() == 'x-auth-token'][0]
+        joined = [(k, v) for i, (k, v) in enumerate(blines)
+                  if k.lower() != 'x-auth-token' or i == first]
+        joined[first] = (joined[first][0], ', '.join(tokens))
+        combined = dataclasses.replace(base, lines=joined)
+        ref = ask(combined)
+        if _same(ref, guard, ids) or allowed_difference(combined, ref, guard,
+                                                        ask, ids):
+            return 'repeated-token-combined'
     # CONNECT: forwarded as received (then Nova's answer, or 502 when Nova
     # closes without one), or answered 405.
     if case.method == 'CONNECT' and (
