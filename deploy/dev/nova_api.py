@@ -6,7 +6,9 @@ Nova's own functional-test base class brings up everything the API needs
 (sqlite databases, fake messaging, in-process Placement, Neutron/Glance/Cinder
 fixtures, real conductor/scheduler/compute services on the fake virt driver);
 this script then serves the unmodified ``osapi_compute`` paste pipeline from
-the ``etc/nova/api-paste.ini`` shipped with Nova, with cheroot.
+the ``etc/nova/api-paste.ini`` shipped with Nova, with cheroot or, with
+``--wsgi uwsgi``, with uWSGI (``nova_uwsgi.py``, configured as OpenStack's
+deployment tools configure it for nova-api).
 
 The test-only settings are undone so that the API behaves as in production:
 ``[api] response_validation = warn``, ``[oslo_policy] enforce_new_defaults =
@@ -46,7 +48,9 @@ import warnings
 os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'true')
 
 DEFAULT_PROJECT_ID = '6f70656e737461636b20342065766572'
-TOKEN_RE = re.compile(r'^([^:]+):([^:]+)(?::([^:]*))?$')
+# No ',' or white space in the user or project: a token folded by a WSGI
+# server from two header lines ('u:p, v:q') is refused, as Keystone does.
+TOKEN_RE = re.compile(r'^([^:,\s]+):([^:,\s]+)(?::([^:\s]*))?$')
 
 
 def parse_args(argv):
@@ -58,7 +62,13 @@ def parse_args(argv):
     p.add_argument('--project-id', default=DEFAULT_PROJECT_ID,
                    help='project of the servers (lowercase hex)')
     p.add_argument('--threads', type=int, default=16,
-                   help='cheroot worker threads')
+                   help='worker threads of the WSGI server')
+    p.add_argument('--wsgi', choices=('cheroot', 'uwsgi'), default='cheroot',
+                   help='WSGI server (default cheroot)')
+    p.add_argument('--proxy-headers', action='store_true',
+                   help='[oslo_middleware] enable_proxy_headers_parsing = '
+                   'True: Nova builds its links from Forwarded / '
+                   'X-Forwarded-* headers')
     p.add_argument('--log-level', default='WARNING',
                    help='log level of Nova\'s own logs, on stderr')
     args = p.parse_args(argv)
@@ -104,23 +114,31 @@ def main(argv=None):
     rc = 0
     try:
         log('starting Nova services (this takes a few seconds)')
-        env = NovaEnvironment()
-        env.start()
-        # Undo the test-only warning filters (WarningsFixture and friends).
-        warnings.filters[:] = warning_filters
-        warnings.showwarning = showwarning
-        configure_logging(args.log_level)
+        if args.wsgi == 'uwsgi':
+            # Nova's environment is built inside uWSGI's worker.
+            import nova_uwsgi
+            server = serve_thread = nova_uwsgi.UwsgiServer(
+                args.port, args.threads, args.proxy_headers, args.log_level)
+            port = server.port
+            server.wait_until_serving(stop)
+        else:
+            env = NovaEnvironment()
+            env.start(proxy_headers=args.proxy_headers)
+            # Undo the test-only warning filters (WarningsFixture and friends).
+            warnings.filters[:] = warning_filters
+            warnings.showwarning = showwarning
+            configure_logging(args.log_level)
 
-        app = env.load_app()
-        from cheroot import wsgi as cheroot_wsgi
-        server = cheroot_wsgi.Server(
-            ('127.0.0.1', args.port), app, numthreads=args.threads,
-            server_name='127.0.0.1', timeout=60)
-        server.prepare()
-        port = server.bind_addr[1]
-        serve_thread = threading.Thread(
-            target=server.serve, name='cheroot', daemon=True)
-        serve_thread.start()
+            app = env.load_app()
+            from cheroot import wsgi as cheroot_wsgi
+            server = cheroot_wsgi.Server(
+                ('127.0.0.1', args.port), app, numthreads=args.threads,
+                server_name='127.0.0.1', timeout=60)
+            server.prepare()
+            port = server.bind_addr[1]
+            serve_thread = threading.Thread(
+                target=server.serve, name='cheroot', daemon=True)
+            serve_thread.start()
 
         token = '%s:%s' % ('demo', args.project_id)
         servers = boot_servers(port, token, args.project_id, args.servers,
@@ -138,6 +156,8 @@ def main(argv=None):
             'servers': servers,
             'max_microversion': avr._MAX_API_VERSION,
             'pid': os.getpid(),
+            'wsgi': args.wsgi,
+            'proxy_headers': args.proxy_headers,
             'startup_seconds': round(time.monotonic() - started, 1),
         }
         print('NOVA_READY ' + json.dumps(ready, sort_keys=True), flush=True)
@@ -221,7 +241,7 @@ class NovaEnvironment:
         self._V3Token = ks_fixture.V3Token
         self._InvalidToken = ksm_exc.InvalidToken
 
-    def start(self):
+    def start(self, proxy_headers=False):
         import fixtures
         import nova.conf
         import nova.policy
@@ -245,6 +265,12 @@ class NovaEnvironment:
                           group='keystone_authtoken')
         conf.set_override('service_token_roles_required', True,
                           group='keystone_authtoken')
+        if proxy_headers:
+            from oslo_middleware import http_proxy_to_wsgi
+            conf.register_opts(http_proxy_to_wsgi.OPTS,
+                               group='oslo_middleware')
+            conf.set_override('enable_proxy_headers_parsing', True,
+                              group='oslo_middleware')
 
         V3Token = self._V3Token
         InvalidToken = self._InvalidToken

@@ -22,6 +22,9 @@ import harness  # noqa: E402
 NOVA_API = os.path.join(ROOT, 'deploy', 'dev', 'nova_api.py')
 MISSING_SERVER = 'f1f2f3f4-0000-4000-8000-00000000dead'
 from corpus import OTHER_PROJECT  # noqa: E402
+# Nova under cheroot and uWSGI with nova-guards in front (test_wsgi_servers,
+# test_forwarding).
+from wsgi_servers import wsgi_stack  # noqa: E402,F401
 
 # Everything the session found, for the closing summary.
 TOTAL = harness.Tally()

@@ -226,6 +226,8 @@ def build_request(case, env, target):
 
 
 def send(case, env, target):
+    if hasattr(case, 'send'):        # wire.WireCase writes its own request
+        return case.send(env, target)
     method, path, headers, body = build_request(case, env, target)
     return target.conn.request(method, path, headers, body, case.chunked)
 
@@ -433,6 +435,141 @@ def allowed_difference(case, nova, guard, ask=None, ids=(None, None)):
                 _same(ref, guard, ids)
                 or allowed_difference(canonical, ref, guard, ask, ids)):
             return 'path-routed-by-other-servers'
+
+    # 7.-9., depth, CONNECT: how nova-guard reads a request (contract, "nova-guard
+    # reads each request as Nova will"; wire.WireCase, wire.DeepCase).
+    return reading_difference(case, nova, guard, ask, ids)
+
+
+# Header lines nova-guard combines into one when repeated, and those whose
+# repeats must agree (different values: 400, never forwarded).
+COMBINED = ('openstack-api-version', 'x-openstack-nova-api-version')
+FRAMING = ('content-type', 'content-length')
+# A guard answers at least this deep a body itself (contract: "at least 1,000").
+GUARD_MIN_DEPTH = 1000
+
+
+def as_forwarded(case):
+    """(the request as nova-guard forwards it, [the rules applied]) for a
+    wire case whose ``lines`` nova-guard rewrites: names with ``_`` dropped,
+    repeated version lines combined into one (values joined by ``, ``),
+    identical repeated Content-Type / Content-Length lines read as one;
+    ``('refuse', rules)`` for repeats of those two that differ; ``(None,
+    [])`` when nothing applies."""
+    lines = getattr(case, 'lines', None)
+    if not lines:
+        return None, []
+    rules = []
+    kept = [(k, v) for k, v in lines if '_' not in k]
+    if len(kept) != len(lines):
+        rules.append('underscore-header-dropped')
+    out = []
+    for k, v in kept:
+        low = k.lower()
+        prev = [i for i, (k2, _) in enumerate(out) if k2.lower() == low]
+        if prev and low in COMBINED:
+            i = prev[0]
+            out[i] = (out[i][0], '%s, %s' % (out[i][1], v))
+            rules.append('repeated-version-combined')
+        elif prev and low in FRAMING:
+            if out[prev[0]][1].strip() != v.strip():
+                return 'refuse', ['repeated-framing-400']
+            rules.append('repeated-line-read-as-one')
+        else:
+            out.append((k, v))
+    if not rules:
+        return None, []
+    fwd = dataclasses.replace(case, lines=out)
+    if case.framed and not any(k.lower() == 'content-length' for k, _ in out):
+        # No line frames the body any more: nova-guard reads none (what
+        # follows the head is the next request on the connection).
+        fwd = dataclasses.replace(fwd, body=None, framed=False)
+    return fwd, sorted(set(rules))
+
+
+_NESTING = [(re.compile(r"(?:\{'a': )+"), "{'a': "), (re.compile(r'\[+'), '['),
+            (re.compile(r'\]+'), ']'), (re.compile(r'\}+'), '}')]
+
+
+def collapse_nesting(resp):
+    """The answer with every run of nesting in its body written once, so
+    that a message rendering a value nested 950 levels deep can be compared
+    with the same message for the value nested two levels deep."""
+    text = resp.body.decode('utf-8', 'replace')
+    for rx, one in _NESTING:
+        text = rx.sub(one, text)
+    return dataclasses.replace(resp, body=text.encode())
+
+
+def reading_difference(case, nova, guard, ask, ids):
+    gj = guard.json()
+    fwd, rules = as_forwarded(case)
+    # 9. Bytes HTTP forbids in the target or a header value: 400.
+    if case.note == 'forbidden-bytes' and guard.status == 400:
+        return 'forbidden-bytes-400'
+    # Repeated Content-Type / Content-Length lines that differ: 400.
+    if fwd == 'refuse' and guard.status == 400:
+        return rules[0]
+    # 7. Underscore names dropped, version lines combined, identical framing
+    #    lines read as one: nova-guard answers what Nova answers to the
+    #    request it forwards.
+    if fwd not in (None, 'refuse') and ask is not None:
+        ref = ask(fwd)
+        if _same(ref, guard, ids) or allowed_difference(fwd, ref, guard,
+                                                        ask, ids):
+            return '+'.join(rules)
+    # 5. with the token in repeated lines (a WSGI server may fold them into
+    #    one token Keystone refuses): the body's answer with one valid token.
+    lines = getattr(case, 'lines', None) or []
+    if (ask is not None and guard.status in (400, 422) and nova.status == 401
+            and any(k.lower() == 'x-auth-token' for k, _ in lines)):
+        fixed = dataclasses.replace(case, token='member', lines=[
+            (k, v) for k, v in lines if k.lower() != 'x-auth-token'])
+        ref = ask(fixed)
+        if ref.status in (400, 422) and (
+                _same(ref, guard, ids)
+                or allowed_difference(fixed, ref, guard, ask, ids)):
+            return 'before-keystone'
+    # Repeated X-Auth-Token lines: the contract does not say. Forwarded as
+    #    they are (nova-guard's answer is then Nova's own) or combined into
+    #    one line like the version lines (uWSGI's reading): both accepted.
+    base = fwd if fwd not in (None, 'refuse') else case
+    blines = getattr(base, 'lines', None) or []
+    tokens = [v for k, v in blines if k.lower() == 'x-auth-token']
+    if len(tokens) > 1 and ask is not None:
+        first = [i for i, (k, _) in enumerate(blines)
+                 if k.lower() == 'x-auth-token'][0]
+        joined = [(k, v) for i, (k, v) in enumerate(blines)
+                  if k.lower() != 'x-auth-token' or i == first]
+        joined[first] = (joined[first][0], ', '.join(tokens))
+        combined = dataclasses.replace(base, lines=joined)
+        ref = ask(combined)
+        if _same(ref, guard, ids) or allowed_difference(combined, ref, guard,
+                                                        ask, ids):
+            return 'repeated-token-combined'
+    # CONNECT: forwarded as received (then Nova's answer, or 502 when Nova
+    # closes without one), or answered 405.
+    if case.method == 'CONNECT' and (
+            guard.status == 405 or (nova.status == 0 and guard.status == 502)):
+        return 'connect-405'
+    # 8. and depth: Nova hit Python's recursion limit (500). nova-guard
+    #    judges the body as it would judge it nested shallowly, i.e. gives
+    #    Nova's answer to the shallow body, down to GUARD_MIN_DEPTH levels at
+    #    least; deeper, it may answer 400 Malformed request body instead.
+    depth = getattr(case, 'depth', None)
+    if depth and nova.status == 500 and ask is not None:
+        if (depth > GUARD_MIN_DEPTH and guard.status == 400
+                and gj == MALFORMED_400):
+            ref = ask(dataclasses.replace(case, body=b'{'))
+            if ref.json() == MALFORMED_400 and \
+                    not header_differences(ref, guard):
+                return 'too-deep-400'
+        shallow = case.shallow()
+        ref = ask(shallow)
+        if ref.status != 500 and (
+                _same(collapse_nesting(ref), collapse_nesting(guard), ids)
+                or allowed_difference(shallow, ref, guard, ask, ids)):
+            return 'nested-beyond-nova-judged'
     return None
 
 
