@@ -21,7 +21,11 @@ pub mod logline;
 pub mod metrics;
 pub mod nova;
 #[cfg(feature = "proxy")]
+pub mod reload;
+#[cfg(feature = "proxy")]
 pub mod server;
+#[cfg(feature = "proxy")]
+pub mod systemd;
 #[cfg(feature = "proxy")]
 pub mod tls;
 pub mod wire;

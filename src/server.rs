@@ -121,11 +121,12 @@ pub async fn serve(
         }
         None => (None, None),
     };
-    let reloader = tokio::spawn(reload_on_sighup(reload));
+    let reloader = tokio::spawn(crate::reload::run(reload));
 
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    crate::systemd::ready();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -223,29 +224,6 @@ pub async fn serve(
     }
     reloader.abort();
     Ok(())
-}
-
-/// On SIGHUP, read the listener's certificate and key again. Handshakes from
-/// then on get the new certificate; open connections are not touched. A
-/// certificate that does not load leaves the current one in place.
-async fn reload_on_sighup(cert: Option<Arc<ReloadingCert>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install the SIGHUP handler; certificates will not be reloaded");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        match &cert {
-            None => tracing::info!("SIGHUP: no TLS certificate to reload"),
-            Some(cert) => match cert.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "TLS certificate reload failed; keeping the current one"
-                ),
-            },
-        }
-    }
 }
 
 /// `host:port` of the upstream, the port defaulted by scheme.
