@@ -35,10 +35,33 @@ fn help_lists_every_variable() {
 fn version() {
     let out = nova_guard(&["--version"], &[]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        text(&out.stdout),
-        format!("nova-guard {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    let stdout = text(&out.stdout);
+    let rest = stdout
+        .strip_prefix(&format!(
+            "nova-guard {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let commit = rest
+        .strip_suffix(")\n")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    // The commit this tree is checked out at, when git can tell.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) if std::env::var_os("NOVA_GUARD_COMMIT").is_none() => {
+            assert_eq!(commit, head, "{stdout}")
+        }
+        _ => assert!(
+            !commit.is_empty() && !commit.contains(char::is_whitespace),
+            "{stdout}"
+        ),
+    }
 }
 
 #[test]
