@@ -232,6 +232,24 @@ def duration(value):
         's': 1, 'm': 60, 'h': 3600}[value[-1]]
 
 
+def mebibytes(quantity):
+    units = {'Ki': 1 / 1024, 'Mi': 1, 'Gi': 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def memory_check(name, container, env):
+    """The memory limit covers NOVA_GUARD_MAX_CONNECTIONS at the worst case
+    docs/operations.md ("Sizing") gives: 30 MiB, plus per connection its
+    largest head and body and a 32 KiB read buffer of Nova's answer."""
+    conns = int(env.get('NOVA_GUARD_MAX_CONNECTIONS', '1024'))
+    per = (int(env.get('NOVA_GUARD_MAX_HEADER_BYTES', '65536'))
+           + int(env.get('NOVA_GUARD_MAX_BODY_BYTES', '114688')) + 32768) / 2**20
+    worst = 30 + conns * per
+    limit = mebibytes(container['resources']['limits']['memory'])
+    report('%s: memory limit %.0f MiB covers %d connections at the worst (%.0f MiB)'
+           % (name, limit, conns, worst), None if worst <= limit else 'it does not')
+
+
 def ordering_check(name, deployment, guard_container, env):
     """nova-osapi's preStop waits for nova-guard to be gone: on nova-guard's
     admin port, for longer than nova-guard's preStop and drain, and within
@@ -320,6 +338,7 @@ def main():
     env = env_check('gateway', c)
     admin_port_check('gateway', c, env)
     grace_check('gateway', dep, c, env)
+    memory_check('gateway', c, env)
     res = c.get('resources', {})
     report('gateway: requests and limits set',
            None if {'cpu', 'memory'} <= set(res.get('requests', {}))
@@ -359,6 +378,7 @@ def main():
     env = env_check('sidecar patch', c)
     admin_port_check('sidecar patch', c, env)
     grace_check('sidecar patch', patched, c, env)
+    memory_check('sidecar patch', c, env)
     ordering_check('sidecar patch', patched, c, env)
     chart_hook = [x for x in base['spec']['template']['spec']['containers']
                   if x['name'] == 'nova-osapi'][0]['lifecycle']['preStop']['exec']['command']
