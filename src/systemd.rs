@@ -11,6 +11,7 @@
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use sd_notify::NotifyState;
@@ -38,10 +39,17 @@ pub fn notify(states: &[NotifyState]) -> io::Result<()> {
     Ok(())
 }
 
-/// [`notify`], logging a failure instead of returning it.
+/// [`notify`], logging a failure instead of returning it: the first one
+/// only, since the watchdog would otherwise repeat it every few seconds.
 fn tell(states: &[NotifyState]) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
     if let Err(e) = notify(states) {
-        tracing::warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error = %e,
+                "cannot notify the service manager (NOTIFY_SOCKET); later failures are not logged"
+            );
+        }
     }
 }
 

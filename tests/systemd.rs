@@ -165,3 +165,31 @@ async fn without_notify_socket_it_serves_as_before() {
     guard.signal("TERM");
     assert_eq!(guard.wait_exit(BOUND).await.unwrap().code(), Some(0));
 }
+
+#[tokio::test]
+async fn an_unreachable_notify_socket_is_logged_once_and_serving_goes_on() {
+    let up = Upstream::start().await;
+    let gone = std::env::temp_dir().join(format!("nova-guard-notify-gone-{}", nanos()));
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOTIFY_SOCKET", gone.to_str().unwrap()),
+            // Pings every 50 ms: each would fail.
+            ("WATCHDOG_USEC", "100000"),
+        ],
+    );
+    let mut conn = common::Conn::open(guard.addr).await;
+    conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(conn.answer().await.status, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let warned = guard
+        .events()
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cannot notify the service manager"))
+        })
+        .count();
+    assert_eq!(warned, 1);
+}
