@@ -73,8 +73,13 @@ pub fn handle(args: impl IntoIterator<Item = OsString>) -> Option<ExitCode> {
     }
 }
 
+/// `nova-guard 0.1.0 (commit 1a2b3c4d5e6f)`; the commit is recorded by build.rs.
 pub fn version() -> String {
-    format!("nova-guard {}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "nova-guard {} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("NOVA_GUARD_COMMIT")
+    )
 }
 
 pub fn help() -> String {

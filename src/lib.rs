@@ -30,9 +30,13 @@ pub mod log;
 pub mod metrics;
 pub mod nova;
 #[cfg(feature = "proxy")]
+pub mod reload;
+#[cfg(feature = "proxy")]
 pub mod rescue;
 #[cfg(feature = "proxy")]
 pub mod server;
+#[cfg(feature = "proxy")]
+pub mod systemd;
 #[cfg(feature = "proxy")]
 pub mod tls;
 #[cfg(feature = "proxy")]

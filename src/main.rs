@@ -55,6 +55,9 @@ async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
         max_microversion = %config.max_microversion,
         "listening"
     );
+    if let Some(interval) = nova_guard::systemd::watchdog_interval() {
+        tokio::spawn(nova_guard::systemd::watchdog(interval));
+    }
     nova_guard::server::serve(&config, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -74,6 +77,7 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+    nova_guard::systemd::stopping();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
@@ -90,6 +94,8 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only for a person at a terminal, never into a journal or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
     match config.log_format {
         LogFormat::Json => builder.event_format(nova_guard::log::JsonLine).init(),

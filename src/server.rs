@@ -93,7 +93,7 @@ pub async fn serve(
         }
         None => (None, None),
     };
-    let reloader = tokio::spawn(reload_on_sighup(reload));
+    let reloader = tokio::spawn(crate::reload::run(reload));
     let guard = Guard::new(Arc::new(config.guard_settings()));
     let shared = Arc::new(h1::Shared {
         limits: h1::head::Limits {
@@ -149,6 +149,7 @@ pub async fn serve(
             })?;
     }
     drop(listener);
+    crate::systemd::ready();
     shutdown.await;
     let _ = drain_tx.send(true);
     // New connections are refused from the moment this is logged.
@@ -328,29 +329,6 @@ where
         h1::serve(tls, peer, server.shared.clone(), drain.clone()).await
     {
         h2::serve(h1::Rewind::new(read, io), peer, h2_service, limits, drain).await;
-    }
-}
-
-/// On SIGHUP, read the listener's certificate and key again. Handshakes from
-/// then on get the new certificate; open connections are not touched. A
-/// certificate that does not load leaves the current one in place.
-async fn reload_on_sighup(cert: Option<Arc<ReloadingCert>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install the SIGHUP handler; certificates will not be reloaded");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        match &cert {
-            None => tracing::info!("SIGHUP: no TLS certificate to reload"),
-            Some(cert) => match cert.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "TLS certificate reload failed; keeping the current one"
-                ),
-            },
-        }
     }
 }
 

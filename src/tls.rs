@@ -59,6 +59,16 @@ impl ReloadingCert {
         })
     }
 
+    /// The certificate chain's file, as configured.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The private key's file, as configured.
+    pub fn key_path(&self) -> &Path {
+        &self.key
+    }
+
     /// Read the files again; on any problem the current certificate stays.
     pub fn reload(&self) -> Result<(), String> {
         let fresh = load_certified_key(&self.cert, &self.key)?;

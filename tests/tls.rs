@@ -1,5 +1,6 @@
 //! TLS both ways, with certificates made by the test: the listener (and its
-//! certificate reloaded on SIGHUP without dropping connections), and
+//! certificate reloaded on SIGHUP and when its files change, without
+//! dropping connections), and
 //! `https://` upstreams with a CA bundle and a client certificate.
 
 mod common;
@@ -212,6 +213,121 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     // The connection opened before the reload is still served.
     assert_eq!(ask(&mut old, GET).await.0, 200);
     assert_eq!(up.count(), 3);
+}
+
+/// Write a Kubernetes Secret volume's layout: the files in a timestamped
+/// directory, `..data` pointing at it, and `tls.crt`/`tls.key` pointing
+/// through `..data`. A later call swaps `..data` atomically, as the kubelet
+/// does when the Secret changes.
+fn secret_volume(dir: &Dir, version: &str, cert: &str, key: &str) {
+    let data = dir.path(&format!("..{version}"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), cert).unwrap();
+    std::fs::write(data.join("tls.key"), key).unwrap();
+    let tmp = dir.path("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("..{version}"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.path("..data")).unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        if std::fs::symlink_metadata(dir.path(file)).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{file}"), dir.path(file)).unwrap();
+        }
+    }
+}
+
+fn count_events(guard: &Guard, message: &str) -> usize {
+    guard
+        .events()
+        .iter()
+        .filter(|e| e["message"] == message)
+        .count()
+}
+
+#[tokio::test]
+async fn a_secret_updated_by_a_symlink_swap_is_taken_without_a_signal() {
+    let dir = Dir::new("secret");
+    let ca = Ca::new("secret CA");
+    let (cert1, key1) = ca.leaf("first");
+    secret_volume(&dir, "2026_01", &cert1, &key1);
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_TLS_CERT", dir.path("tls.crt").to_str().unwrap()),
+            ("NOVA_GUARD_TLS_KEY", dir.path("tls.key").to_str().unwrap()),
+        ],
+    );
+    let mut old = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
+    assert_eq!(ask(&mut old, GET).await.0, 200);
+    let first = peer_cert_der(&old.stream);
+
+    let (cert2, key2) = ca.leaf("second");
+    secret_volume(&dir, "2026_02", &cert2, &key2);
+    assert!(guard
+        .wait_event("TLS certificate files changed; reloaded")
+        .await
+        .is_some());
+    let mut new = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
+    let second = peer_cert_der(&new.stream);
+    assert_ne!(second, first);
+    assert_eq!(ask(&mut new, GET).await.0, 200);
+    assert_eq!(ask(&mut old, GET).await.0, 200);
+
+    // A certificate with another certificate's key: refused, logged once,
+    // and the current pair kept.
+    let (cert3, _) = ca.leaf("third");
+    secret_volume(&dir, "2026_03", &cert3, &key2);
+    let refused = "TLS certificate files changed but do not load; keeping the current one";
+    assert!(guard.wait_event(refused).await.is_some());
+    tokio::time::sleep(nova_guard::reload::POLL * 2 + Duration::from_millis(500)).await;
+    assert_eq!(count_events(&guard, refused), 1);
+    let still = tls_connect(guard.addr, &ca).await.unwrap();
+    assert_eq!(peer_cert_der(&still), second);
+
+    // Put right: taken.
+    let (cert4, key4) = ca.leaf("fourth");
+    secret_volume(&dir, "2026_04", &cert4, &key4);
+    for _ in 0..100 {
+        if count_events(&guard, "TLS certificate files changed; reloaded") == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fourth = tls_connect(guard.addr, &ca).await.unwrap();
+    let fourth = peer_cert_der(&fourth);
+    assert_ne!(fourth, second);
+    assert_ne!(fourth, first);
+}
+
+#[tokio::test]
+async fn certificate_files_replaced_in_place_are_taken_without_a_signal() {
+    let dir = Dir::new("files");
+    let ca = Ca::new("files CA");
+    let (cert1, key1) = ca.leaf("first");
+    let cert = dir.write("cert.pem", &cert1);
+    let key = dir.write("key.pem", &key1);
+    let up = Upstream::start().await;
+    let guard = Guard::start(
+        &up.url(),
+        &[
+            ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
+            ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let first = peer_cert_der(&tls_connect(guard.addr, &ca).await.unwrap());
+    // As a renewal tool writes them: each file replaced by a rename.
+    let (cert2, key2) = ca.leaf("second");
+    dir.write("key.pem.new", &key2);
+    dir.write("cert.pem.new", &cert2);
+    std::fs::rename(dir.path("key.pem.new"), &key).unwrap();
+    std::fs::rename(dir.path("cert.pem.new"), &cert).unwrap();
+    assert!(guard
+        .wait_event("TLS certificate files changed; reloaded")
+        .await
+        .is_some());
+    let mut new = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
+    assert_ne!(peer_cert_der(&new.stream), first);
+    assert_eq!(ask(&mut new, GET).await.0, 200);
 }
 
 /// An HTTPS stand-in for Nova; with `client_ca`, it requires a client

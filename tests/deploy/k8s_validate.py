@@ -101,8 +101,11 @@ def smp(base, patch, key=None):
 
 
 def strip_directives(v):
+    # `$patch` directives go, and so do nulls: a null deletes a field, and
+    # where there is none there is nothing to delete.
     if isinstance(v, dict):
-        return {k: strip_directives(x) for k, x in v.items() if not k.startswith('$')}
+        return {k: strip_directives(x) for k, x in v.items()
+                if not k.startswith('$') and x is not None}
     if isinstance(v, list):
         return [strip_directives(x) for x in v]
     return v
@@ -224,6 +227,56 @@ def grace_check(name, deployment, container, env):
            None if pause + drain < period else 'they do not')
 
 
+def duration(value):
+    return int(value[:-2]) / 1000 if value.endswith('ms') else int(value[:-1]) * {
+        's': 1, 'm': 60, 'h': 3600}[value[-1]]
+
+
+def mebibytes(quantity):
+    units = {'Ki': 1 / 1024, 'Mi': 1, 'Gi': 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def memory_check(name, container, env):
+    """The memory limit covers NOVA_GUARD_MAX_CONNECTIONS at the worst case
+    docs/operations.md ("Sizing") gives: 30 MiB, plus per connection its
+    largest head and body and a 32 KiB read buffer of Nova's answer."""
+    conns = int(env.get('NOVA_GUARD_MAX_CONNECTIONS', '1024'))
+    per = (int(env.get('NOVA_GUARD_MAX_HEADER_BYTES', '65536'))
+           + int(env.get('NOVA_GUARD_MAX_BODY_BYTES', '114688')) + 32768) / 2**20
+    worst = 30 + conns * per
+    limit = mebibytes(container['resources']['limits']['memory'])
+    report('%s: memory limit %.0f MiB covers %d connections at the worst (%.0f MiB)'
+           % (name, limit, conns, worst), None if worst <= limit else 'it does not')
+
+
+def ordering_check(name, deployment, guard_container, env):
+    """nova-osapi's preStop waits for nova-guard to be gone: on nova-guard's
+    admin port, for longer than nova-guard's preStop and drain, and within
+    the grace period (rollout.py runs it)."""
+    spec = deployment['spec']['template']['spec']
+    period = spec.get('terminationGracePeriodSeconds', 30)
+    osapi = [x for x in spec['containers'] if x['name'] == 'nova-osapi'][0]
+    command = osapi.get('lifecycle', {}).get('preStop', {}).get('exec', {}).get('command', [])
+    pause = guard_container.get('lifecycle', {}).get('preStop', {}).get('sleep', {}).get(
+        'seconds', 0)
+    drain = duration(env.get('NOVA_GUARD_SHUTDOWN_GRACE', '30s'))
+    admin = env.get('NOVA_GUARD_ADMIN_LISTEN', '')
+    problems = []
+    if len(command) != 5 or command[:2] != ['python3', '-c']:
+        problems.append('not the waiting hook: %s' % command)
+    else:
+        if command[3] != '127.0.0.1:%s' % admin.rsplit(':', 1)[-1]:
+            problems.append('waits on %s, admin listener is %s' % (command[3], admin))
+        bound = float(command[4])
+        if not pause + drain < bound < period:
+            problems.append('wait bound %ss not between preStop %ss + drain %ss and the '
+                            'grace period %ss' % (bound, pause, drain, period))
+    report('%s: nova-osapi stops only after nova-guard (preStop waits on the admin port, '
+           'bounded within terminationGracePeriodSeconds %s)' % (name, period),
+           '; '.join(problems) or None)
+
+
 def kustomize_check(sidecar_dir, expected):
     """post-render.sh, run as Helm runs it, with kubectl's own kustomize."""
     if shutil.which('kubectl') is None:
@@ -285,6 +338,7 @@ def main():
     env = env_check('gateway', c)
     admin_port_check('gateway', c, env)
     grace_check('gateway', dep, c, env)
+    memory_check('gateway', c, env)
     res = c.get('resources', {})
     report('gateway: requests and limits set',
            None if {'cpu', 'memory'} <= set(res.get('requests', {}))
@@ -324,6 +378,12 @@ def main():
     env = env_check('sidecar patch', c)
     admin_port_check('sidecar patch', c, env)
     grace_check('sidecar patch', patched, c, env)
+    memory_check('sidecar patch', c, env)
+    ordering_check('sidecar patch', patched, c, env)
+    chart_hook = [x for x in base['spec']['template']['spec']['containers']
+                  if x['name'] == 'nova-osapi'][0]['lifecycle']['preStop']['exec']['command']
+    report('fixture: nova-osapi has the chart\'s preStop (/tmp/nova-api.sh stop)',
+           None if chart_hook == ['/tmp/nova-api.sh', 'stop'] else chart_hook)
     osapi = [x for x in patched['spec']['template']['spec']['containers']
              if x['name'] == 'nova-osapi'][0]
     listen_port = int(env['NOVA_GUARD_LISTEN'].rsplit(':', 1)[1])
@@ -348,6 +408,8 @@ def main():
     rendered = copy.deepcopy(base)
     spec = rendered['spec']['template']['spec']
     spec['containers'].extend(copy.deepcopy(extra))  # as the template's range does
+    spec['terminationGracePeriodSeconds'] = (
+        values['pod']['lifecycle']['termination_grace_period']['osapi']['timeout'])
     for x in spec['containers']:
         if x['name'] == 'nova-osapi':  # probes disabled by the values
             x.pop('livenessProbe', None)
@@ -364,6 +426,12 @@ def main():
            None if a == b else 'they differ')
     report('sidecar values: same uwsgi socket as the patch',
            None if values['conf'] == uwsgi['conf'] else values['conf'])
+    # ...with post-render.sh added for the rollout order (the chart has no
+    # value for nova-osapi's preStop).
+    both = smp(rendered, patch)
+    validate('sidecar values + post-render.sh patch', both)
+    pod_checks('sidecar values + patch', both)
+    ordering_check('sidecar values + patch', both, guard(both), env_of(guard(both)))
     probes = values['pod']['probes']['api-osapi']['default']
     report('sidecar values: the chart\'s nova-osapi probes are disabled',
            None if not probes['liveness']['enabled'] and not probes['readiness']['enabled']

@@ -2,12 +2,13 @@
 # Tests of the deployment examples (deploy/) and of the operator guide
 # (docs/operations.md):
 #
-#   tests/deploy/run.sh [systemd] [kubernetes] [container] [haproxy] [docs]
+#   tests/deploy/run.sh [systemd] [kubernetes] [rollout] [container] [haproxy] [dev] [docs]
 #
 # (all of them by default). Installs what it needs when it is missing:
 # Debian packages (systemd, haproxy, openssl; needs root) and a Python venv
-# with pinned packages in tests/deploy/.venv. The HAProxy end-to-end test runs
-# the real Nova of deploy/dev/ (its venv is set up by deploy/dev/setup-venv.sh).
+# with pinned packages in tests/deploy/.venv. The HAProxy end-to-end test, the
+# sidecar rollout and deploy/dev/run itself run the real Nova of deploy/dev/
+# (its venv is set up by deploy/dev/setup-venv.sh).
 # Everything listens on 127.0.0.1 only.
 #
 # Environment: NOVA_GUARD_BIN (a nova-guard binary to test instead of
@@ -17,7 +18,7 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 parts=("$@")
-[[ ${#parts[@]} == 0 ]] && parts=(systemd kubernetes container haproxy docs)
+[[ ${#parts[@]} == 0 ]] && parts=(systemd kubernetes rollout container haproxy dev docs)
 
 say() { printf '== deploy: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -86,6 +87,8 @@ for part in "${parts[@]}"; do
     kubernetes)
         ensure_venv
         run_part kubernetes "$venv/bin/python" "$here/k8s_validate.py" "$root" "$bin" ;;
+    rollout)
+        run_part rollout "$here/rollout.sh" "$root" "$bin" ;;
     container)
         ensure_venv
         need_deb readelf binutils
@@ -96,9 +99,12 @@ for part in "${parts[@]}"; do
         need_deb openssl openssl
         need_deb curl curl
         run_part haproxy "$here/haproxy.sh" "$root" "$bin" ;;
+    dev)
+        need_deb curl curl
+        run_part dev python3 "$here/dev_run.py" "$root" "$bin" ;;
     docs)
         run_part docs python3 "$here/docs_check.py" "$root" "$bin" ;;
-    *) die "unknown part $part (systemd kubernetes container haproxy docs)" ;;
+    *) die "unknown part $part (systemd kubernetes rollout container haproxy dev docs)" ;;
     esac
 done
 

@@ -45,10 +45,16 @@ for directive in DynamicUser=yes NoNewPrivileges=yes ProtectSystem=strict \
     AmbientCapabilities= RestrictSUIDSGID=yes MemoryDenyWriteExecute=yes \
     "SystemCallFilter=@system-service" "EnvironmentFile=/etc/nova-guard/nova-guard.env" \
     "ExecStart=/usr/local/bin/nova-guard" "ExecStartPre=/usr/local/bin/nova-guard --check-config" \
-    RestartPreventExitStatus=2 KillSignal=SIGTERM; do
+    RestartPreventExitStatus=2 KillSignal=SIGTERM Type=notify NotifyAccess=main \
+    'ExecReload=/bin/kill -HUP $MAINPID' Restart=on-failure; do
     if grep -qxF -- "$directive" "$unit"; then ok "systemd: unit has $directive"
     else fail "systemd: unit lacks $directive"; fi
 done
+
+# The watchdog: set, and long enough that a ping every half of it is no load.
+watchdog="$(sed -n 's/^WatchdogSec=\([0-9]*\)s$/\1/p' "$unit")"
+if [[ -n "$watchdog" && $watchdog -ge 2 ]]; then ok "systemd: WatchdogSec=${watchdog}s"
+else fail "systemd: WatchdogSec '$watchdog' (want whole seconds, at least 2)"; fi
 
 # TimeoutStopSec leaves the drain its grace period.
 grace="$(sed -n 's/^NOVA_GUARD_SHUTDOWN_GRACE=\([0-9]*\)s$/\1/p' "$envfile")"
