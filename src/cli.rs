@@ -94,16 +94,19 @@ pub fn help() -> String {
          It is configured by environment variables only:\n",
         env!("CARGO_PKG_VERSION")
     );
-    for (name, default, meaning) in VARIABLES {
-        let default = if default.is_empty() {
+    for var in VARIABLES {
+        let default = if var.default.is_empty() {
             "(empty)"
         } else {
-            default
+            var.default
         };
-        s.push_str(&format!("  {name:<38} default {default:<22} {meaning}\n"));
+        s.push_str(&format!(
+            "  {:<38} default {default:<22} {}\n",
+            var.name, var.meaning
+        ));
     }
     s.push_str(
-        "\nDurations are written 250ms, 10s, 2m or 1h.\n\
+        "\nDurations are written 250ms, 10s, 2m, 1h, or added up: 1m30s.\n\
          Exit codes: 0 stopped cleanly (SIGTERM/SIGINT) or --check-config found no problem,\n\
          \x20           1 runtime failure, 2 bad arguments or configuration (every problem listed).\n",
     );
@@ -142,18 +145,18 @@ pub fn check_config(lookup: impl Fn(&str) -> Option<String>, unknown: &[String])
             let mut stdout = format!("# {}: configuration is valid\n", version());
             let width = VARIABLES
                 .iter()
-                .map(|(name, default, _)| {
-                    let value = lookup(name).unwrap_or_else(|| (*default).to_owned());
-                    name.len() + 1 + shown(name, &value).len()
+                .map(|var| {
+                    let value = lookup(var.name).unwrap_or_else(|| var.default.to_owned());
+                    var.name.len() + 1 + shown(var.name, &value).len()
                 })
                 .max()
                 .unwrap_or(0);
-            for (name, default, _) in VARIABLES {
-                let (value, source) = match lookup(name) {
+            for var in VARIABLES {
+                let (value, source) = match lookup(var.name) {
                     Some(v) => (v, "environment"),
-                    None => ((*default).to_owned(), "default"),
+                    None => (var.default.to_owned(), "default"),
                 };
-                let line = format!("{name}={}", shown(name, &value));
+                let line = format!("{}={}", var.name, shown(var.name, &value));
                 stdout.push_str(&format!("{line:<width$}  # {source}\n"));
             }
             CheckReport {
@@ -230,18 +233,18 @@ mod tests {
     #[test]
     fn help_lists_every_variable_with_its_default_and_meaning() {
         let h = help();
-        for (name, default, meaning) in VARIABLES {
+        for var in VARIABLES {
             let line = h
                 .lines()
-                .find(|l| l.trim_start().starts_with(&format!("{name} ")))
-                .unwrap_or_else(|| panic!("{name} missing from --help"));
-            let default = if default.is_empty() {
+                .find(|l| l.trim_start().starts_with(&format!("{} ", var.name)))
+                .unwrap_or_else(|| panic!("{} missing from --help", var.name));
+            let default = if var.default.is_empty() {
                 "(empty)"
             } else {
-                default
+                var.default
             };
             assert!(line.contains(default), "{line}");
-            assert!(line.contains(meaning), "{line}");
+            assert!(line.contains(var.meaning), "{line}");
         }
         assert!(h.contains("--check-config"));
         assert!(h.contains("Exit codes"));
@@ -258,8 +261,12 @@ mod tests {
         );
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(r.stderr.is_empty());
-        for (name, _, _) in VARIABLES {
-            assert!(r.stdout.contains(&format!("\n{name}=")), "{name}");
+        for var in VARIABLES {
+            assert!(
+                r.stdout.contains(&format!("\n{}=", var.name)),
+                "{}",
+                var.name
+            );
         }
         let line = |n: &str| {
             r.stdout

@@ -22,7 +22,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::Service;
 
-use crate::config::Config;
 use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::exchange::UpstreamInfo;
 use crate::layer::idle_body::IdleBody;
@@ -68,15 +67,17 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    pub fn new(config: &Config) -> Result<Self, BoxError> {
+    pub fn new(upstream: &crate::upstream::Settings) -> Result<Self, BoxError> {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
+        connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
         connector.enforce_http(false);
-        let https = config.upstream.uri.scheme_str() == Some("https");
-        let tls_config = if https {
-            crate::tls::client_config(&config.upstream_tls)?
+        let tls_config = if let Some(tls) = &upstream.tls {
+            let mut tls = (**tls).clone();
+            // hyper-rustls sets the protocols it speaks itself.
+            tls.alpn_protocols.clear();
+            tls
         } else {
             // Never used: the upstream is plain HTTP.
             rustls::ClientConfig::builder_with_provider(crate::tls::provider())
@@ -90,19 +91,19 @@ where
             .enable_http1()
             .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
+            .pool_idle_timeout(upstream.idle_timeout)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             // hyper's read buffer otherwise grows to ~400 KiB per streaming
             // connection; 32 KiB keeps 256 streams under 32 MiB at about
             // nginx's CPU per MiB (BENCHMARKS.md).
             .http1_max_buf_size(32 * 1024)
             .build(connector);
-        let uri = &config.upstream.uri;
+        let uri = &upstream.uri;
         let settings = ForwardSettings {
             scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
             authority: uri.authority().cloned().ok_or("upstream URL has no host")?,
-            base_path: config.upstream.base_path.clone(),
-            timeout: config.upstream_timeout,
+            base_path: upstream.base_path.clone(),
+            timeout: upstream.timeout,
         };
         Ok(Forward {
             client,

@@ -14,7 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-use crate::config::Config;
+use ipnetwork::IpNetwork;
+
 use crate::error::BoxError;
 use crate::exchange::Peer;
 use crate::forward::Forward;
@@ -30,7 +31,9 @@ use crate::wire::{InFlight, InFlightGuard, Tracker, Watched, WireWatch};
 /// The whole request path of the hyper side, counting every exchange in
 /// `metrics`.
 pub fn build_service(
-    config: &Config,
+    upstream: &crate::upstream::Settings,
+    max_uri_bytes: usize,
+    trusted_proxies: Vec<IpNetwork>,
     guard: Guard,
     metrics: Arc<Metrics>,
 ) -> Result<
@@ -46,13 +49,10 @@ pub fn build_service(
         + 'static,
     BoxError,
 > {
-    let forward = Forward::new(config)?;
+    let forward = Forward::new(upstream)?;
     Ok(ServiceBuilder::new()
         .layer(RequestIdLayer)
-        .layer(AdmissionLayer::new(
-            config.max_uri_bytes,
-            config.trusted_proxies.clone(),
-        ))
+        .layer(AdmissionLayer::new(max_uri_bytes, trusted_proxies))
         .layer(AccessLogLayer::new(metrics))
         .layer(RescueLayer)
         .layer(ValidateLayer::new(guard))

@@ -45,14 +45,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
-    let listener = nova_guard::server::bind(config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listen = config.listener.listen;
+    let listener =
+        nova_guard::server::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(
         listen = %addr,
         upstream = %config.upstream.uri,
-        tls = config.tls.is_some(),
-        max_microversion = %config.max_microversion,
+        tls = config.listener.tls.is_some(),
+        max_microversion = %config.validation.max_microversion,
         "listening"
     );
     if let Some(interval) = nova_guard::systemd::watchdog_interval() {
@@ -90,14 +91,14 @@ async fn shutdown_signal() {
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::builder()
-        .parse(&config.log_filter)
+        .parse(&config.log.filter)
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colour codes only for a person at a terminal, never into a journal or a file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
-    match config.log_format {
+    match config.log.format {
         LogFormat::Json => builder.event_format(nova_guard::log::JsonLine).init(),
         LogFormat::Text => builder.init(),
     }

@@ -23,7 +23,7 @@ use crate::guard::Guard;
 use crate::h1::{self, Ending};
 use crate::h2;
 use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
-use crate::tls::{self, ReloadingCert};
+use crate::tls;
 use crate::upstream::Upstream;
 
 /// What every worker shares.
@@ -68,27 +68,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
     let metrics = Metrics::new();
-    let admin = match config.admin_listen {
+    let admin = match config.admin.listen {
         Some(addr) => {
             let admin = bind_admin(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
             tracing::info!(admin = %admin.local_addr()?, "admin listening");
             let readiness = Readiness {
-                upstream: upstream_host_port(&config.upstream.uri),
-                connect_timeout: config.upstream_connect_timeout,
+                upstream: config.upstream.host_port(),
+                connect_timeout: config.upstream.connect_timeout,
             };
             Some(tokio::spawn(serve_admin(admin, metrics.clone(), readiness)))
         }
         None => None,
     };
-    let (acceptor, reload) = match &config.tls {
-        Some((cert, key)) => {
-            let cert = Arc::new(ReloadingCert::load(cert, key)?);
+    // The certificate was loaded with the configuration.
+    let (acceptor, reload) = match &config.listener.tls {
+        Some(cert) => {
             let tls = tls::server_config(cert.clone())?;
             (
                 Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
-                Some(cert),
+                Some(cert.clone()),
             )
         }
         None => (None, None),
@@ -97,52 +97,60 @@ pub async fn serve(
     let guard = Guard::new(Arc::new(config.guard_settings()));
     let shared = Arc::new(h1::Shared {
         limits: h1::head::Limits {
-            max_head_bytes: config.max_header_bytes,
-            max_headers: config.max_headers,
-            max_uri_bytes: config.max_uri_bytes,
+            max_head_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+            max_uri_bytes: config.limits.max_uri_bytes,
         },
-        header_timeout: config.client_header_timeout,
-        body_timeout: config.client_body_timeout,
-        send_timeout: config.client_send_timeout,
-        upstream_timeout: config.upstream_timeout,
-        max_requests: config.max_requests_per_connection,
+        header_timeout: config.limits.header_timeout,
+        body_timeout: config.limits.body_timeout,
+        send_timeout: config.limits.send_timeout,
+        upstream_timeout: config.upstream.timeout,
+        max_requests: config.limits.max_requests_per_connection,
         guard: guard.clone(),
-        upstream: Upstream::new(config)?,
-        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        upstream: Upstream::new(&config.upstream)?,
+        trusted_proxies: Arc::new(config.listener.trusted_proxies.clone()),
         metrics: metrics.clone(),
     });
     let (drain_tx, drain) = watch::channel(false);
-    let count = workers(config.workers);
+    let count = workers(config.listener.workers);
     let server = Arc::new(Server {
         config: config.clone(),
         metrics: metrics.clone(),
         shared,
         guard,
         acceptor,
-        slots: Arc::new(Semaphore::new(config.max_connections)),
+        slots: Arc::new(Semaphore::new(config.listener.max_connections)),
         drain,
         running: AtomicUsize::new(count),
         stopped: Notify::new(),
         listening: AtomicUsize::new(count),
         closed: Notify::new(),
     });
-    for n in 0..count {
-        let listener = listener.try_clone()?;
+    // Everything that can fail is built before the workers start: a
+    // worker either serves or the process does not start.
+    let h2_service = h2::build_service(
+        &config.upstream,
+        config.limits.max_uri_bytes,
+        config.listener.trusted_proxies.clone(),
+        server.guard.clone(),
+        metrics.clone(),
+    )?;
+    let mut runtimes = Vec::with_capacity(count);
+    for _ in 0..count {
+        runtimes.push(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        );
+    }
+    for (n, runtime) in runtimes.into_iter().enumerate() {
+        let listener = tokio_listener(&listener)?;
         let server = server.clone();
+        let h2_service = h2_service.clone();
         std::thread::Builder::new()
             .name(format!("nova-guard-{n}"))
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(rt) => rt.block_on(worker(listener, server.clone())),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start a worker's runtime");
-                        drop(listener);
-                        server.stopped_listening();
-                    }
-                }
+                runtime.block_on(worker(listener, server.clone(), h2_service));
                 if server.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                     server.stopped.notify_one();
                 }
@@ -156,14 +164,14 @@ pub async fn serve(
     wait_until_zero(&server.listening, &server.closed).await;
     metrics.set_draining();
     tracing::info!(
-        grace_ms = config.shutdown_grace.as_millis() as u64,
+        grace_ms = config.listener.shutdown_grace.as_millis() as u64,
         "shutting down"
     );
     tokio::select! {
         () = wait_until_zero(&server.running, &server.stopped) => {
             tracing::info!("all connections closed");
         }
-        () = tokio::time::sleep(config.shutdown_grace) => {
+        () = tokio::time::sleep(config.listener.shutdown_grace) => {
             tracing::warn!("grace period over; closing the remaining connections");
         }
     }
@@ -193,8 +201,27 @@ async fn wait_until_zero(count: &AtomicUsize, notify: &Notify) {
     }
 }
 
+/// A worker's handle on the shared listening socket, registered with the
+/// worker's runtime when it first accepts.
+fn tokio_listener(listener: &std::net::TcpListener) -> std::io::Result<std::net::TcpListener> {
+    let own = listener.try_clone()?;
+    own.set_nonblocking(true)?;
+    Ok(own)
+}
+
 /// One worker: accept, serve, and on drain wait for its connections.
-async fn worker(listener: std::net::TcpListener, server: Arc<Server>) {
+async fn worker<S, RB>(listener: std::net::TcpListener, server: Arc<Server>, h2_service: S)
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<RB>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
+{
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -203,16 +230,6 @@ async fn worker(listener: std::net::TcpListener, server: Arc<Server>) {
             return;
         }
     };
-    let h2_service =
-        match h2::build_service(&server.config, server.guard.clone(), server.metrics.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "a worker cannot build its HTTP/2 service");
-                drop(listener);
-                server.stopped_listening();
-                return;
-            }
-        };
     let upstream = server.shared.upstream.clone();
     let sweeper = tokio::spawn(async move {
         let mut every = tokio::time::interval(upstream.sweep_interval());
@@ -247,14 +264,14 @@ async fn worker(listener: std::net::TcpListener, server: Arc<Server>) {
                     server.metrics.connection_refused();
                     tracing::warn!(
                         peer = %peer.remote,
-                        max_connections = server.config.max_connections,
+                        max_connections = server.config.listener.max_connections,
                         "connection limit reached; answering 503 and closing"
                     );
                     // Over TLS, a plain answer would be noise: close instead.
                     if !tls {
                         let shared = server.shared.clone();
                         // A silent client must not hold the socket either.
-                        let limit = server.config.client_header_timeout.saturating_mul(2);
+                        let limit = server.config.limits.header_timeout.saturating_mul(2);
                         connections.spawn(async move {
                             let _ = tokio::time::timeout(limit, h1::refuse_overloaded(stream, peer, shared)).await;
                         });
@@ -295,10 +312,10 @@ where
 {
     let config = &server.config;
     let limits = h2::Limits {
-        max_header_bytes: config.max_header_bytes,
-        max_headers: config.max_headers,
-        idle: config.client_header_timeout,
-        send: config.client_send_timeout,
+        max_header_bytes: config.limits.max_header_bytes,
+        max_headers: config.limits.max_headers,
+        idle: config.limits.header_timeout,
+        send: config.limits.send_timeout,
     };
     let drain = server.drain.clone();
     let Some(acceptor) = &server.acceptor else {
@@ -309,7 +326,7 @@ where
         }
         return;
     };
-    let handshake = tokio::time::timeout(config.client_header_timeout, acceptor.accept(stream));
+    let handshake = tokio::time::timeout(config.limits.header_timeout, acceptor.accept(stream));
     let tls = match handshake.await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -330,17 +347,4 @@ where
     {
         h2::serve(h1::Rewind::new(read, io), peer, h2_service, limits, drain).await;
     }
-}
-
-/// `host:port` of the upstream, the port defaulted by scheme.
-fn upstream_host_port(uri: &http::Uri) -> String {
-    let host = uri.host().unwrap_or_default();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
-    format!("{host}:{port}")
 }

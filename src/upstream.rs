@@ -18,11 +18,45 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::config::Config;
+use http::Uri;
+
 use crate::error::{BoxError, ErrorKind, ProxyError};
 
 /// Idle connections kept per worker, at most.
 const IDLE_PER_WORKER: usize = 256;
+
+/// Where Nova is and how it is reached: what the configuration says, for
+/// both clients of Nova (this codec's and hyper's for HTTP/2).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Scheme and authority only.
+    pub uri: Uri,
+    /// Nova's base path, without a trailing `/` (empty for none).
+    pub base_path: String,
+    pub connect_timeout: Duration,
+    /// Nova's response head must arrive within this, nor may its answer
+    /// pause longer.
+    pub timeout: Duration,
+    pub idle_timeout: Duration,
+    /// For an `https://` Nova: its roots and client certificate, loaded.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Settings {
+    pub fn is_https(&self) -> bool {
+        self.uri.scheme_str() == Some("https")
+    }
+
+    /// `host:port`, the port defaulted by the scheme.
+    pub fn host_port(&self) -> String {
+        let host = self.uri.host().unwrap_or_default();
+        let port = self
+            .uri
+            .port_u16()
+            .unwrap_or(if self.is_https() { 443 } else { 80 });
+        format!("{host}:{port}")
+    }
+}
 
 /// How to reach Nova.
 pub struct Upstream {
@@ -46,10 +80,10 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &Config) -> Result<Arc<Self>, BoxError> {
-        let uri = &config.upstream.uri;
+    pub fn new(settings: &Settings) -> Result<Arc<Self>, BoxError> {
+        let uri = &settings.uri;
         let host = uri.host().ok_or("upstream URL has no host")?;
-        let https = uri.scheme_str() == Some("https");
+        let https = settings.is_https();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         // A bracketed IPv6 literal connects and verifies without its brackets.
         let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -58,21 +92,21 @@ impl Upstream {
         } else {
             format!("{bare}:{port}")
         };
-        let tls = if https {
-            let mut tls = crate::tls::client_config(&config.upstream_tls)?;
-            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let name = ServerName::try_from(bare.to_owned())
-                .map_err(|e| format!("upstream host {bare:?}: {e}"))?;
-            Some((tokio_rustls::TlsConnector::from(Arc::new(tls)), name))
-        } else {
-            None
+        let tls = match &settings.tls {
+            Some(tls) => {
+                let name = ServerName::try_from(bare.to_owned())
+                    .map_err(|e| format!("upstream host {bare:?}: {e}"))?;
+                Some((tokio_rustls::TlsConnector::from(tls.clone()), name))
+            }
+            None if https => return Err("an https upstream without its TLS settings".into()),
+            None => None,
         };
         Ok(Arc::new(Upstream {
             address,
             tls,
-            base_path: config.upstream.base_path.clone(),
-            connect_timeout: config.upstream_connect_timeout,
-            idle_timeout: config.upstream_idle_timeout,
+            base_path: settings.base_path.clone(),
+            connect_timeout: settings.connect_timeout,
+            idle_timeout: settings.idle_timeout,
         }))
     }
 
