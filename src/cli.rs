@@ -9,7 +9,7 @@ use nova_guard::config::{mask_userinfo, Config, VARIABLES};
 /// Exit code for bad arguments or a bad configuration.
 pub const EXIT_CONFIG: u8 = 2;
 
-const USAGE: &str = "Usage: nova-guard [--help | --version | --check-config]";
+const USAGE: &str = "Usage: nova-guard [--help | --version | --check-config | --drain [WAIT]]";
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum Command {
     Help,
     Version,
     CheckConfig,
+    /// Ask the running instance (its admin listener) to drain, then wait.
+    Drain(std::time::Duration),
     /// Anything else: the message to print before exiting with [`EXIT_CONFIG`].
     Bad(String),
 }
@@ -33,6 +35,23 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Command {
         "--help" | "-h" => Command::Help,
         "--version" | "-V" => Command::Version,
         "--check-config" => Command::CheckConfig,
+        "--drain" => {
+            let wait = match args.get(1).map(|a| a.to_string_lossy().into_owned()) {
+                None => std::time::Duration::ZERO,
+                Some(w) => match nova_guard::config::parse_duration(&w) {
+                    Some(d) => d,
+                    None => {
+                        return Command::Bad(format!(
+                            "--drain waits a duration like 10s or 1m30s, not {w:?}\n{USAGE}\n"
+                        ))
+                    }
+                },
+            };
+            if args.len() > 2 {
+                return Command::Bad(format!("--drain takes one duration at most\n{USAGE}\n"));
+            }
+            return Command::Drain(wait);
+        }
         other => {
             return Command::Bad(format!(
                 "unknown argument {other:?}; it is configured by environment variables \
@@ -66,6 +85,7 @@ pub fn handle(args: impl IntoIterator<Item = OsString>) -> Option<ExitCode> {
             eprint!("{}", report.stderr);
             Some(ExitCode::from(report.code))
         }
+        Command::Drain(wait) => Some(drain(wait)),
         Command::Bad(message) => {
             eprint!("nova-guard: {message}");
             Some(ExitCode::from(EXIT_CONFIG))
@@ -74,6 +94,28 @@ pub fn handle(args: impl IntoIterator<Item = OsString>) -> Option<ExitCode> {
 }
 
 /// `nova-guard 0.1.0 (commit 1a2b3c4d5e6f)`; the commit is recorded by build.rs.
+/// `--drain`: the admin listener of the instance configured in this
+/// environment drains; exit 0 once it has and `wait` has passed.
+fn drain(wait: std::time::Duration) -> ExitCode {
+    let admin = std::env::var("NOVA_GUARD_ADMIN_LISTEN").unwrap_or_default();
+    let Ok(addr) = admin.trim().parse::<std::net::SocketAddr>() else {
+        eprintln!(
+            "nova-guard: --drain needs NOVA_GUARD_ADMIN_LISTEN (the admin listener), got {admin:?}"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    match nova_guard::admin::request_drain(addr, wait) {
+        Ok(said) => {
+            println!("nova-guard: {said}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nova-guard: --drain: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub fn version() -> String {
     format!(
         "nova-guard {} (commit {})",
@@ -90,7 +132,10 @@ pub fn help() -> String {
          \x20 --help, -h       this text\n\
          \x20 --version, -V    the version\n\
          \x20 --check-config   validate the environment, print the resolved configuration\n\
-         \x20                  (secrets masked) and exit\n\n\
+         \x20                  (secrets masked) and exit\n\
+         \x20 --drain [WAIT]   ask the running instance (NOVA_GUARD_ADMIN_LISTEN) to drain:\n\
+         \x20                  /readyz says no, connections are still served; then wait\n\
+         \x20                  WAIT (e.g. 10s) before exiting, as a preStop hook does\n\n\
          It is configured by environment variables only:\n",
         env!("CARGO_PKG_VERSION")
     );

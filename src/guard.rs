@@ -39,6 +39,15 @@ pub enum Enforcement {
     Report,
 }
 
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Enforce => "enforce",
+            Enforcement::Report => "report",
+        }
+    }
+}
+
 /// What guarding needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {

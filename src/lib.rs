@@ -8,6 +8,8 @@
 //! verdicts), with none of the I/O dependencies (the fuzz targets use that).
 
 #[cfg(feature = "proxy")]
+pub mod admin;
+#[cfg(feature = "proxy")]
 pub mod admit;
 #[cfg(feature = "proxy")]
 pub mod config;

@@ -50,15 +50,15 @@ async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
         nova_guard::server::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("NOVA_GUARD_COMMIT"),
+        mode = config.validation.enforcement.as_str(),
         listen = %addr,
         upstream = %config.upstream.uri,
         tls = config.listener.tls.is_some(),
         max_microversion = %config.validation.max_microversion,
         "listening"
     );
-    if let Some(interval) = nova_guard::systemd::watchdog_interval() {
-        tokio::spawn(nova_guard::systemd::watchdog(interval));
-    }
     nova_guard::server::serve(&config, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

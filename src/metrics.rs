@@ -1,235 +1,300 @@
-//! Counters, gauges and histograms of the proxy, rendered in the Prometheus
-//! text exposition format (version 0.0.4) by hand, and the admin listener
-//! that serves them with `/healthz` and `/readyz`.
+//! The proxy's metrics, kept with prometheus-client and rendered in the
+//! Prometheus text format (0.0.4): exchanges by operation, verdict and
+//! status; rejections and report-only verdicts by operation, field and rule;
+//! upstream errors by kind; durations by operation; connections; bytes;
+//! dropped header lines; readiness; the build, the mode, and the process
+//! itself (CPU, memory, open files, start time).
+//!
+//! Labels are the typed labels of [`crate::exchange`], as their `as_str`.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
-use crate::exchange::{Exchange, Verdict};
+use crate::exchange::{Exchange, Operation, Verdict};
 
 /// Upper bounds of the latency histograms' buckets, in seconds.
 const BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
 ];
 
-/// How recent an answer from Nova must be for `/readyz` not to check again.
-const READY_FRESH: Duration = Duration::from_secs(10);
+/// The content type of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    verdict: &'static str,
+    status: u16,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bucket, le) in self.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= le {
-                *bucket += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-
-    fn render(&self, out: &mut String, name: &str) {
-        for (bucket, le) in self.buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {bucket}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}", self.sum);
-        let _ = writeln!(out, "{name}_count {}", self.count);
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    operation: &'static str,
+    /// The schema field at fault, empty when the body as a whole is.
+    field: &'static str,
+    rule: &'static str,
 }
 
-#[derive(Debug, Default)]
-struct Tables {
-    /// (route class, verdict, status) → requests.
-    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
-    /// field (or rule, for rejections that name no field) → rejections.
-    rejections: BTreeMap<&'static str, u64>,
-    /// field (or rule) → requests report-only mode would have rejected.
-    reports: BTreeMap<&'static str, u64>,
-    /// error kind → upstream errors.
-    upstream_errors: BTreeMap<&'static str, u64>,
-    duration: Histogram,
-    upstream_duration: Histogram,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
-/// The proxy's metrics; shared by the layers, the server and the admin listener.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabels {
+    mode: &'static str,
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The proxy's metrics; shared by the transports, the layers and the admin
+/// listener.
+#[derive(Debug)]
 pub struct Metrics {
-    tables: Mutex<Tables>,
-    open_connections: AtomicI64,
-    refused_connections: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    dropped_headers: AtomicU64,
-    /// When Nova last answered anything (or was last found reachable).
-    upstream_seen: Mutex<Option<Instant>>,
-    /// Shutting down: no longer ready for new traffic.
-    draining: std::sync::atomic::AtomicBool,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<RuleLabels, Counter>,
+    reports: Family<RuleLabels, Counter>,
+    upstream_errors: Family<KindLabels, Counter>,
+    duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    upstream_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    open_connections: Gauge,
+    refused_connections: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    dropped_headers: Counter,
+    ready: Gauge,
+    draining: Gauge,
+    upstream_up: Gauge,
+}
+
+/// What the metrics say about the running build.
+#[derive(Debug, Clone, Copy)]
+pub struct Build {
+    pub version: &'static str,
+    pub commit: &'static str,
+    /// `enforce` or `report`.
+    pub mode: &'static str,
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
-        Arc::new(Metrics::default())
-    }
-
-    fn tables(&self) -> MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn new(build: Build) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            requests: Family::default(),
+            rejections: Family::default(),
+            reports: Family::default(),
+            upstream_errors: Family::default(),
+            duration: Family::new_with_constructor(histogram),
+            upstream_duration: Family::new_with_constructor(histogram),
+            open_connections: Gauge::default(),
+            refused_connections: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            dropped_headers: Counter::default(),
+            ready: Gauge::default(),
+            draining: Gauge::default(),
+            upstream_up: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "nova_guard_requests",
+            "Exchanges by operation, verdict and status sent",
+            m.requests.clone(),
+        );
+        registry.register(
+            "nova_guard_rejections",
+            "Requests answered by nova-guard, by operation, field and rule",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "nova_guard_reported",
+            "Requests report-only mode forwarded that enforce mode would have answered, by operation, field and rule",
+            m.reports.clone(),
+        );
+        registry.register(
+            "nova_guard_upstream_errors",
+            "Failed exchanges with Nova by kind",
+            m.upstream_errors.clone(),
+        );
+        registry.register_with_unit(
+            "nova_guard_request_duration",
+            "Time from request head to the end of the answer, by operation",
+            Unit::Seconds,
+            m.duration.clone(),
+        );
+        registry.register_with_unit(
+            "nova_guard_upstream_duration",
+            "Time from sending to Nova to its response head, by operation",
+            Unit::Seconds,
+            m.upstream_duration.clone(),
+        );
+        registry.register(
+            "nova_guard_open_connections",
+            "Client connections being served",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "nova_guard_refused_connections",
+            "Client connections refused at the connection limit",
+            m.refused_connections.clone(),
+        );
+        registry.register(
+            "nova_guard_body_bytes_received",
+            "Request body bytes received from clients",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "nova_guard_body_bytes_sent",
+            "Response body bytes sent to clients",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "nova_guard_dropped_headers",
+            "Request header lines dropped because their name has an underscore",
+            m.dropped_headers.clone(),
+        );
+        registry.register(
+            "nova_guard_ready",
+            "1 while /readyz says ready: Nova answers and nova-guard is not draining",
+            m.ready.clone(),
+        );
+        registry.register(
+            "nova_guard_draining",
+            "1 once nova-guard is draining (POST /drain or shutdown)",
+            m.draining.clone(),
+        );
+        registry.register(
+            "nova_guard_upstream_up",
+            "1 when the last readiness check of Nova got an answer",
+            m.upstream_up.clone(),
+        );
+        let build_info =
+            Family::<BuildLabels, ConstGauge>::new_with_constructor(|| ConstGauge::new(1));
+        let _ = build_info.get_or_create(&BuildLabels {
+            version: build.version,
+            commit: build.commit,
+        });
+        registry.register(
+            "nova_guard_build_info",
+            "The running build: 1, labelled with its version and commit",
+            build_info,
+        );
+        let mode = Family::<ModeLabels, Gauge>::default();
+        for name in ["enforce", "report"] {
+            mode.get_or_create(&ModeLabels { mode: name })
+                .set(i64::from(name == build.mode));
+        }
+        registry.register(
+            "nova_guard_mode",
+            "1 for the mode in force (NOVA_GUARD_MODE), 0 for the other",
+            mode,
+        );
+        registry.register_collector(Box::new(Process::new()));
+        // Every operation's series exists from the start, at zero: a rate
+        // over it is defined before the first request.
+        for op in Operation::ALL {
+            let labels = OperationLabels {
+                operation: op.as_str(),
+            };
+            let _ = m.duration.get_or_create(&labels);
+            let _ = m.upstream_duration.get_or_create(&labels);
+        }
+        Arc::new(Metrics { registry, ..m })
     }
 
     /// Count one finished exchange.
     pub fn observe(&self, x: &Exchange) {
         let v = &x.validation;
-        self.bytes_in.fetch_add(x.bytes_in, Ordering::Relaxed);
-        self.bytes_out.fetch_add(x.bytes_out, Ordering::Relaxed);
+        let operation = v.operation.as_str();
+        self.bytes_in.inc_by(x.bytes_in);
+        self.bytes_out.inc_by(x.bytes_out);
         if x.dropped_headers > 0 {
-            self.dropped_headers
-                .fetch_add(u64::from(x.dropped_headers), Ordering::Relaxed);
+            self.dropped_headers.inc_by(u64::from(x.dropped_headers));
         }
-        if x.upstream.status.is_some() {
-            self.upstream_answered();
-        }
-        let mut t = self.tables();
-        *t.requests
-            .entry((v.operation.as_str(), v.verdict.as_str(), x.status))
-            .or_default() += 1;
-        let what = match (v.field, v.rule) {
-            (Some(f), _) => f,
-            (None, Some(r)) => r.as_str(),
-            (None, None) => "other",
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation,
+                verdict: v.verdict.as_str(),
+                status: x.status,
+            })
+            .inc();
+        let rule = RuleLabels {
+            operation,
+            field: v.field.unwrap_or(""),
+            rule: v.rule.map_or("other", |r| r.as_str()),
         };
         match v.verdict {
-            Verdict::Rejected => *t.rejections.entry(what).or_default() += 1,
-            Verdict::Reported => *t.reports.entry(what).or_default() += 1,
+            Verdict::Rejected => {
+                self.rejections.get_or_create(&rule).inc();
+            }
+            Verdict::Reported => {
+                self.reports.get_or_create(&rule).inc();
+            }
             _ => {}
         }
         if let Some(kind) = x.upstream.error.filter(|k| k.is_upstream()) {
-            *t.upstream_errors.entry(kind.as_str()).or_default() += 1;
+            self.upstream_errors
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str(),
+                })
+                .inc();
         }
-        t.duration.observe(x.start.elapsed().as_secs_f64());
+        let labels = OperationLabels { operation };
+        self.duration
+            .get_or_create(&labels)
+            .observe(x.start.elapsed().as_secs_f64());
         if let Some(d) = x.upstream.duration {
-            t.upstream_duration.observe(d.as_secs_f64());
+            self.upstream_duration
+                .get_or_create(&labels)
+                .observe(d.as_secs_f64());
         }
-    }
-
-    /// The listener is closed and in-flight exchanges are draining.
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    /// Nova answered (any status).
-    pub fn upstream_answered(&self) {
-        *self.upstream_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-    }
-
-    fn upstream_recent(&self) -> bool {
-        self.upstream_seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|t| t.elapsed() < READY_FRESH)
     }
 
     /// A client connection is being served until the guard is dropped.
     pub fn connection_opened(self: &Arc<Self>) -> ConnectionGauge {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        self.open_connections.inc();
         ConnectionGauge(self.clone())
     }
 
     pub fn connection_refused(&self) {
-        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+        self.refused_connections.inc();
+    }
+
+    /// What `/readyz` says, for the gauges.
+    pub fn set_readiness(&self, ready: bool, draining: bool, upstream_up: bool) {
+        self.ready.set(i64::from(ready));
+        self.draining.set(i64::from(draining));
+        self.upstream_up.set(i64::from(upstream_up));
     }
 
     /// The Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let t = self.tables();
-        out.push_str(
-            "# HELP nova_guard_requests_total Exchanges by route class, verdict and status.\n\
-             # TYPE nova_guard_requests_total counter\n",
-        );
-        for ((route, verdict, status), n) in &t.requests {
-            let _ = writeln!(
-                out,
-                "nova_guard_requests_total{{route=\"{route}\",verdict=\"{verdict}\",status=\"{status}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP nova_guard_rejections_total Rejected requests by field (or rule).\n\
-             # TYPE nova_guard_rejections_total counter\n",
-        );
-        for (field, n) in &t.rejections {
-            let _ = writeln!(out, "nova_guard_rejections_total{{field=\"{field}\"}} {n}");
-        }
-        out.push_str(
-            "# HELP nova_guard_reported_total Requests report-only mode forwarded that enforce mode would reject, by field (or rule).\n\
-             # TYPE nova_guard_reported_total counter\n",
-        );
-        for (field, n) in &t.reports {
-            let _ = writeln!(out, "nova_guard_reported_total{{field=\"{field}\"}} {n}");
-        }
-        out.push_str(
-            "# HELP nova_guard_upstream_errors_total Failed exchanges with Nova by kind.\n\
-             # TYPE nova_guard_upstream_errors_total counter\n",
-        );
-        for (kind, n) in &t.upstream_errors {
-            let _ = writeln!(
-                out,
-                "nova_guard_upstream_errors_total{{kind=\"{kind}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP nova_guard_request_duration_seconds Time from request head to the end of the response.\n\
-             # TYPE nova_guard_request_duration_seconds histogram\n",
-        );
-        t.duration
-            .render(&mut out, "nova_guard_request_duration_seconds");
-        out.push_str(
-            "# HELP nova_guard_upstream_duration_seconds Time from sending to Nova to its response head.\n\
-             # TYPE nova_guard_upstream_duration_seconds histogram\n",
-        );
-        t.upstream_duration
-            .render(&mut out, "nova_guard_upstream_duration_seconds");
-        drop(t);
-        let _ = write!(
-            out,
-            "# HELP nova_guard_open_connections Client connections being served.\n\
-             # TYPE nova_guard_open_connections gauge\n\
-             nova_guard_open_connections {}\n\
-             # HELP nova_guard_refused_connections_total Client connections refused at the connection limit.\n\
-             # TYPE nova_guard_refused_connections_total counter\n\
-             nova_guard_refused_connections_total {}\n\
-             # HELP nova_guard_body_bytes_received_total Request body bytes received from clients.\n\
-             # TYPE nova_guard_body_bytes_received_total counter\n\
-             nova_guard_body_bytes_received_total {}\n\
-             # HELP nova_guard_body_bytes_sent_total Response body bytes sent to clients.\n\
-             # TYPE nova_guard_body_bytes_sent_total counter\n\
-             nova_guard_body_bytes_sent_total {}\n\
-             # HELP nova_guard_dropped_headers_total Request header lines dropped because their name has an underscore.\n\
-             # TYPE nova_guard_dropped_headers_total counter\n\
-             nova_guard_dropped_headers_total {}\n",
-            self.open_connections.load(Ordering::Relaxed),
-            self.refused_connections.load(Ordering::Relaxed),
-            self.bytes_in.load(Ordering::Relaxed),
-            self.bytes_out.load(Ordering::Relaxed),
-            self.dropped_headers.load(Ordering::Relaxed),
-        );
+        // Writing to a String cannot fail; an encoder error would be a bug
+        // in a metric's encoding, answered with what was written.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -239,122 +304,174 @@ pub struct ConnectionGauge(Arc<Metrics>);
 
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.open_connections.dec();
     }
 }
 
-/// What `/readyz` checks: Nova answered recently, or can be connected to now.
-#[derive(Debug, Clone)]
-pub struct Readiness {
-    pub upstream: String,
-    pub connect_timeout: Duration,
+/// The process's own resources, read from `/proc/self` at each scrape
+/// (Linux), under the names every Prometheus client library uses.
+#[derive(Debug)]
+struct Process {
+    start: f64,
 }
 
-/// Serve `/healthz`, `/readyz` and `/metrics` on `listener`, forever.
-pub async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>, readiness: Readiness) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let metrics = metrics.clone();
-        let readiness = readiness.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let metrics = metrics.clone();
-            let readiness = readiness.clone();
-            async move { Ok::<_, Infallible>(admin_answer(&req, &metrics, &readiness).await) }
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+/// Linux reports CPU time in clock ticks of USER_HZ, 100 a second on every
+/// architecture it runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Process {
+    fn new() -> Self {
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64();
+        Process { start }
     }
 }
 
-async fn admin_answer(
-    req: &Request<Incoming>,
-    metrics: &Metrics,
-    readiness: &Readiness,
-) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    }
-    match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => {
-            if metrics.draining.load(Ordering::Relaxed) {
-                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-            } else if metrics.upstream_recent() || upstream_reachable(readiness).await {
-                metrics.upstream_answered();
-                text(StatusCode::OK, "ready\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n")
-            }
+/// `Vm...:` of `/proc/self/status`, in bytes.
+fn status_bytes(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kib: u64 = line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// utime + stime of `/proc/self/stat`, in seconds.
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // State is field 3 of the whole line; utime and stime are 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+fn max_fds(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    let m = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(m)
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(cpu) = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .as_deref()
+            .and_then(cpu_seconds)
+        {
+            let counter: prometheus_client::metrics::counter::ConstCounter<f64> =
+                prometheus_client::metrics::counter::ConstCounter::new(cpu);
+            let m = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                counter.metric_type(),
+            )?;
+            counter.encode(m)?;
         }
-        "/metrics" => {
-            let mut r = text(StatusCode::OK, &metrics.render());
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
+        if let Some(rss) = status_bytes(&status, "VmRSS:") {
+            encode_gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                rss as f64,
+            )?;
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
-}
-
-async fn upstream_reachable(readiness: &Readiness) -> bool {
-    matches!(
-        tokio::time::timeout(
-            readiness.connect_timeout,
-            tokio::net::TcpStream::connect(readiness.upstream.as_str()),
+        if let Some(vsz) = status_bytes(&status, "VmSize:") {
+            encode_gauge(
+                &mut encoder,
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                vsz as f64,
+            )?;
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            // The directory's own handle is one of them while it is read.
+            let open = fds.count().saturating_sub(1);
+            encode_gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors",
+                open as f64,
+            )?;
+        }
+        if let Some(max) = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .as_deref()
+            .and_then(max_fds)
+        {
+            encode_gauge(
+                &mut encoder,
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                max as f64,
+            )?;
+        }
+        encode_gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            self.start,
         )
-        .await,
-        Ok(Ok(_))
-    )
+    }
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// Bind the admin listener.
-pub async fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// A value of a series in a rendering, for tests: `name{labels} value`.
+pub fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+    use crate::exchange::{Peer, Protocol, Rule, ValidationInfo};
+
+    fn metrics() -> Arc<Metrics> {
+        Metrics::new(Build {
+            version: "1.2.3",
+            commit: "abc",
+            mode: "enforce",
+        })
+    }
 
     #[test]
     fn text_format() {
-        use crate::error::ErrorKind;
-        use crate::exchange::{Peer, Protocol, Rule, ValidationInfo};
         let peer = Peer::new(
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
             false,
         );
-        let m = Metrics::new();
+        let m = metrics();
         let mut rejected = Exchange::new(peer, Protocol::Http11);
         rejected.validation = ValidationInfo {
-            operation: crate::exchange::Operation::Update,
+            operation: Operation::Update,
             field: Some("name"),
             ..ValidationInfo::rejected(Rule::Check("minLength"))
         };
         rejected.status = 400;
         rejected.bytes_in = 10;
         rejected.bytes_out = 20;
+        rejected.dropped_headers = 2;
         m.observe(&rejected);
         let mut failed = Exchange::new(peer, Protocol::Http11);
         failed.status = 502;
@@ -363,23 +480,78 @@ mod tests {
         failed.bytes_out = 5;
         m.observe(&failed);
         let _gauge = m.connection_opened();
+        m.set_readiness(true, false, true);
         let text = m.render();
-        for line in [
-            "nova_guard_requests_total{route=\"update\",verdict=\"rejected\",status=\"400\"} 1",
-            "nova_guard_requests_total{route=\"other\",verdict=\"passthrough\",status=\"502\"} 1",
-            "nova_guard_rejections_total{field=\"name\"} 1",
-            "nova_guard_upstream_errors_total{kind=\"upstream_connect\"} 1",
-            "nova_guard_request_duration_seconds_bucket{le=\"+Inf\"} 2",
-            "nova_guard_request_duration_seconds_count 2",
-            "nova_guard_upstream_duration_seconds_bucket{le=\"0.025\"} 1",
-            "nova_guard_open_connections 1",
-            "nova_guard_body_bytes_received_total 10",
-            "nova_guard_body_bytes_sent_total 25",
+        for (series, value) in [
+            (
+                r#"nova_guard_requests_total{operation="update",verdict="rejected",status="400"}"#,
+                1.0,
+            ),
+            (
+                r#"nova_guard_requests_total{operation="other",verdict="passthrough",status="502"}"#,
+                1.0,
+            ),
+            (
+                r#"nova_guard_rejections_total{operation="update",field="name",rule="minLength"}"#,
+                1.0,
+            ),
+            (
+                r#"nova_guard_upstream_errors_total{kind="upstream_connect"}"#,
+                1.0,
+            ),
+            (
+                r#"nova_guard_request_duration_seconds_bucket{operation="update",le="+Inf"}"#,
+                1.0,
+            ),
+            (
+                r#"nova_guard_request_duration_seconds_count{operation="other"}"#,
+                1.0,
+            ),
+            (
+                r#"nova_guard_upstream_duration_seconds_bucket{operation="other",le="0.025"}"#,
+                1.0,
+            ),
+            ("nova_guard_open_connections", 1.0),
+            ("nova_guard_body_bytes_received_total", 10.0),
+            ("nova_guard_body_bytes_sent_total", 25.0),
+            ("nova_guard_dropped_headers_total", 2.0),
+            ("nova_guard_ready", 1.0),
+            (
+                r#"nova_guard_build_info{version="1.2.3",commit="abc"}"#,
+                1.0,
+            ),
+            (r#"nova_guard_mode{mode="enforce"}"#, 1.0),
+            (r#"nova_guard_mode{mode="report"}"#, 0.0),
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "{line} missing from\n{text}"
+            assert_eq!(
+                series_value(&text, series),
+                Some(value),
+                "{series} in\n{text}"
             );
         }
+        for process in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                series_value(&text, process).is_some_and(|v| v >= 0.0),
+                "{process} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn proc_files_as_linux_writes_them() {
+        let stat = "1234 (nova guard) (x) S 1 1234 1234 0 -1 4194560 500 0 0 0 150 50 0 0 20 0 3 0 100 1000 500";
+        assert_eq!(cpu_seconds(stat), Some(2.0));
+        assert_eq!(
+            status_bytes("VmRSS:\t    5120 kB\n", "VmRSS:"),
+            Some(5 * 1024 * 1024)
+        );
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n";
+        assert_eq!(max_fds(limits), Some(1024));
     }
 }

@@ -8,21 +8,22 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::admin::{self, Readiness};
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::exchange::Peer;
 use crate::guard::Guard;
 use crate::h1::{self, Ending};
 use crate::h2;
-use crate::metrics::{bind_admin, serve_admin, Metrics, Readiness};
+use crate::metrics::{Build, Metrics};
 use crate::tls;
 use crate::upstream::Upstream;
 
@@ -41,6 +42,9 @@ struct Server {
     /// Workers still holding the listening socket.
     listening: AtomicUsize,
     closed: Notify,
+    /// When each worker last ran a task, in milliseconds since `born`.
+    heartbeats: Vec<AtomicU64>,
+    born: Instant,
 }
 
 /// Bind the listening socket.
@@ -67,18 +71,31 @@ pub async fn serve(
     listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
-    let metrics = Metrics::new();
-    let admin = match config.admin.listen {
+    let metrics = Metrics::new(Build {
+        version: env!("CARGO_PKG_VERSION"),
+        commit: env!("NOVA_GUARD_COMMIT"),
+        mode: config.validation.enforcement.as_str(),
+    });
+    let upstream = Upstream::new(&config.upstream)?;
+    let readiness = Readiness::new();
+    let check = config.admin.readiness;
+    // Readiness is for the admin listener to tell: without one, Nova is
+    // not checked.
+    let admin_server = match config.admin.listen {
         Some(addr) => {
-            let admin = bind_admin(addr)
+            admin::first_check(&upstream, check, &readiness, &metrics).await;
+            let checker = tokio::spawn(admin::watch_upstream(
+                upstream.clone(),
+                check,
+                readiness.clone(),
+                metrics.clone(),
+            ));
+            let listener = admin::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
-            tracing::info!(admin = %admin.local_addr()?, "admin listening");
-            let readiness = Readiness {
-                upstream: config.upstream.host_port(),
-                connect_timeout: config.upstream.connect_timeout,
-            };
-            Some(tokio::spawn(serve_admin(admin, metrics.clone(), readiness)))
+            tracing::info!(admin = %listener.local_addr()?, "admin listening");
+            let server = tokio::spawn(admin::serve(listener, metrics.clone(), readiness.clone()));
+            Some((server, checker))
         }
         None => None,
     };
@@ -107,7 +124,7 @@ pub async fn serve(
         upstream_timeout: config.upstream.timeout,
         max_requests: config.limits.max_requests_per_connection,
         guard: guard.clone(),
-        upstream: Upstream::new(&config.upstream)?,
+        upstream,
         trusted_proxies: Arc::new(config.listener.trusted_proxies.clone()),
         metrics: metrics.clone(),
     });
@@ -125,6 +142,8 @@ pub async fn serve(
         stopped: Notify::new(),
         listening: AtomicUsize::new(count),
         closed: Notify::new(),
+        heartbeats: (0..count).map(|_| AtomicU64::new(0)).collect(),
+        born: Instant::now(),
     });
     // Everything that can fail is built before the workers start: a
     // worker either serves or the process does not start.
@@ -150,7 +169,7 @@ pub async fn serve(
         std::thread::Builder::new()
             .name(format!("nova-guard-{n}"))
             .spawn(move || {
-                runtime.block_on(worker(listener, server.clone(), h2_service));
+                runtime.block_on(worker(n, listener, server.clone(), h2_service));
                 if server.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                     server.stopped.notify_one();
                 }
@@ -158,11 +177,17 @@ pub async fn serve(
     }
     drop(listener);
     crate::systemd::ready();
+    let watchdog = crate::systemd::watchdog_interval().map(|interval| {
+        let server = server.clone();
+        tokio::spawn(crate::systemd::watchdog(interval, move || {
+            server.workers_alive()
+        }))
+    });
     shutdown.await;
     let _ = drain_tx.send(true);
     // New connections are refused from the moment this is logged.
     wait_until_zero(&server.listening, &server.closed).await;
-    metrics.set_draining();
+    readiness.set_stopping(&metrics);
     tracing::info!(
         grace_ms = config.listener.shutdown_grace.as_millis() as u64,
         "shutting down"
@@ -175,14 +200,34 @@ pub async fn serve(
             tracing::warn!("grace period over; closing the remaining connections");
         }
     }
-    if let Some(admin) = admin {
-        admin.abort();
+    if let Some((server, checker)) = admin_server {
+        server.abort();
+        checker.abort();
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
     }
     reloader.abort();
     Ok(())
 }
 
+/// How often a worker shows it still runs its tasks.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+
 impl Server {
+    fn millis(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Every worker ran a task within the last few heartbeats.
+    fn workers_alive(&self) -> bool {
+        let now = self.millis();
+        let late = 4 * u64::try_from(HEARTBEAT.as_millis()).unwrap_or(u64::MAX);
+        self.heartbeats
+            .iter()
+            .all(|beat| now.saturating_sub(beat.load(Ordering::Relaxed)) < late)
+    }
+
     fn stopped_listening(&self) {
         if self.listening.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.closed.notify_one();
@@ -210,8 +255,12 @@ fn tokio_listener(listener: &std::net::TcpListener) -> std::io::Result<std::net:
 }
 
 /// One worker: accept, serve, and on drain wait for its connections.
-async fn worker<S, RB>(listener: std::net::TcpListener, server: Arc<Server>, h2_service: S)
-where
+async fn worker<S, RB>(
+    n: usize,
+    listener: std::net::TcpListener,
+    server: Arc<Server>,
+    h2_service: S,
+) where
     S: tower::Service<
             http::Request<hyper::body::Incoming>,
             Response = http::Response<RB>,
@@ -236,6 +285,16 @@ where
         loop {
             every.tick().await;
             upstream.sweep_idle();
+        }
+    });
+    let beating = server.clone();
+    let heart = tokio::spawn(async move {
+        let mut every = tokio::time::interval(HEARTBEAT);
+        loop {
+            every.tick().await;
+            if let Some(beat) = beating.heartbeats.get(n) {
+                beat.store(beating.millis(), Ordering::Relaxed);
+            }
         }
     });
     let local_addr = listener.local_addr().ok();
@@ -295,6 +354,7 @@ where
     server.stopped_listening();
     while connections.join_next().await.is_some() {}
     sweeper.abort();
+    heart.abort();
 }
 
 /// One client connection, plain or TLS, HTTP/1 or HTTP/2.

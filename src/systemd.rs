@@ -78,16 +78,15 @@ pub fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled().filter(|d| !d.is_zero())
 }
 
-/// Ping the watchdog at half its interval, for as long as the runtime runs.
-/// Each ping follows a round trip through the scheduler (a spawned task must
-/// run and answer), so a runtime whose workers are all stuck pings no more and
-/// systemd restarts the service. Spawn it on the runtime that serves.
-pub async fn watchdog(interval: Duration) {
+/// Ping the watchdog at half its interval, for as long as `alive` says the
+/// process serves (every worker answers), and only then: a process whose
+/// workers are stuck pings no more, and systemd restarts the service.
+pub async fn watchdog(interval: Duration, alive: impl Fn() -> bool) {
     let mut tick = tokio::time::interval(interval / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if tokio::spawn(async {}).await.is_ok() {
+        if alive() {
             tell(&[NotifyState::Watchdog]);
         }
     }

@@ -62,6 +62,9 @@ impl Settings {
 pub struct Upstream {
     /// `host:port`, as connected to.
     address: String,
+    /// Nova's authority as its URL gives it (the Host of nova-guard's own
+    /// requests to it).
+    authority: String,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     /// Nova's base path, put in front of every request target.
     pub base_path: String,
@@ -103,11 +106,17 @@ impl Upstream {
         };
         Ok(Arc::new(Upstream {
             address,
+            authority: uri.authority().map_or_else(String::new, |a| a.to_string()),
             tls,
             base_path: settings.base_path.clone(),
             connect_timeout: settings.connect_timeout,
             idle_timeout: settings.idle_timeout,
         }))
+    }
+
+    /// Nova's authority, as its URL gives it.
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 
     /// A connection to Nova: an idle one of this worker's, or a new one.

@@ -760,33 +760,45 @@ async fn health_readiness_and_metrics_that_move_as_requests_flow() {
     let m = send_get(admin, "/metrics").await.text();
     let count = |s: &str| metric(&m, s);
     assert_eq!(
-        count(r#"nova_guard_requests_total{route="update",verdict="forwarded",status="200"}"#),
+        count(r#"nova_guard_requests_total{operation="update",verdict="forwarded",status="200"}"#),
         1.0,
         "{m}"
     );
     assert_eq!(
-        count(r#"nova_guard_requests_total{route="update",verdict="rejected",status="400"}"#),
+        count(r#"nova_guard_requests_total{operation="update",verdict="rejected",status="400"}"#),
         1.0
     );
     assert_eq!(
-        count(r#"nova_guard_requests_total{route="other",verdict="rejected",status="400"}"#),
+        count(r#"nova_guard_requests_total{operation="other",verdict="rejected",status="400"}"#),
         1.0
     );
     assert_eq!(
-        count(r#"nova_guard_requests_total{route="other",verdict="passthrough",status="200"}"#),
+        count(r#"nova_guard_requests_total{operation="other",verdict="passthrough",status="200"}"#),
         2.0
     );
-    assert_eq!(count(r#"nova_guard_rejections_total{field="name"}"#), 1.0);
     assert_eq!(
-        count(r#"nova_guard_rejections_total{field="content_length_and_transfer_encoding"}"#),
+        count(r#"nova_guard_rejections_total{operation="update",field="name",rule="minLength"}"#),
         1.0
     );
     assert_eq!(
-        count(r#"nova_guard_request_duration_seconds_bucket{le="+Inf"}"#),
-        5.0
+        count(
+            r#"nova_guard_rejections_total{operation="other",field="",rule="content_length_and_transfer_encoding"}"#
+        ),
+        1.0
     );
-    assert_eq!(count("nova_guard_request_duration_seconds_count"), 5.0);
-    assert_eq!(count("nova_guard_upstream_duration_seconds_count"), 3.0);
+    // By operation: the two updates, the three others.
+    let all = |name: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        count(r#"nova_guard_request_duration_seconds_bucket{operation="update",le="+Inf"}"#),
+        2.0
+    );
+    assert_eq!(all("nova_guard_request_duration_seconds_count{"), 5.0);
+    assert_eq!(all("nova_guard_upstream_duration_seconds_count{"), 3.0);
     assert!(count("nova_guard_open_connections") >= 1.0);
     assert!(count("nova_guard_body_bytes_received_total") >= (valid.len() + bad.len()) as f64);
     assert!(count("nova_guard_body_bytes_sent_total") > 0.0);
@@ -817,7 +829,7 @@ async fn readiness_fails_and_upstream_errors_are_counted_when_nova_is_unreachabl
     assert_eq!(
         metric(
             &m,
-            r#"nova_guard_requests_total{route="other",verdict="passthrough",status="502"}"#
+            r#"nova_guard_requests_total{operation="other",verdict="passthrough",status="502"}"#
         ),
         1.0
     );

@@ -73,10 +73,11 @@ pub struct Validation {
     pub access_ip_policy: AccessIpPolicy,
 }
 
-/// The admin listener.
+/// The admin listener, and how readiness checks Nova.
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub listen: Option<SocketAddr>,
+    pub readiness: crate::admin::Check,
 }
 
 #[derive(Debug, Clone)]
@@ -139,13 +140,7 @@ impl Config {
         let limits = limits(&mut p);
         let upstream = upstream(&mut p);
         let validation = validation(&mut p);
-        let admin = p.get(&ADMIN_LISTEN, |s| {
-            if s.is_empty() {
-                Some(None)
-            } else {
-                s.parse::<SocketAddr>().ok().map(Some)
-            }
-        });
+        let admin = admin(&mut p);
         let log = log(&mut p);
         if !p.problems.is_empty() {
             return Err(ConfigError(p.problems));
@@ -164,7 +159,7 @@ impl Config {
                 limits,
                 upstream,
                 validation,
-                admin: Admin { listen: admin },
+                admin,
                 log,
             }),
             _ => Err(ConfigError(p.problems)),
@@ -311,6 +306,25 @@ fn validation(p: &mut Parser<'_>) -> Option<Validation> {
             ipv6_deny: ipv6_deny?,
             ipv6_allow: ipv6_allow?,
             mapped_as_v4: mapped_as_v4?,
+        },
+    })
+}
+
+fn admin(p: &mut Parser<'_>) -> Option<Admin> {
+    let listen = p.get(&ADMIN_LISTEN, |s| {
+        if s.is_empty() {
+            Some(None)
+        } else {
+            s.parse::<SocketAddr>().ok().map(Some)
+        }
+    });
+    let interval = p.get(&READINESS_INTERVAL, parse::duration);
+    let timeout = p.get(&READINESS_TIMEOUT, parse::duration);
+    Some(Admin {
+        listen: listen?,
+        readiness: crate::admin::Check {
+            interval: interval?,
+            timeout: timeout?,
         },
     })
 }

@@ -129,6 +129,12 @@ vars! {
     ADMIN_LISTEN = "NOVA_GUARD_ADMIN_LISTEN", "",
         "address of /healthz, /readyz, /metrics and /drain, e.g. 127.0.0.1:9775 (empty: off)",
         "empty, or an address like 127.0.0.1:9775";
+    READINESS_INTERVAL = "NOVA_GUARD_READINESS_INTERVAL", "2s",
+        "how often Nova is checked (GET /) for /readyz",
+        DURATION;
+    READINESS_TIMEOUT = "NOVA_GUARD_READINESS_TIMEOUT", "1s",
+        "a check of Nova not answered below 500 within this makes /readyz say no",
+        DURATION;
     LOG = "NOVA_GUARD_LOG", "info",
         "log filter (tracing EnvFilter syntax)",
         "a tracing filter such as info or nova_guard=debug";

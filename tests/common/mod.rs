@@ -37,7 +37,7 @@ pub struct Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    /// TCP connections accepted so far.
+    /// TCP connections that carried a client's request so far.
     pub connections: Arc<AtomicUsize>,
     /// The accept loop and every connection's task, for [`Upstream::stop`].
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
@@ -63,11 +63,17 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                connections2.fetch_add(1, Ordering::SeqCst);
                 let seen = seen2.clone();
+                // Counted once it carries a client's request (nova-guard's
+                // readiness checks come on connections of their own).
+                let counted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let connections = connections2.clone();
                 let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let seen = seen.clone();
+                        if !is_readiness_check(&req) && !counted.swap(true, Ordering::SeqCst) {
+                            connections.fetch_add(1, Ordering::SeqCst);
+                        }
                         async move { Ok::<_, Infallible>(upstream_answer(req, seen).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -148,6 +154,13 @@ impl Body for Zeros {
 
 type AnyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
+/// A readiness check of nova-guard's own, not a client's request.
+fn is_readiness_check(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get("user-agent")
+        .is_some_and(|v| v == "nova-guard-readiness")
+}
+
 async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<AnyBody> {
     let (parts, body) = req.into_parts();
     let uri = parts.uri.to_string();
@@ -163,12 +176,20 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
             }
         }
     }
-    seen.lock().unwrap().push(Seen {
-        method: parts.method.to_string(),
-        uri: uri.clone(),
-        headers: parts.headers.clone(),
-        body: Bytes::from(kept),
-    });
+    // nova-guard's own readiness checks are answered, not recorded: the
+    // tests count what clients sent through it.
+    if parts
+        .headers
+        .get("user-agent")
+        .is_none_or(|v| v != "nova-guard-readiness")
+    {
+        seen.lock().unwrap().push(Seen {
+            method: parts.method.to_string(),
+            uri: uri.clone(),
+            headers: parts.headers.clone(),
+            body: Bytes::from(kept),
+        });
+    }
     // `/slow/{ms}` (or `/slow/{ms}/anything`): answer after a delay.
     if let Some(ms) = number_after(&uri, "/slow/") {
         tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -92,8 +92,10 @@ report('every client-facing error message (%d)' % len(messages),
 # Metrics, when this build has them.
 metrics_rs = src('metrics.rs')
 if metrics_rs:
-    names = set(re.findall(r'\b(nova_guard_[a-z_]+)', metrics_rs))
-    names = {re.sub(r'_(bucket|sum|count)$', '', n) for n in names}
+    names = set(re.findall(r'"(nova_guard_[a-z_]+)"', metrics_rs))
+    counters = set(re.findall(r'"(nova_guard_[a-z_]+)",\s*"[^"]*",\s*m\.(?:requests|rejections|reports|upstream_errors|refused_connections|bytes_in|bytes_out|dropped_headers)\b', metrics_rs))
+    names = {n + '_total' if n in counters else n for n in names}
+    names = {n + '_seconds' if n.endswith('_duration') else n for n in names}
     report('every metric (%d)' % len(names), {n for n in names if not code(n)})
     report('admin paths', {p for p in ('/healthz', '/readyz', '/metrics') if code(p) is False})
 else:

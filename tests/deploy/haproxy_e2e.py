@@ -358,9 +358,11 @@ def main():
     counted = {}
     for i in range(3):
         for line in admin(i, '/metrics')[1].splitlines():
-            m = re.match(r'nova_guard_rejections_total\{field="(\w+)"\} (\d+)', line)
+            m = re.match(r'nova_guard_rejections_total\{operation="\w+",'
+                         r'field="(\w*)",rule="(\w+)"\} (\d+)', line)
             if m:
-                counted[m.group(1)] = counted.get(m.group(1), 0) + int(m.group(2))
+                what = m.group(1) or m.group(2)
+                counted[what] = counted.get(what, 0) + int(m.group(3))
     check('/metrics counts the three rejections by field or rule',
           counted == {'name': 1, 'serverEntity': 1, 'json': 1}, str(counted))
 
