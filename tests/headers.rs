@@ -285,3 +285,19 @@ fn an_upstream_url_with_a_password_is_refused_without_showing_it() {
     assert!(stderr.contains("without a user or password"), "{stderr}");
     assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"));
 }
+
+#[tokio::test]
+async fn connect_to_a_server_url_reaches_nova_as_received() {
+    let up = Upstream::start().await;
+    let guard = Guard::start(&up.url(), &[]);
+    let a = raw(
+        guard.addr,
+        format!("CONNECT {SERVER} HTTP/1.1\r\nHost: nova.example\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let seen = up.last();
+    assert_eq!(seen.method, "CONNECT");
+    assert_eq!(seen.uri, SERVER);
+}
