@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use nova_guard::config::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
+use nova_guard::config::Config;
 
 mod cli;
 
@@ -19,7 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_CONFIG);
         }
     };
-    init_logging(&config);
+    // Kept until the end: dropping it writes out the queued lines.
+    let log = init_logging(&config);
     for var in Config::unknown_variables() {
         tracing::warn!(variable = %var, "unknown NOVA_GUARD_ variable ignored");
     }
@@ -35,13 +35,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let code = match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "nova-guard stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    drop(log);
+    code
 }
 
 async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
@@ -89,17 +91,6 @@ async fn shutdown_signal() {
     });
 }
 
-fn init_logging(config: &Config) {
-    let filter = EnvFilter::builder()
-        .parse(&config.log.filter)
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colour codes only for a person at a terminal, never into a journal or a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(std::io::stdout);
-    match config.log.format {
-        LogFormat::Json => builder.event_format(nova_guard::log::JsonLine).init(),
-        LogFormat::Text => builder.init(),
-    }
+fn init_logging(config: &Config) -> nova_guard::log::Guard {
+    nova_guard::log::init(&config.log.filter, config.log.format)
 }

@@ -96,6 +96,8 @@ pub struct Build {
     pub commit: &'static str,
     /// `enforce` or `report`.
     pub mode: &'static str,
+    /// Log lines dropped so far because the log writer could not keep up.
+    pub log_lines_dropped: fn() -> u64,
 }
 
 impl Metrics {
@@ -212,6 +214,7 @@ impl Metrics {
             mode,
         );
         registry.register_collector(Box::new(Process::new()));
+        registry.register_collector(Box::new(LogDropped(build.log_lines_dropped)));
         // Every operation's series exists from the start, at zero: a rate
         // over it is defined before the first request.
         for op in Operation::ALL {
@@ -305,6 +308,23 @@ pub struct ConnectionGauge(Arc<Metrics>);
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
         self.0.open_connections.dec();
+    }
+}
+
+/// Log lines the writer dropped rather than stall proxying.
+#[derive(Debug)]
+struct LogDropped(fn() -> u64);
+
+impl Collector for LogDropped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let counter = prometheus_client::metrics::counter::ConstCounter::new((self.0)());
+        let m = encoder.encode_descriptor(
+            "nova_guard_log_lines_dropped",
+            "Log lines dropped because the log writer could not keep up",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(m)
     }
 }
 
@@ -451,6 +471,7 @@ mod tests {
             version: "1.2.3",
             commit: "abc",
             mode: "enforce",
+            log_lines_dropped: || 7,
         })
     }
 
@@ -515,6 +536,7 @@ mod tests {
             ("nova_guard_body_bytes_received_total", 10.0),
             ("nova_guard_body_bytes_sent_total", 25.0),
             ("nova_guard_dropped_headers_total", 2.0),
+            ("nova_guard_log_lines_dropped_total", 7.0),
             ("nova_guard_ready", 1.0),
             (
                 r#"nova_guard_build_info{version="1.2.3",commit="abc"}"#,

@@ -75,6 +75,7 @@ pub async fn serve(
         version: env!("CARGO_PKG_VERSION"),
         commit: env!("NOVA_GUARD_COMMIT"),
         mode: config.validation.enforcement.as_str(),
+        log_lines_dropped: crate::log::dropped_lines,
     });
     let upstream = Upstream::new(&config.upstream)?;
     let readiness = Readiness::new();

@@ -28,11 +28,7 @@ use crate::nova::{AccessIpPolicy, Microversion};
 use crate::tls::{self, ReloadingCert};
 use vars::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
+pub use crate::log::Format as LogFormat;
 
 /// Where clients connect, and who may be in front of them.
 #[derive(Debug, Clone)]

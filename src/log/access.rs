@@ -1,72 +1,238 @@
-//! The access event: one per exchange, written when its answer has been
+//! The access line: one per exchange, written when its answer has been
 //! handed over (or the client went away). It never holds a token, a query
 //! string or a body: only the path, the verdict, counts and ids.
+//!
+//! It is formatted from the [`Exchange`] straight into a per-thread buffer
+//! (JSON, or `field=value` text), in the order of [`FIELDS`], without a
+//! `tracing` event per exchange; the log filter is consulted once, at
+//! start-up (target `nova_guard::access`, level INFO).
 
-use crate::exchange::Exchange;
+use std::cell::RefCell;
+use std::fmt::Write as _;
+
+use super::json::{push_json_str, push_timestamp, push_u64, Escaped};
+use super::{write_line, Format, SINK};
+use crate::exchange::{Exchange, Protocol, Rule, ValidationInfo};
 use crate::metrics::Metrics;
 use crate::nova::Mode;
 
+/// The fields an access line may carry, in the order written, besides
+/// `timestamp`, `level`, `message` (`exchange`) and `target`
+/// (`nova_guard::access`). A field without a value is left out.
+pub const FIELDS: &[&str] = &[
+    "request_id",
+    "global_request_id",
+    "trace_id",
+    "peer",
+    "client",
+    "protocol",
+    "method",
+    "path",
+    "user_agent",
+    "mode",
+    "microversion",
+    "operation",
+    "verdict",
+    "would_status",
+    "would_rewrite_ipv6",
+    "status",
+    "field",
+    "rule",
+    "ipv6_rewritten",
+    "dropped_headers",
+    "upstream_status",
+    "upstream_request_id",
+    "upstream_ms",
+    "error",
+    "cause",
+    "bytes_in",
+    "bytes_out",
+    "complete",
+    "hung_up",
+    "duration_ms",
+];
+
 /// Log `x` and count it.
 pub fn finish(metrics: &Metrics, x: &Exchange) {
-    emit(x);
+    if let Some(sink) = SINK.get() {
+        if sink.access {
+            LINE.with(|line| match line.try_borrow_mut() {
+                Ok(mut line) => {
+                    line.clear();
+                    format_line(&mut line, x, sink.format);
+                    write_line(line.as_bytes());
+                }
+                Err(_) => {
+                    let mut line = String::new();
+                    format_line(&mut line, x, sink.format);
+                    write_line(line.as_bytes());
+                }
+            });
+        }
+    }
     metrics.observe(x);
 }
 
-fn emit(x: &Exchange) {
-    let v = &x.validation;
-    let u = &x.upstream;
-    let mode = v.api.map(|m| match m {
-        Mode::LegacyV2 => "v2",
-        Mode::V21 => "v2.1",
-    });
-    let guarded = v.api.is_some();
-    tracing::info!(
-        target: "nova_guard::access",
-        request_id = x.request_id.as_ref().map(|id| id.as_str()),
-        global_request_id = x.global_request_id.as_deref(),
-        trace_id = x.trace_id.as_deref(),
-        peer = display(x.peer.remote),
-        client = display(x.client),
-        protocol = x.protocol.as_str(),
-        method = x.method.as_ref().map(|m| m.as_str()),
-        path = x.path.as_deref(),
-        user_agent = x.user_agent.as_deref(),
-        mode,
-        microversion = v.microversion.map(display),
-        operation = guarded.then(|| v.operation.as_str()),
-        verdict = v.verdict.as_str(),
-        would_status = v.would_status,
-        would_rewrite_ipv6 = v.would_rewrite_ipv6,
-        status = x.status,
-        field = v.field,
-        rule = v.rule.map(|r| r.as_str()),
-        ipv6_rewritten = v.ipv6_rewritten,
-        dropped_headers = (x.dropped_headers > 0).then_some(x.dropped_headers),
-        upstream_status = u.status,
-        upstream_request_id = u.request_id.as_deref(),
-        upstream_ms = u.duration.map(|d| d.as_secs_f64() * 1000.0),
-        error = u.error.map(|e| e.as_str()),
-        cause = u.cause.as_deref(),
-        bytes_in = x.bytes_in,
-        bytes_out = x.bytes_out,
-        complete = x.complete,
-        hung_up = x.hung_up.map(|h| h.as_str()),
-        duration_ms = x.start.elapsed().as_secs_f64() * 1000.0,
-        "exchange"
-    );
+thread_local! {
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// A request hyper refused while reading its head, and answered itself
-/// before any layer saw it: 431 for a head over the byte or line limit, 400
-/// for one that is not HTTP. Logged and counted here, once, as an exchange
-/// with neither method nor path. Other connection errors (the client went
-/// away, a timeout) had no request to answer and are not exchanges.
+/// A field's value.
+enum Value<'a> {
+    Str(&'a str),
+    Display(&'a dyn std::fmt::Display),
+    U64(u64),
+    Bool(bool),
+    F64(f64),
+}
+
+/// Writes fields in one of the two formats.
+struct Line<'a> {
+    out: &'a mut String,
+    format: Format,
+}
+
+impl Line<'_> {
+    fn field(&mut self, name: &str, value: Value<'_>) {
+        let out = &mut *self.out;
+        match self.format {
+            Format::Json => {
+                out.push_str(",\"");
+                out.push_str(name);
+                out.push_str("\":");
+                match value {
+                    Value::Str(s) => push_json_str(out, s),
+                    Value::Display(d) => {
+                        out.push('"');
+                        let _ = write!(Escaped(out), "{d}");
+                        out.push('"');
+                    }
+                    Value::U64(n) => push_u64(out, n),
+                    Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                    Value::F64(f) if f.is_finite() => {
+                        let _ = write!(out, "{f:?}");
+                    }
+                    Value::F64(_) => out.push_str("null"),
+                }
+            }
+            Format::Text => {
+                out.push(' ');
+                out.push_str(name);
+                out.push('=');
+                match value {
+                    Value::Str(s) => {
+                        let _ = write!(out, "{s:?}");
+                    }
+                    Value::Display(d) => {
+                        let _ = write!(out, "{d}");
+                    }
+                    Value::U64(n) => push_u64(out, n),
+                    Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                    Value::F64(f) => {
+                        let _ = write!(out, "{f:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn opt_str(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.field(name, Value::Str(v));
+        }
+    }
+
+    fn opt_u64(&mut self, name: &str, value: Option<u64>) {
+        if let Some(v) = value {
+            self.field(name, Value::U64(v));
+        }
+    }
+}
+
+fn mode(v: &ValidationInfo) -> Option<&'static str> {
+    v.api.map(|m| match m {
+        Mode::LegacyV2 => "v2",
+        Mode::V21 => "v2.1",
+    })
+}
+
+/// One access line, with its end of line.
+pub fn format_line(out: &mut String, x: &Exchange, format: Format) {
+    match format {
+        Format::Json => {
+            out.push_str("{\"timestamp\":\"");
+            let _ = push_timestamp(out);
+            out.push_str("\",\"level\":\"INFO\",\"message\":\"exchange\"");
+        }
+        Format::Text => {
+            let _ = push_timestamp(out);
+            out.push_str("  INFO nova_guard::access: exchange");
+        }
+    }
+    let mut line = Line { out, format };
+    let v = &x.validation;
+    let u = &x.upstream;
+    line.opt_str("request_id", x.request_id.as_ref().map(|id| id.as_str()));
+    line.opt_str("global_request_id", x.global_request_id.as_deref());
+    line.opt_str("trace_id", x.trace_id.as_deref());
+    line.field("peer", Value::Display(&x.peer.remote));
+    line.field("client", Value::Display(&x.client));
+    line.field("protocol", Value::Str(x.protocol.as_str()));
+    line.opt_str("method", x.method.as_ref().map(|m| m.as_str()));
+    line.opt_str("path", x.path.as_deref());
+    line.opt_str("user_agent", x.user_agent.as_deref());
+    line.opt_str("mode", mode(v));
+    if let Some(mv) = &v.microversion {
+        line.field("microversion", Value::Display(mv));
+    }
+    // The operation of a request nova-guard routed (an action until its
+    // body says which).
+    if v.api.is_some() {
+        line.field("operation", Value::Str(v.operation.as_str()));
+    }
+    line.field("verdict", Value::Str(v.verdict.as_str()));
+    line.opt_u64("would_status", v.would_status.map(u64::from));
+    if let Some(w) = v.would_rewrite_ipv6 {
+        line.field("would_rewrite_ipv6", Value::Bool(w));
+    }
+    line.field("status", Value::U64(u64::from(x.status)));
+    line.opt_str("field", v.field);
+    line.opt_str("rule", v.rule.map(Rule::as_str));
+    line.field("ipv6_rewritten", Value::Bool(v.ipv6_rewritten));
+    if x.dropped_headers > 0 {
+        line.field("dropped_headers", Value::U64(u64::from(x.dropped_headers)));
+    }
+    line.opt_u64("upstream_status", u.status.map(u64::from));
+    line.opt_str("upstream_request_id", u.request_id.as_deref());
+    if let Some(d) = u.duration {
+        line.field("upstream_ms", Value::F64(d.as_secs_f64() * 1000.0));
+    }
+    line.opt_str("error", u.error.map(|e| e.as_str()));
+    line.opt_str("cause", u.cause.as_deref());
+    line.field("bytes_in", Value::U64(x.bytes_in));
+    line.field("bytes_out", Value::U64(x.bytes_out));
+    line.field("complete", Value::Bool(x.complete));
+    line.opt_str("hung_up", x.hung_up.map(|h| h.as_str()));
+    line.field(
+        "duration_ms",
+        Value::F64(x.start.elapsed().as_secs_f64() * 1000.0),
+    );
+    match format {
+        Format::Json => line.out.push_str(",\"target\":\"nova_guard::access\"}\n"),
+        Format::Text => line.out.push('\n'),
+    }
+}
+
+/// A request refused while its head was read, before there was a request
+/// to log: 431 for a head over the byte or line limit, 400 for one that is
+/// not HTTP. Logged and counted once, with neither method nor path. Other
+/// connection errors (the client went away, a timeout) had no request to
+/// answer and are not exchanges.
 pub fn refused_head(
     metrics: &Metrics,
     peer: crate::exchange::Peer,
     error: &(dyn std::error::Error + 'static),
 ) {
-    use crate::exchange::{Protocol, Rule, ValidationInfo};
     let Some((status, rule)) = crate::error::causes(error)
         .find_map(|c| {
             let e = c.downcast_ref::<hyper::Error>()?;
@@ -87,4 +253,97 @@ pub fn refused_head(
     x.validation = ValidationInfo::rejected(rule);
     x.complete = true;
     finish(metrics, &x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::exchange::{HungUp, Operation, Peer, RequestId, Verdict};
+    use crate::nova::Microversion;
+
+    /// An exchange with every field set.
+    fn full() -> Exchange {
+        let peer = Peer::new(
+            "[::ffff:192.0.2.1]:40000".parse().unwrap(),
+            "127.0.0.1:8775".parse().unwrap(),
+            false,
+        );
+        let mut x = Exchange::new(peer, Protocol::Http11);
+        x.request_id = Some(RequestId::new());
+        x.global_request_id = Some("req-11111111-2222-3333-4444-555555555555".into());
+        x.trace_id = Some("0af7651916cd43dd8448eb211c80319c".into());
+        x.method = Some(http::Method::PUT);
+        x.path = Some("/v2.1/servers/x\"y".into());
+        x.user_agent = Some("python-novaclient\n".into());
+        x.dropped_headers = 2;
+        x.validation = ValidationInfo {
+            verdict: Verdict::Reported,
+            operation: Operation::Update,
+            api: Some(Mode::V21),
+            microversion: Some(Microversion::new(2, 94)),
+            field: Some("name"),
+            rule: Some(Rule::Check("minLength")),
+            ipv6_rewritten: false,
+            would_status: Some(400),
+            would_rewrite_ipv6: Some(true),
+        };
+        x.status = 200;
+        x.upstream.status = Some(200);
+        x.upstream.request_id = Some("req-x".into());
+        x.upstream.duration = Some(std::time::Duration::from_micros(1500));
+        x.upstream.error = Some(ErrorKind::UpstreamProtocol);
+        x.upstream.cause = Some("upstream_protocol: reset".into());
+        x.bytes_in = 10;
+        x.bytes_out = 20;
+        x.complete = false;
+        x.hung_up = Some(HungUp::Client);
+        x
+    }
+
+    #[test]
+    fn every_field_in_order_as_json() {
+        let mut line = String::new();
+        format_line(&mut line, &full(), Format::Json);
+        assert!(line.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec!["timestamp", "level", "message"];
+        expected.extend_from_slice(FIELDS);
+        expected.push("target");
+        // serde_json's map is ordered by key: compare as sets, then check
+        // the written order on the text itself.
+        let mut sorted = expected.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        let mut at = 0;
+        for key in &expected {
+            let found = line[at..]
+                .find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} out of order in {line}"));
+            at += found;
+        }
+        assert_eq!(v["peer"], "192.0.2.1:40000");
+        assert_eq!(v["path"], "/v2.1/servers/x\"y");
+        assert_eq!(v["user_agent"], "python-novaclient\n");
+        assert_eq!(v["microversion"], "2.94");
+        assert_eq!(v["upstream_ms"], 1.5);
+        assert_eq!(v["target"], "nova_guard::access");
+    }
+
+    #[test]
+    fn text_lines_are_one_line() {
+        let mut line = String::new();
+        format_line(&mut line, &full(), Format::Text);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(
+            line.contains(" INFO nova_guard::access: exchange request_id=\"req-"),
+            "{line}"
+        );
+        assert!(line.contains(" status=200 "), "{line}");
+        assert!(
+            line.contains(" user_agent=\"python-novaclient\\n\""),
+            "{line}"
+        );
+    }
 }

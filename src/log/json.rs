@@ -52,10 +52,15 @@ where
     }
 }
 
+/// `now`, as every line of the log writes it.
+pub(crate) fn push_timestamp(line: &mut String) -> fmt::Result {
+    SystemTime.format_time(&mut Writer::new(line))
+}
+
 fn push_line(line: &mut String, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
     line.push_str("{\"timestamp\":\"");
-    SystemTime.format_time(&mut Writer::new(line))?;
+    push_timestamp(line)?;
     line.push_str("\",\"level\":\"");
     line.push_str(meta.level().as_str());
     line.push('"');
@@ -143,7 +148,7 @@ impl Visit for Fields<'_> {
 }
 
 /// Decimal digits without `core::fmt`.
-fn push_u64(out: &mut String, mut value: u64) {
+pub(crate) fn push_u64(out: &mut String, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -161,7 +166,7 @@ fn push_u64(out: &mut String, mut value: u64) {
 }
 
 /// A JSON string token.
-fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     // Writing to a String cannot fail.
     let _ = Escaped(out).write_str(s);
@@ -169,7 +174,7 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 /// Escapes what it is given as the inside of a JSON string.
-struct Escaped<'a>(&'a mut String);
+pub(crate) struct Escaped<'a>(pub(crate) &'a mut String);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
