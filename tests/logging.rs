@@ -90,8 +90,7 @@ async fn a_client_that_gives_up_is_logged_499_and_nova_s_request_cancelled() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let _ = s.set_linger(Some(Duration::ZERO));
-    drop(s);
+    common::reset(s);
     let e = &guard.wait_exchanges(1).await[0];
     assert_eq!(e["status"], 499, "{e}");
     assert_eq!(e["complete"], false);

@@ -752,12 +752,6 @@ async fn every_exchange_is_logged_once_whatever_nova_does() {
 }
 
 /// Drop a connection with a reset rather than a FIN.
-fn reset(stream: TcpStream) {
-    #[allow(deprecated)]
-    let _ = stream.set_linger(Some(Duration::ZERO));
-    drop(stream);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_exchange_is_logged_once_whatever_the_client_does() {
     let up = Upstream::start().await;
@@ -835,7 +829,7 @@ async fn every_exchange_is_logged_once_whatever_the_client_does() {
                     }
                 }
                 if rst {
-                    reset(s);
+                    common::reset(s);
                 } else {
                     drop(s);
                 }

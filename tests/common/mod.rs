@@ -742,3 +742,12 @@ pub fn headers_of(seen: &Seen) -> HashMap<String, Vec<String>> {
     }
     map
 }
+
+/// Close `stream` with a reset, as a client that is killed or gives up
+/// abruptly does.
+pub fn reset(stream: TcpStream) {
+    // A zero linger sends a reset at once; nothing waits on it.
+    #[allow(deprecated)]
+    let _ = stream.set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
