@@ -22,9 +22,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::Service;
 
+use crate::body::IdleBody;
 use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::exchange::UpstreamInfo;
-use crate::layer::idle_body::IdleBody;
 use crate::rescue::Fault;
 
 /// Hop-by-hop headers that are never forwarded (besides those `Connection` names).

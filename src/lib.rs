@@ -12,6 +12,8 @@ pub mod admin;
 #[cfg(feature = "proxy")]
 pub mod admit;
 #[cfg(feature = "proxy")]
+pub mod body;
+#[cfg(feature = "proxy")]
 pub mod config;
 #[cfg(feature = "proxy")]
 pub mod error;

@@ -4,7 +4,6 @@
 
 pub mod access_log;
 pub mod admission;
-pub mod idle_body;
 pub mod request_id;
 pub mod rescue;
 pub mod validate;

@@ -12,14 +12,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::{BodyExt, Either, Full};
 use tower::{Layer, Service, ServiceExt};
 
+use crate::body::{IdleBody, Resumed};
 use crate::error::{BoxError, ErrorKind, ProxyError};
 use crate::exchange::{Admission, ValidationInfo, Verdict};
 use crate::guard::{self, Guard, Guarded, Heads, Outcome, Plan};
-use crate::layer::idle_body::IdleBody;
 use crate::rescue::Fault;
 
 #[derive(Debug, Clone)]
@@ -246,10 +246,7 @@ where
         total = total.saturating_add(data.len());
         chunks.push_back(data);
         if total > limit {
-            return Err(ReadError::TooLarge(Resumed {
-                prefix: chunks,
-                inner: body,
-            }));
+            return Err(ReadError::TooLarge(Resumed::after(chunks, body)));
         }
     }
     Ok(match chunks.len() {
@@ -263,52 +260,6 @@ where
             Bytes::from(all)
         }
     })
-}
-
-/// A body of which some chunks were already read: those first, then the rest.
-pub struct Resumed<B> {
-    prefix: VecDeque<Bytes>,
-    inner: B,
-}
-
-impl<B> Resumed<B> {
-    /// Nothing read yet.
-    pub fn new(inner: B) -> Self {
-        Resumed {
-            prefix: VecDeque::new(),
-            inner,
-        }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for Resumed<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        if let Some(chunk) = self.prefix.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-        }
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.prefix.is_empty() && self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let read: u64 = self.prefix.iter().map(|c| c.len() as u64).sum();
-        let rest = self.inner.size_hint();
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower().saturating_add(read));
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper.saturating_add(read));
-        }
-        hint
-    }
 }
 
 /// A fault of the exchange with Nova, labelled with what validation decided.
