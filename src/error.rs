@@ -44,6 +44,23 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::UpstreamConnect,
+        ErrorKind::UpstreamTimeout,
+        ErrorKind::UpstreamProtocol,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::ClientBody,
+        ErrorKind::AmbiguousFraming,
+        ErrorKind::ClientBodyTimeout,
+        ErrorKind::UriTooLong,
+        ErrorKind::HeadTooLarge,
+        ErrorKind::MalformedHead,
+        ErrorKind::ConflictingHeader,
+        ErrorKind::DuplicateHost,
+        ErrorKind::Overloaded,
+        ErrorKind::ClientGone,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::UpstreamConnect => "upstream_connect",

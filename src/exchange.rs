@@ -232,6 +232,23 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// The rules of nova-guard's own (those of Nova's schemas and of the
+    /// access-IP policy are the validator's, [`Rule::Check`]).
+    pub fn proxy_rules() -> impl Iterator<Item = Rule> {
+        [
+            Rule::MaxBodyBytes,
+            Rule::ClientBody,
+            Rule::ClientBodyTimeout,
+            Rule::MaxUriBytes,
+            Rule::ConflictingHeader,
+            Rule::DuplicateHost,
+            Rule::HeadTooLarge,
+            Rule::MalformedHead,
+        ]
+        .into_iter()
+        .chain(crate::wire::Ambiguity::ALL.into_iter().map(Rule::Framing))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::Check(rule) => rule,

@@ -25,6 +25,17 @@ pub enum Ambiguity {
 }
 
 impl Ambiguity {
+    pub const ALL: [Ambiguity; 8] = [
+        Ambiguity::LengthAndChunked,
+        Ambiguity::TransferEncoding,
+        Ambiguity::DifferingLength,
+        Ambiguity::InvalidLength,
+        Ambiguity::BareLf,
+        Ambiguity::BadChunk,
+        Ambiguity::BadHead,
+        Ambiguity::Unfollowed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Ambiguity::LengthAndChunked => "content_length_and_transfer_encoding",
