@@ -11,6 +11,7 @@ pub mod policy;
 pub mod printable;
 pub mod pyrepr;
 pub mod route;
+pub mod unicode;
 
 pub use check::{
     check, check_request, is_rebuild_action, Operation, RejectKind, Rejection, Rewrite, Verdict,
