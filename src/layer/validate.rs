@@ -31,12 +31,15 @@ use crate::layer::request_id::RequestId;
 use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::{match_action, match_create, match_update};
 use crate::nova::{
-    check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Operation, Verdict,
+    check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Operation, Profile,
+    Verdict,
 };
 
 /// What the validation layer needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct ValidateSettings {
+    /// The Nova release and Python whose answers are matched.
+    pub profile: Profile,
     pub path_prefix: String,
     pub max_body_bytes: u64,
     pub max_microversion: Microversion,
@@ -194,7 +197,14 @@ where
                     return Ok(with_info(r.map(Either::Right), i));
                 }
             };
-            let verdict = check_request(op, mode, version, &bytes, &settings.access_ip_policy);
+            let verdict = check_request(
+                settings.profile,
+                op,
+                mode,
+                version,
+                &bytes,
+                &settings.access_ip_policy,
+            );
             // The operation the body turned out to be (an action may be another one).
             let mut i = info(VerdictKind::Forwarded);
             if op == Operation::Rebuild && verdict == Verdict::Defer && !is_rebuild_action(&bytes) {

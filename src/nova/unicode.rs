@@ -189,6 +189,16 @@ impl Iterator for Xor<'_> {
     }
 }
 
+/// The generator's length (code points) and FNV-1a 64 hash of `repr()` of
+/// Nova's description regex under Unicode `u`.
+#[cfg(test)]
+pub(crate) fn description_repr_vector(u: Unicode) -> (usize, u64) {
+    tables::EXPECTED
+        .iter()
+        .find(|e| e.0 == u.as_str())
+        .map_or((0, 0), |&(_, _, _, len, hash)| (len, hash))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
