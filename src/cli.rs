@@ -133,12 +133,18 @@ pub fn check_config(lookup: impl Fn(&str) -> Option<String>, unknown: &[String])
                 code: EXIT_CONFIG,
             }
         }
-        Ok(_) => {
+        Ok(config) => {
             let mut stdout = format!("# {}: configuration is valid\n", version());
+            // Defaults that follow the release are shown as resolved.
+            let default_of = |name: &str, default: &str| match name {
+                "NOVA_GUARD_NOVA_PYTHON" => config.profile.python.to_string(),
+                "NOVA_GUARD_MAX_MICROVERSION" => config.max_microversion.to_string(),
+                _ => default.to_owned(),
+            };
             let width = VARIABLES
                 .iter()
                 .map(|(name, default, _)| {
-                    let value = lookup(name).unwrap_or_else(|| (*default).to_owned());
+                    let value = lookup(name).unwrap_or_else(|| default_of(name, default));
                     name.len() + 1 + shown(name, &value).len()
                 })
                 .max()
@@ -146,7 +152,7 @@ pub fn check_config(lookup: impl Fn(&str) -> Option<String>, unknown: &[String])
             for (name, default, _) in VARIABLES {
                 let (value, source) = match lookup(name) {
                     Some(v) => (v, "environment"),
-                    None => ((*default).to_owned(), "default"),
+                    None => (default_of(name, default), "default"),
                 };
                 let line = format!("{name}={}", shown(name, &value));
                 stdout.push_str(&format!("{line:<width$}  # {source}\n"));
@@ -285,6 +291,24 @@ mod tests {
         assert!(line("NOVA_GUARD_UPSTREAM").ends_with("# environment"));
         assert!(line("NOVA_GUARD_LISTEN").ends_with("# default"));
         assert!(line("NOVA_GUARD_PATH_PREFIX").starts_with("NOVA_GUARD_PATH_PREFIX=\"\""));
+        // The release's defaults, resolved.
+        assert!(line("NOVA_GUARD_NOVA_RELEASE").starts_with("NOVA_GUARD_NOVA_RELEASE=2026.2 "));
+        assert!(line("NOVA_GUARD_NOVA_PYTHON").starts_with("NOVA_GUARD_NOVA_PYTHON=3.12 "));
+        assert!(line("NOVA_GUARD_NOVA_PYTHON").ends_with("# default"));
+        assert!(
+            line("NOVA_GUARD_MAX_MICROVERSION").starts_with("NOVA_GUARD_MAX_MICROVERSION=2.104 ")
+        );
+        let r = check_config(lookup(&[("NOVA_GUARD_NOVA_RELEASE", "2024.1")]), &[]);
+        assert!(
+            r.stdout.contains("\nNOVA_GUARD_NOVA_PYTHON=3.10 "),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains("\nNOVA_GUARD_MAX_MICROVERSION=2.96 "),
+            "{}",
+            r.stdout
+        );
     }
 
     #[test]

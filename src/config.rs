@@ -11,7 +11,7 @@ use http::Uri;
 use ipnetwork::IpNetwork;
 
 use crate::nova::policy::normalise;
-use crate::nova::{AccessIpPolicy, Microversion};
+use crate::nova::{AccessIpPolicy, Microversion, Profile, Python, Release};
 use crate::tls::{self, UpstreamTls};
 
 /// Whether verdicts are acted on or only reported (`NOVA_GUARD_MODE`).
@@ -43,6 +43,9 @@ pub struct Config {
     pub upstream: Upstream,
     pub path_prefix: String,
     pub max_body_bytes: u64,
+    /// The Nova release and Python whose answers are matched.
+    pub profile: Profile,
+    /// What `latest` means (the release's maximum unless overridden).
     pub max_microversion: Microversion,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -111,9 +114,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "largest update-server body validated; larger ones get 413",
     ),
     (
+        "NOVA_GUARD_NOVA_RELEASE",
+        "2026.2",
+        "the Nova release behind nova-guard: 2024.1, 2025.1, 2025.2, 2026.1 or 2026.2",
+    ),
+    (
+        "NOVA_GUARD_NOVA_PYTHON",
+        "",
+        "the Python running Nova, 3.10 to 3.13 (empty: the release's usual, 3.10 for 2024.1, else 3.12)",
+    ),
+    (
         "NOVA_GUARD_MAX_MICROVERSION",
-        "2.104",
-        "what `latest` means; versions above it are left to Nova",
+        "",
+        "what `latest` means; versions above it are left to Nova (empty: the release's maximum)",
     ),
     (
         "NOVA_GUARD_LOG",
@@ -287,13 +300,48 @@ impl Config {
             "a whole number of bytes, at least 1",
             |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
         );
+        let release = p.parse(
+            "NOVA_GUARD_NOVA_RELEASE",
+            &format!("one of {}", names(Release::ALL.map(Release::as_str))),
+            |s| s.parse::<Release>().ok(),
+        );
+        let python = p.parse(
+            "NOVA_GUARD_NOVA_PYTHON",
+            &format!("empty or one of {}", names(Python::ALL.map(Python::as_str))),
+            |s| match s {
+                "" => Some(None),
+                _ => s.parse::<Python>().ok().map(Some),
+            },
+        );
+        // A Python the release's Nova does not run on (Nova 34 needs 3.11).
+        let python = match (release, python) {
+            (Some(r), Some(py)) => {
+                let py = py.unwrap_or_else(|| r.default_python());
+                if !r.supports(py) {
+                    let supported: Vec<&str> = r.pythons().map(Python::as_str).collect();
+                    p.problems.push(ConfigProblem {
+                        var: "NOVA_GUARD_NOVA_PYTHON",
+                        value: py.to_string(),
+                        expected: format!(
+                            "empty or one of {} (what Nova {r} runs on)",
+                            names(supported)
+                        ),
+                    });
+                }
+                Some(py)
+            }
+            _ => None,
+        };
         let max_microversion = p.parse(
             "NOVA_GUARD_MAX_MICROVERSION",
-            "a microversion like 2.104, at least 2.1",
-            |s| {
-                s.parse::<Microversion>()
+            "empty or a microversion like 2.104, at least 2.1",
+            |s| match s {
+                "" => Some(None),
+                _ => s
+                    .parse::<Microversion>()
                     .ok()
                     .filter(|v| *v >= Microversion::MIN)
+                    .map(Some),
             },
         );
         let log_filter = p.parse(
@@ -382,12 +430,15 @@ impl Config {
         // Every value parsed (a failure would have been recorded above).
         let config = (|| {
             let (mode, access_ip_policy) = guard?;
+            let profile = Profile::new(release?, python?);
             Some(Config {
                 listen: listen?,
                 upstream: upstream?,
                 path_prefix: path_prefix?,
                 max_body_bytes: max_body_bytes?,
-                max_microversion: max_microversion?,
+                profile,
+                max_microversion: max_microversion?
+                    .unwrap_or_else(|| profile.release.max_microversion()),
                 log_filter: log_filter?,
                 log_format: log_format?,
                 client_header_timeout: client_header_timeout?,
@@ -587,6 +638,11 @@ impl Parser<'_> {
     }
 }
 
+/// `a, b, c` for an expected-value message.
+fn names<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items.into_iter().collect::<Vec<_>>().join(", ")
+}
+
 fn parse_upstream(s: &str) -> Option<Upstream> {
     let uri: Uri = s.parse().ok()?;
     let scheme = uri.scheme_str()?;
@@ -703,6 +759,7 @@ mod tests {
         assert_eq!(c.upstream.base_path, "");
         assert_eq!(c.max_body_bytes, 114_688);
         assert_eq!(c.max_microversion, Microversion::new(2, 104));
+        assert_eq!(c.profile, Profile::default());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.client_header_timeout, Duration::from_secs(10));
         assert_eq!(c.upstream_timeout, Duration::from_secs(120));
@@ -787,6 +844,59 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_millis(250));
         assert_eq!(c.upstream_connect_timeout, Duration::from_secs(120));
         assert_eq!(c.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn release_and_python() {
+        let c = config(&[("NOVA_GUARD_NOVA_RELEASE", "2024.1")]).unwrap();
+        assert_eq!(c.profile, Profile::new(Release::R2024_1, Python::Py3_10));
+        assert_eq!(c.max_microversion, Microversion::new(2, 96));
+        let c = config(&[
+            ("NOVA_GUARD_NOVA_RELEASE", "2025.2"),
+            ("NOVA_GUARD_NOVA_PYTHON", "3.13"),
+            ("NOVA_GUARD_MAX_MICROVERSION", "2.101"),
+        ])
+        .unwrap();
+        assert_eq!(c.profile, Profile::new(Release::R2025_2, Python::Py3_13));
+        assert_eq!(c.max_microversion, Microversion::new(2, 101));
+        let c = config(&[("NOVA_GUARD_NOVA_PYTHON", "3.11")]).unwrap();
+        assert_eq!(c.profile, Profile::new(Release::R2026_2, Python::Py3_11));
+
+        let e = config(&[
+            ("NOVA_GUARD_NOVA_RELEASE", "2023.1"),
+            ("NOVA_GUARD_MAX_MICROVERSION", "latest"),
+        ])
+        .unwrap_err();
+        let vars: Vec<&str> = e.0.iter().map(|p| p.var).collect();
+        assert_eq!(
+            vars,
+            ["NOVA_GUARD_NOVA_RELEASE", "NOVA_GUARD_MAX_MICROVERSION"]
+        );
+        assert_eq!(
+            e.0[0].expected,
+            "one of 2024.1, 2025.1, 2025.2, 2026.1, 2026.2"
+        );
+        let e = config(&[
+            ("NOVA_GUARD_NOVA_RELEASE", "2026"),
+            ("NOVA_GUARD_NOVA_PYTHON", "3.9"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        assert_eq!(e.0[1].expected, "empty or one of 3.10, 3.11, 3.12, 3.13");
+        // Nova 34 needs Python 3.11.
+        let e = config(&[("NOVA_GUARD_NOVA_PYTHON", "3.10")]).unwrap_err();
+        assert_eq!(
+            (e.0[0].var, e.0[0].expected.as_str()),
+            (
+                "NOVA_GUARD_NOVA_PYTHON",
+                "empty or one of 3.11, 3.12, 3.13 (what Nova 2026.2 runs on)"
+            )
+        );
+        assert!(config(&[
+            ("NOVA_GUARD_NOVA_RELEASE", "2026.1"),
+            ("NOVA_GUARD_NOVA_PYTHON", "3.10"),
+        ])
+        .is_ok());
     }
 
     #[test]

@@ -52,6 +52,8 @@ async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
         listen = %addr,
         upstream = %config.upstream.uri,
         tls = config.tls.is_some(),
+        nova_release = %config.profile.release,
+        nova_python = %config.profile.python,
         max_microversion = %config.max_microversion,
         "listening"
     );

@@ -57,7 +57,7 @@ pub fn build_service(
         .layer(AccessLogLayer::new(metrics, config.trusted_proxies.clone()))
         .layer(FramingLayer::new(config.max_uri_bytes))
         .layer(ValidateLayer::new(ValidateSettings {
-            profile: crate::nova::Profile::default(),
+            profile: config.profile,
             path_prefix: config.path_prefix.clone(),
             max_body_bytes: config.max_body_bytes,
             max_microversion: config.max_microversion,
