@@ -84,9 +84,9 @@ def sdist_path(version):
            '--no-binary', ':all:', 'unicodedata2==%s' % release, '-d', cache]
     # The interpreter running this, else the system's (a uv-made venv has
     # no pip).
-    for python in (sys.executable, 'python3'):
-        if subprocess.call([python] + cmd, stdout=sys.stderr) == 0:
-            break
+    import importlib.util
+    python = sys.executable if importlib.util.find_spec('pip') else 'python3'
+    subprocess.call([python] + cmd, stdout=sys.stderr)
     found = glob.glob(pattern)
     if not found:
         sys.exit('gen_unicode: could not fetch unicodedata2==%s into %s'
