@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nova_guard::nova::ipv6::{canonical, parse_ipv6};
-use nova_guard::nova::{check, Microversion, Mode, Verdict};
+use nova_guard::nova::{check, Microversion, Mode, Profile, Verdict};
 
 /// The body limit nova-guard applies by default (Nova's own).
 const LIMIT: usize = 114_688;
@@ -26,12 +26,15 @@ const TYPICAL_CANONICAL: &str = r#"{"server": {"name": "web-01", "accessIPv4": "
 const INVALID: &str = r#"{"server": {"name": "web-01", "accessIPv4": "192.0.2.300", "accessIPv6": "2001:0DB8:0000:0000:0000:0000:0000:0001", "description": "bench server"}}"#;
 
 fn accepted(body: &[u8], version: Microversion) -> bool {
-    matches!(check(Mode::V21, version, body), Verdict::Accept { .. })
+    matches!(
+        check(Profile::default(), Mode::V21, version, body),
+        Verdict::Accept { .. }
+    )
 }
 
 fn rewritten(body: &[u8], version: Microversion) -> bool {
     matches!(
-        check(Mode::V21, version, body),
+        check(Profile::default(), Mode::V21, version, body),
         Verdict::Accept { rewrite: Some(_) }
     )
 }
@@ -116,7 +119,14 @@ fn bench_check(c: &mut Criterion) {
     for (name, body, version) in &cases {
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(*name, |b| {
-            b.iter(|| check(Mode::V21, *version, black_box(body.as_bytes())))
+            b.iter(|| {
+                check(
+                    Profile::default(),
+                    Mode::V21,
+                    *version,
+                    black_box(body.as_bytes()),
+                )
+            })
         });
     }
     g.finish();
@@ -137,7 +147,14 @@ fn bench_near_limit(c: &mut Criterion) {
         assert_eq!(accepted(body.as_bytes(), V2_19), *valid, "{name}");
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(*name, |b| {
-            b.iter(|| check(Mode::V21, V2_19, black_box(body.as_bytes())))
+            b.iter(|| {
+                check(
+                    Profile::default(),
+                    Mode::V21,
+                    V2_19,
+                    black_box(body.as_bytes()),
+                )
+            })
         });
     }
     g.finish();
@@ -155,7 +172,14 @@ fn bench_linearity(c: &mut Criterion) {
         ] {
             g.throughput(Throughput::Bytes(body.len() as u64));
             g.bench_with_input(BenchmarkId::new(shape, size), &body, |b, body| {
-                b.iter(|| check(Mode::V21, V2_19, black_box(body.as_bytes())))
+                b.iter(|| {
+                    check(
+                        Profile::default(),
+                        Mode::V21,
+                        V2_19,
+                        black_box(body.as_bytes()),
+                    )
+                })
             });
         }
     }

@@ -186,12 +186,17 @@ pub fn check_config(lookup: impl Fn(&str) -> Option<String>, unknown: &[String])
                 code: EXIT_CONFIG,
             }
         }
-        Ok(_) => {
+        Ok(config) => {
             let mut stdout = format!("# {}: configuration is valid\n", version());
+            // A default that follows the release is shown as resolved.
+            let default_of = |var: &nova_guard::config::Var| match var.name {
+                "NOVA_GUARD_MAX_MICROVERSION" => config.validation.max_microversion.to_string(),
+                _ => var.default.to_owned(),
+            };
             let width = VARIABLES
                 .iter()
                 .map(|var| {
-                    let value = lookup(var.name).unwrap_or_else(|| var.default.to_owned());
+                    let value = lookup(var.name).unwrap_or_else(|| default_of(var));
                     var.name.len() + 1 + shown(var.name, &value).len()
                 })
                 .max()
@@ -199,7 +204,7 @@ pub fn check_config(lookup: impl Fn(&str) -> Option<String>, unknown: &[String])
             for var in VARIABLES {
                 let (value, source) = match lookup(var.name) {
                     Some(v) => (v, "environment"),
-                    None => (var.default.to_owned(), "default"),
+                    None => (default_of(var), "default"),
                 };
                 let line = format!("{}={}", var.name, shown(var.name, &value));
                 stdout.push_str(&format!("{line:<width$}  # {source}\n"));

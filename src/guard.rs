@@ -27,7 +27,9 @@ use http::{Method, StatusCode};
 use crate::exchange::{Operation, RequestId, Rule, ValidationInfo, Verdict};
 use crate::nova::microversion::{header_text, requested};
 use crate::nova::route::{match_action, match_create, match_update};
-use crate::nova::{self, check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode};
+use crate::nova::{
+    self, check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Profile,
+};
 use crate::rescue::{fault_answer, Answer, FaultContext};
 
 /// Whether verdicts are acted on or only reported (`NOVA_GUARD_MODE`).
@@ -51,6 +53,8 @@ impl Enforcement {
 /// What guarding needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The Nova release and Python whose answers are matched.
+    pub profile: Profile,
     pub path_prefix: String,
     pub max_body_bytes: u64,
     pub max_microversion: Microversion,
@@ -213,7 +217,14 @@ impl Outcome {
 pub fn judge(settings: &Settings, guarded: Guarded, body: Bytes, request_id: RequestId) -> Outcome {
     let Guarded { op, mode, version } = guarded;
     let report = settings.report();
-    let verdict = check_request(op, mode, version, &body, &settings.access_ip_policy);
+    let verdict = check_request(
+        settings.profile,
+        op,
+        mode,
+        version,
+        &body,
+        &settings.access_ip_policy,
+    );
     let mut info = guarded.info();
     if op == nova::Operation::Rebuild {
         // The operation the body turned out to be.
@@ -316,6 +327,7 @@ mod tests {
 
     fn settings(enforcement: Enforcement) -> Settings {
         Settings {
+            profile: Profile::default(),
             path_prefix: String::new(),
             max_body_bytes: 64,
             max_microversion: Microversion::new(2, 104),

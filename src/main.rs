@@ -58,6 +58,8 @@ async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
         listen = %addr,
         upstream = %config.upstream.uri,
         tls = config.listener.tls.is_some(),
+        nova_release = %config.validation.profile.release,
+        nova_python = %config.validation.profile.python,
         max_microversion = %config.validation.max_microversion,
         "listening"
     );

@@ -44,8 +44,21 @@ import time
 import traceback
 import warnings
 
+
+def _nova_major():
+    # Read without importing nova: importing it applies eventlet patching.
+    from importlib import metadata
+    try:
+        return int(metadata.version('nova').split('.')[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return 0
+
+
 # Native threading, as nova/wsgi/osapi_compute.py runs the API in production.
-os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'true')
+# Nova's functional-test fixtures support it from Nova 34 (2026.2) on; older
+# releases run their test environment, and this API, under eventlet.
+if _nova_major() >= 34:
+    os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'true')
 
 DEFAULT_PROJECT_ID = '6f70656e737461636b20342065766572'
 # No ',' or white space in the user or project: a token folded by a WSGI
@@ -69,6 +82,10 @@ def parse_args(argv):
                    help='[oslo_middleware] enable_proxy_headers_parsing = '
                    'True: Nova builds its links from Forwarded / '
                    'X-Forwarded-* headers')
+    p.add_argument('--python', metavar='X.Y',
+                   help='build Nova\'s printable class from the Unicode '
+                   'database of this Python (3.10 to 3.13) instead of the '
+                   'running one\'s (python_stand_in.py says what that covers)')
     p.add_argument('--log-level', default='WARNING',
                    help='log level of Nova\'s own logs, on stderr')
     args = p.parse_args(argv)
@@ -114,6 +131,14 @@ def main(argv=None):
     rc = 0
     try:
         log('starting Nova services (this takes a few seconds)')
+        unicode_seen = None
+        own_unicode = unicodedata_version()
+        if args.python:
+            if args.wsgi != 'cheroot':
+                raise RuntimeError('--python stands in for the Unicode '
+                                   'database in this process: cheroot only')
+            import python_stand_in
+            unicode_seen = python_stand_in.stand_in(args.python)
         if args.wsgi == 'uwsgi':
             # Nova's environment is built inside uWSGI's worker.
             import nova_uwsgi
@@ -123,17 +148,24 @@ def main(argv=None):
             server.wait_until_serving(stop)
         else:
             env = NovaEnvironment()
+            if args.python:
+                python_stand_in.check()
             env.start(proxy_headers=args.proxy_headers)
             # Undo the test-only warning filters (WarningsFixture and friends).
             warnings.filters[:] = warning_filters
             warnings.showwarning = showwarning
             configure_logging(args.log_level)
 
-            app = env.load_app()
+            app = drain_chunked_body(env.load_app())
             from cheroot import wsgi as cheroot_wsgi
             server = cheroot_wsgi.Server(
                 ('127.0.0.1', args.port), app, numthreads=args.threads,
                 server_name='127.0.0.1', timeout=60)
+            if _eventlet_patched():
+                # A green select() does not see a keep-alive connection
+                # handed back during it, so it would wait out the whole
+                # interval (0.5 s).
+                server.expiration_interval = 0.01
             server.prepare()
             port = server.bind_addr[1]
             serve_thread = threading.Thread(
@@ -159,6 +191,11 @@ def main(argv=None):
             'wsgi': args.wsgi,
             'proxy_headers': args.proxy_headers,
             'startup_seconds': round(time.monotonic() - started, 1),
+            'nova_version': _nova_version(),
+            # Nova's printable class: (Unicode version, how), and the
+            # interpreter's own version (its repr()).
+            'unicode': list(unicode_seen or (own_unicode, 'native'))
+            + [own_unicode],
         }
         print('NOVA_READY ' + json.dumps(ready, sort_keys=True), flush=True)
         # From here on, nothing more is written to stdout.
@@ -191,6 +228,49 @@ def main(argv=None):
             shutil.rmtree(tmp_root, ignore_errors=True)
             log('stopped')
     return rc
+
+
+def drain_chunked_body(app):
+    """Read what Nova left unread of a chunked request body.
+
+    When Nova answers before reading the body (406 for a version above its
+    maximum, 415), cheroot reads the rest of a Content-Length body before the
+    next request on the connection, but leaves a chunked one there, to be
+    read as the next request (a proxy's pooled connection then gets cheroot's
+    "Malformed Request-Line").
+    """
+    def wrapped(environ, start_response):
+        result = app(environ, start_response)
+        try:
+            yield from result
+        finally:
+            if hasattr(result, 'close'):
+                result.close()
+            if environ.get('HTTP_TRANSFER_ENCODING', '').lower() == 'chunked':
+                try:
+                    while environ['wsgi.input'].read(65536):
+                        pass
+                except (OSError, ValueError):
+                    pass
+    return wrapped
+
+
+def _eventlet_patched():
+    try:
+        from eventlet import patcher
+    except ImportError:
+        return False
+    return patcher.is_monkey_patched('socket')
+
+
+def _nova_version():
+    from importlib import metadata
+    return metadata.version('nova')
+
+
+def unicodedata_version():
+    import unicodedata
+    return unicodedata.unidata_version
 
 
 def configure_logging(level):
@@ -251,7 +331,8 @@ class NovaEnvironment:
         conf = nova.conf.CONF
 
         # Production values instead of the functional tests' ones.
-        case.flags(response_validation='warn', group='api')
+        if 'response_validation' in conf.api:   # Nova 30 and later
+            case.flags(response_validation='warn', group='api')
         conf.set_override('enforce_new_defaults', True, group='oslo_policy')
         nova.policy.reset()
         nova.policy.init()

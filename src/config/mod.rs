@@ -24,7 +24,7 @@ pub use parse::{duration as parse_duration, mask_userinfo};
 pub use vars::{Var, ALL as VARIABLES};
 
 pub use crate::guard::Enforcement;
-use crate::nova::{AccessIpPolicy, Microversion};
+use crate::nova::{AccessIpPolicy, Microversion, Profile, Python, Release};
 use crate::tls::{self, ReloadingCert};
 use vars::*;
 
@@ -62,6 +62,8 @@ pub use crate::upstream::Settings as Upstream;
 /// What is validated, and how.
 #[derive(Debug, Clone)]
 pub struct Validation {
+    /// The Nova release and Python whose answers are matched.
+    pub profile: Profile,
     pub path_prefix: String,
     pub max_body_bytes: u64,
     pub max_microversion: Microversion,
@@ -166,6 +168,7 @@ impl Config {
     pub fn guard_settings(&self) -> crate::guard::Settings {
         let v = &self.validation;
         crate::guard::Settings {
+            profile: v.profile,
             path_prefix: v.path_prefix.clone(),
             max_body_bytes: v.max_body_bytes,
             max_microversion: v.max_microversion,
@@ -276,10 +279,26 @@ fn validation(p: &mut Parser<'_>) -> Option<Validation> {
     let max_body_bytes = p.get(&MAX_BODY_BYTES, |s| {
         s.parse::<u64>().ok().filter(|n| *n >= 1)
     });
-    let max_microversion = p.get(&MAX_MICROVERSION, |s| {
-        s.parse::<Microversion>()
+    let release = p.get(&NOVA_RELEASE, |s| s.parse::<Release>().ok());
+    let python = p.get(&NOVA_PYTHON, |s| s.parse::<Python>().ok());
+    // A Python the release's Nova does not run on (Nova 34 needs 3.11).
+    if let (Some(r), Some(py)) = (release, python) {
+        if !r.supports(py) {
+            let supported: Vec<&str> = r.pythons().map(Python::as_str).collect();
+            p.fail(
+                &NOVA_PYTHON,
+                py.as_str(),
+                &format!("one of {} (what Nova {r} runs on)", supported.join(", ")),
+            );
+        }
+    }
+    let max_microversion = p.get(&MAX_MICROVERSION, |s| match s {
+        "" => Some(None),
+        _ => s
+            .parse::<Microversion>()
             .ok()
             .filter(|v| *v >= Microversion::MIN)
+            .map(Some),
     });
     let enforcement = p.get(&MODE, |s| match s {
         "enforce" => Some(Enforcement::Enforce),
@@ -291,10 +310,12 @@ fn validation(p: &mut Parser<'_>) -> Option<Validation> {
     let ipv6_deny = p.get(&ACCESS_IPV6_DENY, |s| parse::family_cidrs(s, false));
     let ipv6_allow = p.get(&ACCESS_IPV6_ALLOW, |s| parse::family_cidrs(s, false));
     let mapped_as_v4 = p.get(&ACCESS_IP_MAPPED_AS_V4, parse::boolean);
+    let profile = Profile::new(release?, python?);
     Some(Validation {
+        profile,
         path_prefix: path_prefix?,
         max_body_bytes: max_body_bytes?,
-        max_microversion: max_microversion?,
+        max_microversion: max_microversion?.unwrap_or_else(|| profile.release.max_microversion()),
         enforcement: enforcement?,
         access_ip_policy: AccessIpPolicy {
             ipv4_deny: ipv4_deny?,

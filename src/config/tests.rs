@@ -219,3 +219,65 @@ pub fn table_row(v: &Var) -> String {
     };
     format!("| `{}` | {default} | {} |", v.name, v.meaning)
 }
+
+#[test]
+fn release_and_python() {
+    let c = config(&[]).unwrap();
+    assert_eq!(
+        c.validation.profile,
+        Profile::new(Release::R2026_2, Python::Py3_11)
+    );
+    let c = config(&[("NOVA_GUARD_NOVA_RELEASE", "2024.1")]).unwrap();
+    assert_eq!(
+        c.validation.profile,
+        Profile::new(Release::R2024_1, Python::Py3_11)
+    );
+    assert_eq!(c.validation.max_microversion, Microversion::new(2, 96));
+    let c = config(&[
+        ("NOVA_GUARD_NOVA_RELEASE", "2025.2"),
+        ("NOVA_GUARD_NOVA_PYTHON", "3.13"),
+        ("NOVA_GUARD_MAX_MICROVERSION", "2.101"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.validation.profile,
+        Profile::new(Release::R2025_2, Python::Py3_13)
+    );
+    assert_eq!(c.validation.max_microversion, Microversion::new(2, 101));
+
+    let e = config(&[
+        ("NOVA_GUARD_NOVA_RELEASE", "2023.1"),
+        ("NOVA_GUARD_MAX_MICROVERSION", "latest"),
+    ])
+    .unwrap_err();
+    let vars: Vec<&str> = e.0.iter().map(|p| p.var).collect();
+    assert_eq!(
+        vars,
+        ["NOVA_GUARD_NOVA_RELEASE", "NOVA_GUARD_MAX_MICROVERSION"]
+    );
+    assert_eq!(
+        e.0[0].expected,
+        "one of 2024.1, 2025.1, 2025.2, 2026.1, 2026.2"
+    );
+    let e = config(&[
+        ("NOVA_GUARD_NOVA_RELEASE", "2026"),
+        ("NOVA_GUARD_NOVA_PYTHON", "3.9"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.0.len(), 2);
+    assert_eq!(e.0[1].expected, "one of 3.10, 3.11, 3.12, 3.13");
+    // Nova 34 needs Python 3.11.
+    let e = config(&[("NOVA_GUARD_NOVA_PYTHON", "3.10")]).unwrap_err();
+    assert_eq!(
+        (e.0[0].var, e.0[0].expected.as_str()),
+        (
+            "NOVA_GUARD_NOVA_PYTHON",
+            "one of 3.11, 3.12, 3.13 (what Nova 2026.2 runs on)"
+        )
+    );
+    assert!(config(&[
+        ("NOVA_GUARD_NOVA_RELEASE", "2026.1"),
+        ("NOVA_GUARD_NOVA_PYTHON", "3.10"),
+    ])
+    .is_ok());
+}

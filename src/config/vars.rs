@@ -104,9 +104,15 @@ vars! {
     MAX_BODY_BYTES = "NOVA_GUARD_MAX_BODY_BYTES", "114688",
         "largest update, create or server action body validated (Nova's own default); larger gets 413",
         "a whole number of bytes, at least 1";
-    MAX_MICROVERSION = "NOVA_GUARD_MAX_MICROVERSION", "2.104",
-        "what latest means; versions above it are left to Nova",
-        "a microversion like 2.104, at least 2.1";
+    NOVA_RELEASE = "NOVA_GUARD_NOVA_RELEASE", "2026.2",
+        "the Nova release behind nova-guard, whose schemas, messages and microversions are matched: 2024.1, 2025.1, 2025.2, 2026.1 or 2026.2",
+        "one of 2024.1, 2025.1, 2025.2, 2026.1, 2026.2";
+    NOVA_PYTHON = "NOVA_GUARD_NOVA_PYTHON", "3.11",
+        "the Python running Nova, whose Unicode database its character classes and messages follow: 3.10 to 3.13",
+        "one of 3.10, 3.11, 3.12, 3.13";
+    MAX_MICROVERSION = "NOVA_GUARD_MAX_MICROVERSION", "",
+        "what latest means; versions above it are left to Nova (empty: the release's maximum)",
+        "empty, or a microversion like 2.104, at least 2.1";
     MODE = "NOVA_GUARD_MODE", "enforce",
         "enforce, or report: every verdict logged, every request forwarded as received",
         "enforce or report";

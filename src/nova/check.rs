@@ -1,4 +1,6 @@
-//! The update-server body validator: (mode, microversion, bytes) → verdict.
+//! The update-server body validator: (profile, mode, microversion, bytes) →
+//! verdict, where the profile names the Nova release and the Python that
+//! runs it (see [`super::profile`]).
 //!
 //! Nova validates with `jsonschema`'s `validate()`, which raises the first
 //! error met while walking the schema in its dict order:
@@ -32,9 +34,9 @@ use std::ops::Range;
 use super::json::{self, Value};
 use super::policy::{AccessIpPolicy, Refusal};
 use super::pyrepr::{json_string, json_string_wtf8, repr_object, repr_str, str_value};
-use super::{ipv6, Microversion, Mode};
+use super::unicode::Unicode;
+use super::{ipv6, Microversion, Mode, Profile};
 
-mod description_regex;
 mod other;
 mod schema;
 
@@ -130,9 +132,10 @@ impl Operation {
     }
 }
 
-/// Validate a body for `op` as Nova does for `mode` and `version`, then
-/// judge its access IPs by `policy`.
+/// Validate a body for `op` as `profile`'s Nova does for `mode` and
+/// `version`, then judge its access IPs by `policy`.
 pub fn check_request(
+    profile: Profile,
     op: Operation,
     mode: Mode,
     version: Microversion,
@@ -140,23 +143,28 @@ pub fn check_request(
     policy: &AccessIpPolicy,
 ) -> Verdict {
     match op {
-        Operation::Update => check_update(mode, version, body, policy),
-        Operation::Create | Operation::Rebuild => check_entity(op, mode, version, body, policy),
+        Operation::Update => check_update(profile, mode, version, body, policy),
+        Operation::Create | Operation::Rebuild => {
+            check_entity(profile, op, mode, version, body, policy)
+        }
     }
 }
 
-/// Validate an update-server body as Nova does for `mode` and `version`.
-/// An empty `body` is what Nova sees when there is no Content-Length.
-pub fn check(mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
-    check_update(mode, version, body, &AccessIpPolicy::default())
+/// Validate an update-server body as `profile`'s Nova does for `mode` and
+/// `version`. An empty `body` is what Nova sees when there is no
+/// Content-Length.
+pub fn check(profile: Profile, mode: Mode, version: Microversion, body: &[u8]) -> Verdict {
+    check_update(profile, mode, version, body, &AccessIpPolicy::default())
 }
 
 fn check_update(
+    p: Profile,
     mode: Mode,
     version: Microversion,
     body: &[u8],
     policy: &AccessIpPolicy,
 ) -> Verdict {
+    let u = p.unicode();
     // Nova does not parse an empty body: it validates `None`.
     if body.is_empty() {
         return reject_no_server(None);
@@ -177,7 +185,7 @@ fn check_update(
         Some(Value::Object(server)) => server,
         Some(_) => return reject_no_server(Some("server")),
     };
-    let schema = schema::select(mode, version);
+    let schema = schema::select(p.release, mode, version);
 
     // Nova drops unknown keys in legacy v2 (or keeps them all when no key
     // is known); nova-guard refuses the later microversions' fields there.
@@ -212,7 +220,7 @@ fn check_update(
         let Some(value) = value else {
             continue;
         };
-        match field_verdict(name, field, value) {
+        match field_verdict(p, name, field, value) {
             Ok(None) => {}
             Ok(Some(addr)) => access_ipv6 = Some((addr, value)),
             Err(verdict) => return verdict,
@@ -233,9 +241,9 @@ fn check_update(
             .into_iter()
             .filter(|k| refused(k))
             .collect();
-        let message = additional_properties(&keys);
+        let message = additional_properties(&keys, u);
         return reject(
-            field_message("server", |out| repr_object(server, out), &message),
+            field_message("server", |out| repr_object(server, u, out), &message),
             Some("server"),
             "additionalProperties",
         );
@@ -248,11 +256,11 @@ fn check_update(
             .into_iter()
             .filter(|k| k.as_bytes() != b"server")
             .collect();
-        let message = additional_properties(&keys);
+        let message = additional_properties(&keys, u);
         return reject(json_string_wtf8(&message), None, "additionalProperties");
     }
 
-    if let Some(refused) = policy_verdict(server, policy) {
+    if let Some(refused) = policy_verdict(server, policy, u) {
         return refused;
     }
     Verdict::Accept {
@@ -264,11 +272,12 @@ fn check_update(
 /// rebuild share): `Ok` with the address of a valid `accessIPv6`, or the
 /// rejection Nova answers with for its first error.
 fn field_verdict(
+    p: Profile,
     name: &'static str,
     field: Field,
     value: &Value<'_>,
 ) -> Result<Option<std::net::Ipv6Addr>, Verdict> {
-    match field.check(value) {
+    match field.check(value, p) {
         Ok(addr) => Ok(addr),
         Err(FieldError::InvalidName(reason)) => {
             let message =
@@ -276,7 +285,7 @@ fn field_verdict(
             Err(reject(json_string(&message), Some(name), "format"))
         }
         Err(FieldError::Keyword { rule, message }) => Err(reject(
-            field_message(name, |out| str_value(value, out), &message),
+            field_message(name, |out| str_value(value, p.unicode(), out), &message),
             Some(name),
             rule,
         )),
@@ -286,7 +295,11 @@ fn field_verdict(
 /// The access-IP policy, judged on the addresses of `entity`'s
 /// `accessIPv4` then `accessIPv6` that pass Nova's own format checks (an
 /// address that fails them is Nova's to refuse).
-fn policy_verdict(entity: &json::Object<'_>, policy: &AccessIpPolicy) -> Option<Verdict> {
+fn policy_verdict(
+    entity: &json::Object<'_>,
+    policy: &AccessIpPolicy,
+    u: Unicode,
+) -> Option<Verdict> {
     if policy.is_empty() {
         return None;
     }
@@ -302,6 +315,7 @@ fn policy_verdict(entity: &json::Object<'_>, policy: &AccessIpPolicy) -> Option<
                     value,
                     &addr.to_string(),
                     refusal,
+                    u,
                 ));
             }
         }
@@ -310,7 +324,7 @@ fn policy_verdict(entity: &json::Object<'_>, policy: &AccessIpPolicy) -> Option<
         if let Some(addr) = ipv6::parse_ipv6(t) {
             if let Err(refusal) = policy.judge_v6(addr) {
                 let canonical = ipv6::canonical(addr);
-                return Some(policy_reject("accessIPv6", value, &canonical, refusal));
+                return Some(policy_reject("accessIPv6", value, &canonical, refusal, u));
             }
         }
     }
@@ -325,18 +339,19 @@ fn policy_reject(
     value: &Value<'_>,
     canonical: &str,
     refusal: Refusal,
+    u: Unicode,
 ) -> Verdict {
     let mut message = Vec::new();
-    repr_str(canonical.as_bytes(), &mut message);
+    repr_str(canonical.as_bytes(), u, &mut message);
     match refusal {
         Refusal::Denied(net) => {
             message.extend_from_slice(b" is in a denied network ");
-            repr_str(net.to_string().as_bytes(), &mut message);
+            repr_str(net.to_string().as_bytes(), u, &mut message);
         }
         Refusal::NotAllowed => message.extend_from_slice(b" is not in an allowed network"),
     }
     reject(
-        field_message(name, |out| str_value(value, out), &message),
+        field_message(name, |out| str_value(value, u, out), &message),
         Some(name),
         refusal.rule(),
     )
@@ -368,6 +383,7 @@ pub fn is_rebuild_action(body: &[u8]) -> bool {
 /// the whole body is certainly valid under Nova's schema: a body Nova
 /// refuses may quote the address back in its message.
 fn check_entity(
+    p: Profile,
     op: Operation,
     mode: Mode,
     version: Microversion,
@@ -396,13 +412,13 @@ fn check_entity(
             continue;
         };
         match prop {
-            Prop::Guarded(field) => match field_verdict(name, field, value) {
+            Prop::Guarded(field) => match field_verdict(p, name, field, value) {
                 Ok(None) => {}
                 Ok(Some(addr)) => access_ipv6 = Some((addr, value)),
                 Err(verdict) => return verdict,
             },
             Prop::Other(other) => {
-                if !other.certainly_valid(value) {
+                if !other.certainly_valid(value, p) {
                     // Nova may well fail here first: leave the rest to it.
                     certain = false;
                     break;
@@ -410,7 +426,7 @@ fn check_entity(
             }
         }
     }
-    if let Some(refused) = policy_verdict(entity, policy) {
+    if let Some(refused) = policy_verdict(entity, policy, p.unicode()) {
         return refused;
     }
 
@@ -470,13 +486,13 @@ fn field_message(path: &str, value: impl FnOnce(&mut Vec<u8>), message: &[u8]) -
 
 /// `Additional properties are not allowed ('a', 'b' were unexpected)`, the
 /// keys already sorted by code point (jsonschema sorts them by `str`).
-fn additional_properties(keys: &[&json::PyStr<'_>]) -> Vec<u8> {
+fn additional_properties(keys: &[&json::PyStr<'_>], u: Unicode) -> Vec<u8> {
     let mut m = b"Additional properties are not allowed (".to_vec();
     for (i, k) in keys.iter().enumerate() {
         if i > 0 {
             m.extend_from_slice(b", ");
         }
-        repr_str(k.as_bytes(), &mut m);
+        repr_str(k.as_bytes(), u, &mut m);
     }
     m.extend_from_slice(if keys.len() == 1 {
         b" was unexpected)"
@@ -503,6 +519,12 @@ fn ipv6_rewrite(addr: std::net::Ipv6Addr, value: &Value<'_>) -> Option<Rewrite> 
 mod tests {
     use super::*;
     use crate::nova::pyrepr::repr_str;
+    use crate::nova::{Python, Release};
+
+    /// The Nova these tests were written against: 2026.2 on Python 3.11.
+    /// Other releases and Pythons have tests of their own below.
+    const P: Profile = Profile::new(Release::R2026_2, Python::Py3_11);
+    const U: Unicode = Unicode::V14_0;
 
     const ALL: [(u16, u16); 9] = [
         (2, 1),
@@ -521,7 +543,7 @@ mod tests {
     }
 
     fn run(mode: Mode, minor: u16, body: &str) -> Verdict {
-        check(mode, mv(minor), body.as_bytes())
+        check(P, mode, mv(minor), body.as_bytes())
     }
 
     /// The rejection of a v2.1 request.
@@ -661,7 +683,7 @@ mod tests {
         ];
         for &body in bodies {
             for mode in [Mode::V21, Mode::LegacyV2] {
-                let Verdict::Reject(r) = check(mode, mv(1), body) else {
+                let Verdict::Reject(r) = check(P, mode, mv(1), body) else {
                     panic!("{body:?} accepted");
                 };
                 assert_eq!(r.kind, RejectKind::Malformed, "{body:?}");
@@ -1005,7 +1027,7 @@ mod tests {
                 decode(&r.message_json),
                 format!(
                     "Invalid input for field/attribute description. Value: a\tb. 'a\\tb' does not match {}",
-                    description_regex::PATTERN_REPR
+                    description_repr(U)
                 )
             );
             assert_eq!((r.field, r.rule), (Some("description"), "pattern"));
@@ -1031,14 +1053,31 @@ mod tests {
         }
     }
 
+    fn description_repr(u: Unicode) -> String {
+        String::from_utf8(schema::description_pattern_repr(u)).expect("no lone surrogate")
+    }
+
     #[test]
     fn description_pattern_text_is_python_repr_of_the_regex() {
-        let mut out = Vec::new();
-        repr_str(description_regex::PATTERN.as_bytes(), &mut out);
-        assert_eq!(out, description_regex::PATTERN_REPR.as_bytes());
-        assert_eq!(description_regex::PATTERN.chars().count(), 980);
-        assert!(description_regex::PATTERN_REPR.starts_with("'^[\\\\ -\\\\~\\xa0-\u{ac}\u{ae}-"));
-        assert!(description_regex::PATTERN_REPR.ends_with("\u{ffe8}-\u{ffee}\u{fffc}-\u{fffd}]*$'"));
+        // Length in code points and FNV-1a 64 of the UTF-8, as
+        // scripts/gen_unicode.py computed them from Nova's own algorithm
+        // (and Python 3.10-3.13 print them).
+        for u in Unicode::ALL {
+            let text = description_repr(u);
+            let (len, hash) = crate::nova::unicode::description_repr_vector(u);
+            let fnv = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            assert_eq!((text.chars().count(), fnv), (len, hash), "{u}");
+            assert!(text.starts_with("'^[\\\\ -\\\\~\\xa0-\u{ac}\u{ae}-"), "{u}");
+            assert!(
+                text.ends_with("\u{ffe8}-\u{ffee}\u{fffc}-\u{fffd}]*$'"),
+                "{u}"
+            );
+        }
+        // Python 3.11 escapes what Unicode 15.0 assigned; 3.12 writes it.
+        assert!(description_repr(Unicode::V14_0).contains("\u{cf1}-\u{cf2}\u{d00}"));
+        assert!(description_repr(Unicode::V15_0).contains("\u{cf1}-\u{cf3}\u{d00}"));
     }
 
     #[test]
@@ -1061,7 +1100,7 @@ mod tests {
             ] {
                 let r = rej(minor, &server("hostname", &json_string(v)));
                 let mut repr = Vec::new();
-                repr_str(v.as_bytes(), &mut repr);
+                repr_str(v.as_bytes(), U, &mut repr);
                 let repr = String::from_utf8(repr).unwrap();
                 assert_eq!(
                     decode(&r.message_json),
@@ -1277,6 +1316,7 @@ mod tests {
         // The microversion is ignored.
         assert!(matches!(
             check(
+                P,
                 Mode::LegacyV2,
                 mv(104),
                 server("description", "\"x\"").as_bytes()
@@ -1335,7 +1375,10 @@ mod tests {
                 new,
                 b"{\"server\": {\"name\": \"x\", \"accessIPv6\": \"2001:db8::1\"}}".to_vec()
             );
-            assert_eq!(check(mode, mv(1), &new), Verdict::Accept { rewrite: None });
+            assert_eq!(
+                check(P, mode, mv(1), &new),
+                Verdict::Accept { rewrite: None }
+            );
         }
         let rw = rewrite_of(
             Mode::V21,
@@ -1400,12 +1443,153 @@ mod tests {
         ));
     }
 
+    // ---- releases and Pythons ----
+
+    fn msg_in(p: Profile, mode: Mode, minor: u16, body: &str) -> String {
+        match check(p, mode, mv(minor), body.as_bytes()) {
+            Verdict::Reject(r) if r.kind == RejectKind::Invalid => decode(&r.message_json),
+            other => panic!("{body} at 2.{minor} on {p}: {other:?}"),
+        }
+    }
+
+    fn rule_in(p: Profile, mode: Mode, minor: u16, body: &str) -> &'static str {
+        match check(p, mode, mv(minor), body.as_bytes()) {
+            Verdict::Reject(r) => r.rule,
+            other => panic!("{body} at 2.{minor} on {p}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn min_length_message_follows_the_jsonschema_of_the_release() {
+        let empty = name("");
+        for r in Release::ALL {
+            let tail = if r == Release::R2024_1 {
+                "is too short"
+            } else {
+                "should be non-empty"
+            };
+            assert_eq!(
+                msg_in(Profile::of(r), Mode::V21, 1, &empty),
+                format!("Invalid input for field/attribute name. Value: . '' {tail}"),
+                "{r}"
+            );
+            assert_eq!(
+                msg_in(Profile::of(r), Mode::V21, 94, &server("hostname", "\"\"")),
+                format!("Invalid input for field/attribute hostname. Value: . '' {tail}"),
+                "{r}"
+            );
+        }
+        // minLength 2 was never special-cased.
+        let p = Profile::of(Release::R2024_1);
+        assert_eq!(
+            msg_in(p, Mode::V21, 90, &server("hostname", "\"a\"")),
+            "Invalid input for field/attribute hostname. Value: a. 'a' is too short"
+        );
+    }
+
+    #[test]
+    fn lengths_come_before_format_until_2025_2() {
+        let spaces = name(&" ".repeat(300));
+        let long_tab = server(
+            "description",
+            &json_string(&format!("{}\t", "x".repeat(300))),
+        );
+        let label = server("hostname", "\".\"");
+        for r in Release::ALL {
+            let p = Profile::of(r);
+            let early = r < Release::R2025_2;
+            assert_eq!(
+                rule_in(p, Mode::V21, 1, &spaces),
+                if early { "maxLength" } else { "format" },
+                "{r}"
+            );
+            assert_eq!(
+                rule_in(p, Mode::V21, 19, &long_tab),
+                if early { "maxLength" } else { "pattern" },
+                "{r}"
+            );
+            assert_eq!(
+                rule_in(p, Mode::V21, 90, &label),
+                if early { "minLength" } else { "pattern" },
+                "{r}"
+            );
+            // Legacy v2's name format refuses "" (no non-space character).
+            let legacy_empty = msg_in(p, Mode::LegacyV2, 1, &name(""));
+            if early {
+                assert!(
+                    legacy_empty.ends_with("Value: . '' is too short")
+                        || legacy_empty.ends_with("Value: . '' should be non-empty"),
+                    "{r}: {legacy_empty}"
+                );
+            } else {
+                assert_eq!(legacy_empty, INVALID_NAME_LEGACY, "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn pinned_availability_zone_only_in_2026_2() {
+        let body = server("pinned_availability_zone", "null");
+        for r in Release::ALL {
+            // A configured maximum above the release's own: 2.104 is then
+            // 2.94's schema, which has no such key.
+            let v = check(Profile::of(r), Mode::V21, mv(104), body.as_bytes());
+            if r == Release::R2026_2 {
+                assert_eq!(v, Verdict::Accept { rewrite: None });
+            } else {
+                let Verdict::Reject(rj) = v else {
+                    panic!("{r}: {v:?}");
+                };
+                assert_eq!(rj.rule, "additionalProperties", "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn printable_class_follows_the_python() {
+        // U+0ECE LAO YAMAKKAN, assigned in Unicode 15.0 (Python 3.12).
+        let lao = name("a\u{0ece}");
+        for python in Python::ALL {
+            let p = Profile::new(Release::R2025_1, python);
+            let accepted = matches!(
+                check(p, Mode::V21, mv(1), lao.as_bytes()),
+                Verdict::Accept { .. }
+            );
+            assert_eq!(accepted, python >= Python::Py3_12, "{python}");
+        }
+        // The default profile is Python 3.11's, as the contract has it.
+        assert!(matches!(
+            check(Profile::default(), Mode::V21, mv(1), lao.as_bytes()),
+            Verdict::Reject(_)
+        ));
+        // U+0870, new in 14.0: not printable for Python 3.10, in the name
+        // class nor in repr().
+        let body = server("description", &json_string("\u{0870}\t"));
+        let m310 = msg_in(
+            Profile::new(Release::R2024_1, Python::Py3_10),
+            Mode::V21,
+            19,
+            &body,
+        );
+        let m311 = msg_in(
+            Profile::new(Release::R2024_1, Python::Py3_11),
+            Mode::V21,
+            19,
+            &body,
+        );
+        assert!(m310.starts_with("Invalid input for field/attribute description. Value: \u{0870}\t. '\\u0870\\t' does not match '^["), "{m310}");
+        assert!(m311.starts_with("Invalid input for field/attribute description. Value: \u{0870}\t. '\u{0870}\\t' does not match '^["), "{m311}");
+        assert!(!m310.contains("\u{086a}\u{0870}-"));
+        assert!(m311.contains("\u{086a}\u{0870}-\u{088e}"));
+    }
+
     // ---- create and rebuild ----
 
     const UUID: &str = "0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c";
 
     fn op_run(op: Operation, minor: u16, body: &str) -> Verdict {
         check_request(
+            P,
             op,
             Mode::V21,
             mv(minor),
@@ -1578,6 +1762,7 @@ mod tests {
         // Legacy: the 2.0 schema whatever the version.
         assert_eq!(
             check_request(
+                P,
                 Operation::Rebuild,
                 Mode::LegacyV2,
                 mv(94),
@@ -1600,7 +1785,7 @@ mod tests {
             ..AccessIpPolicy::default()
         };
         let run = |op, body: &str, p: &AccessIpPolicy| {
-            check_request(op, Mode::V21, mv(1), body.as_bytes(), p)
+            check_request(P, op, Mode::V21, mv(1), body.as_bytes(), p)
         };
         let refused = |op, body: &str, p: &AccessIpPolicy| match run(op, body, p) {
             Verdict::Reject(r) => (decode(&r.message_json), r.field, r.rule),
@@ -1831,7 +2016,7 @@ mod tests {
                 (mode, version) in mode_and_version(),
                 bytes in proptest::collection::vec(any::<u8>(), 0..256),
             ) {
-                let _ = check(mode, version, &bytes);
+                let _ = check(P, mode, version, &bytes);
             }
 
             #[test]
@@ -1844,9 +2029,9 @@ mod tests {
                 let mut bytes = body.into_bytes();
                 let i = cut.index(bytes.len() + 1);
                 bytes.insert(i, byte);
-                let _ = check(mode, version, &bytes);
+                let _ = check(P, mode, version, &bytes);
                 bytes.truncate(i);
-                let _ = check(mode, version, &bytes);
+                let _ = check(P, mode, version, &bytes);
             }
 
             #[test]
@@ -1854,7 +2039,7 @@ mod tests {
                 (mode, version) in mode_and_version(),
                 body in body(),
             ) {
-                if let Verdict::Accept { rewrite: Some(rw) } = check(mode, version, body.as_bytes()) {
+                if let Verdict::Accept { rewrite: Some(rw) } = check(P, mode, version, body.as_bytes()) {
                     // The span is one whole string token.
                     let token = &body.as_bytes()[rw.span.clone()];
                     prop_assert_eq!(token.first(), Some(&b'"'));
@@ -1866,7 +2051,7 @@ mod tests {
                         &body.as_bytes()[rw.span.end..]
                     );
                     prop_assert_eq!(
-                        check(mode, version, &new),
+                        check(P, mode, version, &new),
                         Verdict::Accept { rewrite: None }
                     );
                 }
@@ -1892,16 +2077,16 @@ mod tests {
                     (Operation::Create, body.replacen("{\"server\": {", required, 1))
                 };
                 let policy = AccessIpPolicy::default();
-                let verdict = check_request(op, mode, version, body.as_bytes(), &policy);
+                let verdict = check_request(P, op, mode, version, body.as_bytes(), &policy);
                 if let Verdict::Accept { rewrite: Some(rw) } = &verdict {
                     let new = rw.apply(body.as_bytes());
                     prop_assert_eq!(
-                        check_request(op, mode, version, &new, &policy),
+                        check_request(P, op, mode, version, &new, &policy),
                         Verdict::Accept { rewrite: None }
                     );
                 }
                 let i = cut.index(body.len() + 1);
-                let _ = check_request(op, mode, version, &body.as_bytes()[..i], &policy);
+                let _ = check_request(P, op, mode, version, &body.as_bytes()[..i], &policy);
             }
         }
 
@@ -1921,6 +2106,7 @@ mod tests {
                     1,
                 );
                 if let Verdict::Accept { rewrite: Some(_) } = check_request(
+                    P,
                     Operation::Rebuild,
                     Mode::V21,
                     Microversion::new(2, 94),
@@ -1945,7 +2131,7 @@ mod tests {
             for _ in 0..3000 {
                 let body = strategy.new_tree(&mut runner).unwrap().current();
                 if let Verdict::Accept { rewrite } =
-                    check(Mode::V21, Microversion::new(2, 104), body.as_bytes())
+                    check(P, Mode::V21, Microversion::new(2, 104), body.as_bytes())
                 {
                     accepts += 1;
                     rewrites += usize::from(rewrite.is_some());

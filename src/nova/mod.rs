@@ -1,20 +1,24 @@
 //! What nova-guard knows about Nova: routes, microversions, the update-server
-//! schemas, Python's JSON and `repr()` semantics, Nova's printable class and
-//! netaddr's IPv6 text. Pure functions only: no I/O, no async, no HTTP types,
-//! so every piece can be unit-tested, fuzzed and benchmarked on its own.
+//! schemas of each release, Python's JSON and `repr()` semantics, Nova's
+//! printable class per Unicode version and netaddr's IPv6 text. Pure
+//! functions only: no I/O, no async, no HTTP types, so every piece can be
+//! unit-tested, fuzzed and benchmarked on its own.
 
 pub mod check;
 pub mod ipv6;
 pub mod json;
 pub mod microversion;
 pub mod policy;
-pub mod printable;
+pub mod profile;
 pub mod pyrepr;
 pub mod route;
+pub mod unicode;
 
 pub use check::{
     check, check_request, is_rebuild_action, Operation, RejectKind, Rejection, Rewrite, Verdict,
 };
 pub use microversion::Microversion;
 pub use policy::AccessIpPolicy;
+pub use profile::{Profile, Python, Release, UnknownPython, UnknownRelease};
 pub use route::Mode;
+pub use unicode::Unicode;

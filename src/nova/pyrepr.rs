@@ -1,22 +1,14 @@
 //! Python `str()` / `repr()` of JSON values, and `json.dumps` string encoding.
 //!
 //! Nova's validation messages embed `str(value)` and jsonschema's `repr()`
-//! of values, exactly as CPython 3.11 prints them, and the message is then
-//! serialised with `json.dumps`. Text is built as generalized UTF-8 bytes
-//! (see [`super::json::PyStr`]) because `str(value)` can hold lone surrogates.
+//! of values, exactly as CPython prints them, and the message is then
+//! serialised with `json.dumps`. What `repr()` escapes depends on the
+//! interpreter's Unicode database, hence the [`Unicode`] argument. Text is
+//! built as generalized UTF-8 bytes (see [`super::json::PyStr`]) because
+//! `str(value)` can hold lone surrogates.
 
 use super::json::{push_code_point, CodePoints, Object, Value};
-
-mod isprintable;
-
-/// Python's `str.isprintable()` for one code point (CPython 3.11, Unicode
-/// 14.0): false for categories Cc, Cf, Cs, Co, Cn, Zl, Zp and Zs, except for
-/// U+0020. A different class from Nova's "printable" (see `printable.rs`).
-pub fn is_py_printable(cp: u32) -> bool {
-    let table = &isprintable::PRINTABLE;
-    let i = table.partition_point(|&(_, hi)| hi < cp);
-    table.get(i).is_some_and(|&(lo, _)| lo <= cp)
-}
+use super::unicode::Unicode;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -28,8 +20,9 @@ fn push_hex(out: &mut Vec<u8>, v: u32, digits: u32) {
 
 /// Append `repr(s)` (CPython `unicode_repr`): single quotes unless the text
 /// holds `'` and no `"`; `\\`, the quote, `\t`, `\n`, `\r` escaped with a
-/// backslash; other non-printables as `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
-pub fn repr_str(s: &[u8], out: &mut Vec<u8>) {
+/// backslash; other non-printables (`str.isprintable()` of Unicode `u`) as
+/// `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub fn repr_str(s: &[u8], u: Unicode, out: &mut Vec<u8>) {
     let has_single = s.contains(&b'\'');
     let has_double = s.contains(&b'"');
     let quote = if has_single && !has_double {
@@ -52,7 +45,7 @@ pub fn repr_str(s: &[u8], out: &mut Vec<u8>) {
                 out.extend_from_slice(b"\\x");
                 push_hex(out, cp, 2);
             }
-            _ if is_py_printable(cp) => push_code_point(out, cp),
+            _ if u.is_py_printable(cp) => push_code_point(out, cp),
             0x80..=0xFF => {
                 out.extend_from_slice(b"\\x");
                 push_hex(out, cp, 2);
@@ -152,48 +145,48 @@ pub fn str_int(literal: &str, out: &mut Vec<u8>) {
 }
 
 /// Append `repr(v)`.
-pub fn repr_value(v: &Value<'_>, out: &mut Vec<u8>) {
+pub fn repr_value(v: &Value<'_>, u: Unicode, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.extend_from_slice(b"None"),
         Value::Bool(true) => out.extend_from_slice(b"True"),
         Value::Bool(false) => out.extend_from_slice(b"False"),
         Value::Int(lit) => str_int(lit, out),
         Value::Float(f) => repr_float(*f, out),
-        Value::Str(s) => repr_str(s.text.as_bytes(), out),
+        Value::Str(s) => repr_str(s.text.as_bytes(), u, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.extend_from_slice(b", ");
                 }
-                repr_value(item, out);
+                repr_value(item, u, out);
             }
             out.push(b']');
         }
-        Value::Object(obj) => repr_object(obj, out),
+        Value::Object(obj) => repr_object(obj, u, out),
     }
 }
 
 /// Append `repr(dict)` of a JSON object (Python's dict: first position of
 /// each key, last value).
-pub fn repr_object(obj: &Object<'_>, out: &mut Vec<u8>) {
+pub fn repr_object(obj: &Object<'_>, u: Unicode, out: &mut Vec<u8>) {
     out.push(b'{');
     for (i, (k, item)) in obj.dict_items().into_iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
-        repr_str(k.as_bytes(), out);
+        repr_str(k.as_bytes(), u, out);
         out.extend_from_slice(b": ");
-        repr_value(item, out);
+        repr_value(item, u, out);
     }
     out.push(b'}');
 }
 
 /// Append `str(v)`: a string as it is, anything else as its `repr()`.
-pub fn str_value(v: &Value<'_>, out: &mut Vec<u8>) {
+pub fn str_value(v: &Value<'_>, u: Unicode, out: &mut Vec<u8>) {
     match v {
         Value::Str(s) => out.extend_from_slice(s.text.as_bytes()),
-        other => repr_value(other, out),
+        other => repr_value(other, u, out),
     }
 }
 
@@ -243,16 +236,20 @@ mod tests {
     use crate::nova::json::parse;
 
     fn repr_of(json: &str) -> String {
+        repr_in(Unicode::V14_0, json)
+    }
+
+    fn repr_in(u: Unicode, json: &str) -> String {
         let v = parse(json.as_bytes()).expect("valid json");
         let mut out = Vec::new();
-        repr_value(&v, &mut out);
+        repr_value(&v, u, &mut out);
         String::from_utf8(out).expect("repr output has no lone surrogate")
     }
 
     fn str_of(json: &str) -> Vec<u8> {
         let v = parse(json.as_bytes()).expect("valid json");
         let mut out = Vec::new();
-        str_value(&v, &mut out);
+        str_value(&v, Unicode::V14_0, &mut out);
         out
     }
 
@@ -371,18 +368,14 @@ mod tests {
     }
 
     #[test]
-    fn printable_table_edges() {
-        assert!(is_py_printable(0x20));
-        assert!(!is_py_printable(0x1f));
-        assert!(!is_py_printable(0x7f));
-        assert!(!is_py_printable(0xa0));
-        assert!(is_py_printable(0xa1));
-        assert!(!is_py_printable(0xad));
-        assert!(!is_py_printable(0x3000));
-        assert!(is_py_printable(0x1f600));
-        assert!(!is_py_printable(0xd800));
-        assert!(!is_py_printable(0x10ffff));
-        assert!(!is_py_printable(0x110000));
-        assert!(is_py_printable(0x4e00));
+    fn escapes_follow_the_unicode_version() {
+        // U+0ECE LAO YAMAKKAN and U+31350 (CJK Ext H) were assigned in 15.0:
+        // Python 3.11 escapes them, 3.12 prints them.
+        let s = r#""\u0ece\ud884\udf50""#;
+        assert_eq!(repr_in(Unicode::V14_0, s), "'\\u0ece\\U00031350'");
+        assert_eq!(repr_in(Unicode::V15_0, s), "'\u{0ece}\u{31350}'");
+        // U+0870, new in 14.0: escaped by Python 3.10.
+        assert_eq!(repr_in(Unicode::V13_0, r#""\u0870""#), "'\\u0870'");
+        assert_eq!(repr_in(Unicode::V14_0, r#""\u0870""#), "'\u{0870}'");
     }
 }

@@ -20,6 +20,9 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 
 NOVA_API = os.path.join(ROOT, 'deploy', 'dev', 'nova_api.py')
+# nova-guard matches the Python that runs Nova here: this interpreter (the
+# release, 2026.2, is its default). test_releases.py sets its own.
+os.environ['NOVA_GUARD_NOVA_PYTHON'] = '%d.%d' % sys.version_info[:2]
 MISSING_SERVER = 'f1f2f3f4-0000-4000-8000-00000000dead'
 from corpus import OTHER_PROJECT  # noqa: E402
 # Nova under cheroot and uWSGI with nova-guards in front (test_wsgi_servers,

@@ -8,6 +8,7 @@
 use super::schema::Field;
 use crate::nova::ipv6;
 use crate::nova::json::{PyStr, Value};
+use crate::nova::Profile;
 
 /// A property's schema, reduced to "certainly valid or not known".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +57,12 @@ const BOOLEAN_STRINGS: &[&str] = &[
 ];
 
 impl Other {
-    /// Whether `v` is certainly valid under this property's schema.
-    pub(super) fn certainly_valid(self, v: &Value<'_>) -> bool {
+    /// Whether `v` is certainly valid under this property's schema in `p`'s
+    /// Nova (the schemas differ between releases in key order only, which
+    /// does not change what is valid; the printable class follows Python).
+    pub(super) fn certainly_valid(self, v: &Value<'_>, p: Profile) -> bool {
         match self {
-            Other::Same(field) => field.check(v).is_ok(),
+            Other::Same(field) => field.check(v, p).is_ok(),
             Other::ImageId => str_of(v).is_some_and(is_uuid),
             Other::ImageIdOrEmpty => str_of(v).is_some_and(|s| s.is_empty() || is_uuid(s)),
             Other::FlavorRef => match v {
@@ -85,13 +88,7 @@ impl Other {
                 Value::Array(items) => items.iter().all(block_device),
                 _ => false,
             },
-            Other::Boolean => match v {
-                Value::Bool(_) => true,
-                Value::Str(s) => BOOLEAN_STRINGS
-                    .iter()
-                    .any(|b| s.text.as_bytes() == b.as_bytes()),
-                _ => false,
-            },
+            Other::Boolean => boolean(v),
             Other::PositiveInteger => match v {
                 Value::Int(lit) => !lit.starts_with('-') && lit.bytes().any(|d| d != b'0'),
                 _ => false,
@@ -107,7 +104,7 @@ impl Other {
                         Value::Object(o) => o
                             .members
                             .iter()
-                            .all(|(k, v)| k.as_bytes() == b"name" && name.check(v).is_ok()),
+                            .all(|(k, v)| k.as_bytes() == b"name" && name.check(v, p).is_ok()),
                         _ => false,
                     }),
                     _ => false,
@@ -137,6 +134,17 @@ impl Other {
                 _ => false,
             },
         }
+    }
+}
+
+/// `parameter_types.boolean`: true/false or one of Nova's boolean strings.
+fn boolean(v: &Value<'_>) -> bool {
+    match v {
+        Value::Bool(_) => true,
+        Value::Str(s) => BOOLEAN_STRINGS
+            .iter()
+            .any(|b| s.text.as_bytes() == b.as_bytes()),
+        _ => false,
     }
 }
 
@@ -203,7 +211,7 @@ fn block_device(item: &Value<'_>) -> bool {
                 .is_ok_and(|n| (1..=0x7FFF_FFFF).contains(&n)),
             _ => false,
         },
-        b"delete_on_termination" => Other::Boolean.certainly_valid(v),
+        b"delete_on_termination" => boolean(v),
         _ => false,
     })
 }
@@ -236,7 +244,7 @@ mod tests {
 
     fn valid(rule: Other, value: &str) -> bool {
         let v = json::parse(value.as_bytes()).unwrap();
-        rule.certainly_valid(&v)
+        rule.certainly_valid(&v, Profile::default())
     }
 
     #[test]

@@ -2,17 +2,17 @@
 //! `update*`, types from `nova/api/validation/parameter_types.py`) and the
 //! jsonschema keywords they use, checked in the schemas' own key order:
 //! jsonschema reports the first error it meets, so the order decides the
-//! message (e.g. a 300-space name fails `format` before `maxLength`).
+//! message (e.g. a 300-space name fails `format` before `maxLength` from
+//! 2025.2 on, and `maxLength` first before it).
 
-use super::description_regex;
 use super::other::Other;
 use std::net::Ipv6Addr;
 
 use crate::nova::ipv6;
-use crate::nova::json::{PyStr, Value};
-use crate::nova::printable;
-use crate::nova::pyrepr::repr_value;
-use crate::nova::{Microversion, Mode};
+use crate::nova::json::{push_code_point, PyStr, Value};
+use crate::nova::pyrepr::{repr_str, repr_value};
+use crate::nova::unicode::{is_zs, Unicode};
+use crate::nova::{Microversion, Mode, Profile, Release};
 
 /// The schema of one property of `server`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,8 +264,6 @@ pub(super) fn rebuild_props(
     (props, &["imageRef"])
 }
 
-/// The schema Nova's `@validation.schema` decorators on
-/// `ServersController.update` pick for a request.
 // Checked when compiling: every update schema fits `MAX_PROPS`.
 const _: () = {
     let all = [
@@ -283,13 +281,18 @@ const _: () = {
     }
 };
 
-pub(super) fn select(mode: Mode, version: Microversion) -> &'static Schema {
+/// The schema Nova's `@validation.schema` decorators on
+/// `ServersController.update` pick for a request. Before 2026.2 the last
+/// one is `update_v294`, for 2.94 and every later version.
+pub(super) fn select(release: Release, mode: Mode, version: Microversion) -> &'static Schema {
     match mode {
         Mode::LegacyV2 => &UPDATE_V20,
         Mode::V21 if version < Microversion::new(2, 19) => &UPDATE,
         Mode::V21 if version < Microversion::new(2, 90) => &UPDATE_V219,
         Mode::V21 if version < Microversion::new(2, 94) => &UPDATE_V290,
-        Mode::V21 if version < Microversion::new(2, 104) => &UPDATE_V294,
+        Mode::V21 if version < Microversion::new(2, 104) || !release.has_update_v2104() => {
+            &UPDATE_V294
+        }
         Mode::V21 => &UPDATE_V2104,
     }
 }
@@ -317,85 +320,86 @@ const HOSTNAME_PATTERN_REPR: &str = "'^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'";
 const FQDN_PATTERN_REPR: &str = "'^[a-zA-Z0-9-._]*$'";
 
 impl Field {
-    /// Validate `v` against this property's schema; the first error in
-    /// the schema's key order. A valid `accessIPv6` also yields its address.
-    pub(super) fn check(self, v: &Value<'_>) -> Result<Option<Ipv6Addr>, FieldError> {
+    /// Validate `v` against this property's schema as `p`'s Nova does; the
+    /// first error in the schema's key order. A valid `accessIPv6` also
+    /// yields its address.
+    pub(super) fn check(self, v: &Value<'_>, p: Profile) -> Result<Option<Ipv6Addr>, FieldError> {
         match self {
-            Field::Ipv6 => ipv6_field(v).map(Some),
-            _ => self.first_error(v).map_or(Ok(None), Err),
+            Field::Ipv6 => ipv6_field(v, p.unicode()).map(Some),
+            _ => self.first_error(v, p).map_or(Ok(None), Err),
         }
     }
 
-    fn first_error(self, v: &Value<'_>) -> Option<FieldError> {
+    fn first_error(self, v: &Value<'_>, p: Profile) -> Option<FieldError> {
+        let u = p.unicode();
         match self {
             Field::Name | Field::NameLegacy => {
                 let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string'"));
+                    return Some(type_error(v, u, "'string'"));
                 };
-                let ok = if self == Field::Name {
-                    name_ok(s)
-                } else {
-                    name_legacy_ok(s)
-                };
-                if !ok {
-                    let reason = if self == Field::Name {
-                        NAME_REASON
+                let format = || {
+                    let (ok, reason) = if self == Field::Name {
+                        (name_ok(s, u), NAME_REASON)
                     } else {
-                        NAME_LEGACY_REASON
+                        (name_legacy_ok(s, u), NAME_LEGACY_REASON)
                     };
-                    return Some(FieldError::InvalidName(reason));
-                }
-                lengths(v, s, 1, 255)
+                    (!ok).then_some(FieldError::InvalidName(reason))
+                };
+                ordered(p.release, format, || lengths(v, s, 1, 255, p))
             }
             Field::DiskConfig => {
                 let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string'"));
+                    return Some(type_error(v, u, "'string'"));
                 };
                 if s.as_bytes() == b"AUTO" || s.as_bytes() == b"MANUAL" {
                     None
                 } else {
-                    Some(keyword(v, "enum", " is not one of ['AUTO', 'MANUAL']"))
+                    Some(keyword(v, "enum", u, " is not one of ['AUTO', 'MANUAL']"))
                 }
             }
             Field::Ipv4 => {
                 let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string'"));
+                    return Some(type_error(v, u, "'string'"));
                 };
                 match s.as_str().and_then(ipv6::parse_ipv4) {
                     Some(_) => None,
-                    None => Some(keyword(v, "format", " is not a 'ipv4'")),
+                    None => Some(keyword(v, "format", u, " is not a 'ipv4'")),
                 }
             }
-            Field::Ipv6 => ipv6_field(v).err(),
+            Field::Ipv6 => ipv6_field(v, u).err(),
             Field::Description => {
                 if *v == Value::Null {
                     return None;
                 }
                 let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string', 'null'"));
+                    return Some(type_error(v, u, "'string', 'null'"));
                 };
-                if !all_in(dollar(s), is_printable) {
-                    return Some(pattern_error(v, description_regex::PATTERN_REPR));
-                }
-                lengths(v, s, 0, 255)
+                let pattern = || {
+                    let printable = |cp| is_printable(u, cp);
+                    (!all_in(dollar(s), printable))
+                        .then(|| pattern_error(v, u, &description_pattern_repr(u)))
+                };
+                ordered(p.release, pattern, || lengths(v, s, 0, 255, p))
             }
             Field::HostnameLabel => {
                 let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string'"));
+                    return Some(type_error(v, u, "'string'"));
                 };
-                if !hostname_label_ok(s) {
-                    return Some(pattern_error(v, HOSTNAME_PATTERN_REPR));
-                }
-                lengths(v, s, 2, 63)
+                let pattern = || {
+                    (!hostname_label_ok(s))
+                        .then(|| pattern_error(v, u, HOSTNAME_PATTERN_REPR.as_bytes()))
+                };
+                ordered(p.release, pattern, || lengths(v, s, 2, 63, p))
             }
             Field::HostnameFqdn => {
                 let Some(s) = string(v) else {
-                    return Some(type_error(v, "'string'"));
+                    return Some(type_error(v, u, "'string'"));
                 };
-                if !all_in(dollar(s), is_fqdn_char) {
-                    return Some(pattern_error(v, FQDN_PATTERN_REPR));
-                }
-                lengths(v, s, 1, 255)
+                let pattern = || {
+                    (!all_in(dollar(s), is_fqdn_char))
+                        .then(|| pattern_error(v, u, FQDN_PATTERN_REPR.as_bytes()))
+                };
+                ordered(p.release, pattern, || lengths(v, s, 1, 255, p))
             }
             Field::NameOrNone => {
                 let ok = match v {
@@ -409,6 +413,7 @@ impl Field {
                     Some(keyword(
                         v,
                         "oneOf",
+                        u,
                         " is not valid under any of the given schemas",
                     ))
                 }
@@ -417,15 +422,29 @@ impl Field {
     }
 }
 
+/// The first error of a string property between its format or pattern and
+/// its lengths, in the release's key order (`type` is checked before both).
+fn ordered(
+    release: Release,
+    format: impl FnOnce() -> Option<FieldError>,
+    lengths: impl FnOnce() -> Option<FieldError>,
+) -> Option<FieldError> {
+    if release.lengths_first() {
+        lengths().or_else(format)
+    } else {
+        format().or_else(lengths)
+    }
+}
+
 /// `accessIPv6`: type string, format ipv6 (jsonschema: `ipaddress.IPv6Address`
 /// without a scope id).
-fn ipv6_field(v: &Value<'_>) -> Result<Ipv6Addr, FieldError> {
+fn ipv6_field(v: &Value<'_>, u: Unicode) -> Result<Ipv6Addr, FieldError> {
     let Some(s) = string(v) else {
-        return Err(type_error(v, "'string'"));
+        return Err(type_error(v, u, "'string'"));
     };
     s.as_str()
         .and_then(ipv6::parse_ipv6)
-        .ok_or_else(|| keyword(v, "format", " is not a 'ipv6'"))
+        .ok_or_else(|| keyword(v, "format", u, " is not a 'ipv6'"))
 }
 
 /// jsonschema's "string" type: a Python str.
@@ -437,39 +456,75 @@ fn string<'v, 'a>(v: &'v Value<'a>) -> Option<&'v PyStr<'a>> {
 }
 
 /// `{instance!r}{tail}`.
-fn keyword(v: &Value<'_>, rule: &'static str, tail: &str) -> FieldError {
+fn keyword(v: &Value<'_>, rule: &'static str, u: Unicode, tail: &str) -> FieldError {
     let mut message = Vec::new();
-    repr_value(v, &mut message);
+    repr_value(v, u, &mut message);
     message.extend_from_slice(tail.as_bytes());
     FieldError::Keyword { rule, message }
 }
 
 /// `{instance!r} is not of type {types}`.
-fn type_error(v: &Value<'_>, types: &str) -> FieldError {
-    keyword(v, "type", &format!(" is not of type {types}"))
+fn type_error(v: &Value<'_>, u: Unicode, types: &str) -> FieldError {
+    keyword(v, "type", u, &format!(" is not of type {types}"))
 }
 
-/// `{instance!r} does not match {pattern!r}`.
-fn pattern_error(v: &Value<'_>, pattern_repr: &str) -> FieldError {
-    keyword(v, "pattern", &format!(" does not match {pattern_repr}"))
+/// `{instance!r} does not match {pattern!r}` (`pattern_repr` already quoted).
+fn pattern_error(v: &Value<'_>, u: Unicode, pattern_repr: &[u8]) -> FieldError {
+    let mut message = Vec::with_capacity(pattern_repr.len() + 64);
+    repr_value(v, u, &mut message);
+    message.extend_from_slice(b" does not match ");
+    message.extend_from_slice(pattern_repr);
+    FieldError::Keyword {
+        rule: "pattern",
+        message,
+    }
 }
 
 /// minLength then maxLength, in code points (Python `len()`).
-fn lengths(v: &Value<'_>, s: &PyStr<'_>, min: usize, max: usize) -> Option<FieldError> {
+fn lengths(v: &Value<'_>, s: &PyStr<'_>, min: usize, max: usize, p: Profile) -> Option<FieldError> {
     let n = s.len();
     if n < min {
         // jsonschema >= 4.21 special-cases minLength 1.
         let tail = if min == 1 {
-            " should be non-empty"
+            p.release.non_empty_message()
         } else {
             " is too short"
         };
-        return Some(keyword(v, "minLength", tail));
+        return Some(keyword(v, "minLength", p.unicode(), tail));
     }
     if n > max {
-        return Some(keyword(v, "maxLength", " is too long"));
+        return Some(keyword(v, "maxLength", p.unicode(), " is too long"));
     }
     None
+}
+
+/// `repr()` of Nova's `valid_description_regex` for Unicode `u`, as a
+/// pattern error quotes it: `^[…]*$`, the class written by
+/// `_build_regex_range()` as each run of the printable class, `re.escape`d:
+/// its first character, then `-` and its last when the run is longer.
+pub(super) fn description_pattern_repr(u: Unicode) -> Vec<u8> {
+    let mut regex = Vec::with_capacity(4096);
+    regex.extend_from_slice(b"^[");
+    for (lo, hi) in u.nova_printable_ranges() {
+        re_escape(lo, &mut regex);
+        if hi != lo {
+            regex.push(b'-');
+            re_escape(hi, &mut regex);
+        }
+    }
+    regex.extend_from_slice(b"]*$");
+    let mut out = Vec::with_capacity(regex.len() + 64);
+    repr_str(&regex, u, &mut out);
+    out
+}
+
+/// Python's `re.escape` (3.7 and later) of one character.
+fn re_escape(cp: u32, out: &mut Vec<u8>) {
+    const SPECIAL: &[u8] = b"()[]{}?*+-|^$\\.&~# \t\n\r\x0b\x0c";
+    if u8::try_from(cp).is_ok_and(|b| SPECIAL.contains(&b)) {
+        out.push(b'\\');
+    }
+    push_code_point(out, cp);
 }
 
 /// What a `^…$` pattern applied with `re.search` must match in full: the
@@ -486,20 +541,20 @@ fn all_in(text: &[u8], class: impl Fn(u32) -> bool) -> bool {
 }
 
 /// Nova's printable class, with the ASCII answer inline (the common case).
-fn is_printable(cp: u32) -> bool {
+fn is_printable(u: Unicode, cp: u32) -> bool {
     if cp < 0x80 {
         (0x20..0x7F).contains(&cp)
     } else {
-        printable::is_printable(cp)
+        u.is_nova_printable(cp)
     }
 }
 
 /// Category Zs, with the ASCII answer inline.
-fn is_zs(cp: u32) -> bool {
+fn is_space(cp: u32) -> bool {
     if cp < 0x80 {
         cp == 0x20
     } else {
-        printable::is_zs(cp)
+        is_zs(cp)
     }
 }
 
@@ -516,7 +571,7 @@ fn is_fqdn_char(cp: u32) -> bool {
 /// printable and neither starts nor ends with a space separator. The empty
 /// string matches (so `""` fails minLength instead); `"\n"` does not (the
 /// lookahead sees the newline).
-fn name_ok(s: &PyStr<'_>) -> bool {
+fn name_ok(s: &PyStr<'_>, u: Unicode) -> bool {
     let t = dollar(s);
     if t.is_empty() {
         return s.is_empty();
@@ -524,24 +579,24 @@ fn name_ok(s: &PyStr<'_>) -> bool {
     let mut first = true;
     let mut last = 0;
     for cp in crate::nova::json::CodePoints::new(t) {
-        if !is_printable(cp) || (first && is_zs(cp)) {
+        if !is_printable(u, cp) || (first && is_space(cp)) {
             return false;
         }
         first = false;
         last = cp;
     }
-    !is_zs(last)
+    !is_space(last)
 }
 
 /// `^[P]*[N]+[P]*$|^[P]*[N][N P]+[N][P]*$` with N = printable and not Zs:
 /// printable throughout, with at least one non-Zs character.
-fn name_legacy_ok(s: &PyStr<'_>) -> bool {
+fn name_legacy_ok(s: &PyStr<'_>, u: Unicode) -> bool {
     let mut any_non_space = false;
     for cp in crate::nova::json::CodePoints::new(dollar(s)) {
-        if !is_printable(cp) {
+        if !is_printable(u, cp) {
             return false;
         }
-        any_non_space |= !is_zs(cp);
+        any_non_space |= !is_space(cp);
     }
     any_non_space
 }
