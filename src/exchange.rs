@@ -50,6 +50,13 @@ impl Peer {
             tls,
         }
     }
+
+    /// For a request that came with no peer (none does, from the
+    /// listeners): an unspecified address, which no trust list names.
+    pub fn unknown() -> Self {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Peer::new(unspecified, unspecified, false)
+    }
 }
 
 /// `::ffff:a.b.c.d` as `a.b.c.d`: the same host, and how trust lists and

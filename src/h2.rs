@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceExt};
 
 use ipnetwork::IpNetwork;
 
@@ -20,11 +20,6 @@ use crate::error::BoxError;
 use crate::exchange::Peer;
 use crate::forward::Forward;
 use crate::guard::Guard;
-use crate::layer::access_log::AccessLogLayer;
-use crate::layer::admission::AdmissionLayer;
-use crate::layer::request_id::RequestIdLayer;
-use crate::layer::rescue::RescueLayer;
-use crate::layer::validate::ValidateLayer;
 use crate::metrics::Metrics;
 use crate::wire::{InFlight, InFlightGuard, Tracker, Watched, WireWatch};
 
@@ -50,13 +45,7 @@ pub fn build_service(
     BoxError,
 > {
     let forward = Forward::new(upstream)?;
-    Ok(ServiceBuilder::new()
-        .layer(RequestIdLayer)
-        .layer(AdmissionLayer::new(max_uri_bytes, trusted_proxies))
-        .layer(AccessLogLayer::new(metrics))
-        .layer(RescueLayer)
-        .layer(ValidateLayer::new(guard))
-        .service(forward))
+    Ok(crate::layer::layers(max_uri_bytes, trusted_proxies, guard, metrics).service(forward))
 }
 
 /// What an HTTP/2 connection is held to.

@@ -72,10 +72,11 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let bytes_in = Arc::new(AtomicU64::new(0));
-        let peer = req.extensions().get::<Peer>().copied().unwrap_or_else(|| {
-            let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-            Peer::new(unknown, unknown, false)
-        });
+        let peer = req
+            .extensions()
+            .get::<Peer>()
+            .copied()
+            .unwrap_or_else(Peer::unknown);
         let mut x = Exchange::new(peer, protocol(req.version()));
         x.request_id = req.extensions().get::<RequestId>().copied();
         x.method = Some(req.method().clone());

@@ -80,10 +80,11 @@ pub fn ambiguous_framing<B>(req: &Request<B>) -> Option<Ambiguity> {
 
 /// The request's head, admitted: its new header map and what was read.
 fn admitted<B>(req: &Request<B>, trusted: &[IpNetwork]) -> Result<(HeaderMap, Admission), Refusal> {
-    let Some(peer) = req.extensions().get::<Peer>().copied() else {
-        // Every connection's requests carry their peer; without one there is
-        // nothing to trust.
-        return Err(Refusal::DuplicateHost);
+    // Every connection's requests carry their peer; without one, nothing
+    // is trusted.
+    let (peer, trusted) = match req.extensions().get::<Peer>() {
+        Some(peer) => (*peer, trusted),
+        None => (Peer::unknown(), &[][..]),
     };
     let headers: Vec<(&[u8], &[u8])> = req
         .headers()
