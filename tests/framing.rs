@@ -141,20 +141,25 @@ async fn ambiguous_or_malformed_framing_never_reaches_nova() {
 #[tokio::test]
 async fn ambiguous_framing_is_refused_and_not_forwarded() {
     let (up, guard) = setup().await;
-    for te in ["gzip, chunked", "chunked, chunked"] {
-        let req = format!(
-            "PUT /v2.1/servers/abc HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n"
-        );
-        let a = raw(guard.addr, req.as_bytes()).await;
-        assert_eq!(a.status, 400, "{te}");
+    let cases: &[(&str, &[u8])] = &[
+        (
+            "gzip, chunked",
+            b"PUT /v2.1/servers/abc HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "chunked, chunked",
+            b"PUT /v2.1/servers/abc HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "two differing Content-Lengths",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        ),
+    ];
+    for (what, req) in cases {
+        let a = raw(guard.addr, req).await;
+        assert_eq!(a.status, 400, "{what}: {}", a.text());
     }
-    let a = raw(
-        guard.addr,
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-    )
-    .await;
-    assert_eq!(a.status, 400);
-    assert_eq!(up.count(), 0);
+    assert_eq!(up.count(), 0, "the upstream received a request");
 }
 
 #[tokio::test]

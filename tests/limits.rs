@@ -30,17 +30,20 @@ async fn heads_over_the_byte_or_line_limit_get_431() {
         "GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(10_000)
     );
-    let (a, closed) = exchange(&guard, big.as_bytes()).await;
-    assert_eq!(a.status, 431);
-    assert!(closed);
     let mut many = String::from("GET /v2.1/servers HTTP/1.1\r\nHost: x\r\n");
     for i in 0..20 {
         many.push_str(&format!("X-H{i}: 1\r\n"));
     }
     many.push_str("\r\n");
-    let (a, closed) = exchange(&guard, many.as_bytes()).await;
-    assert_eq!(a.status, 431);
-    assert!(closed);
+    let cases = [
+        ("a 10 kB line, over the byte limit", big),
+        ("20 lines, over the line limit", many),
+    ];
+    for (what, req) in &cases {
+        let (a, closed) = exchange(&guard, req.as_bytes()).await;
+        assert_eq!(a.status, 431, "{what}: {}", a.text());
+        assert!(closed, "{what}: connection kept open");
+    }
     // Within both limits: served.
     let mut fine = String::from("GET /v2.1/servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for i in 0..7 {
@@ -81,18 +84,10 @@ async fn too_large_bodies_get_413_by_length_and_by_chunks() {
     let guard = Guard::start(&up.url(), &[("NOVA_GUARD_MAX_BODY_BYTES", "1000")]);
     let expected = r#"{"overLimit": {"code": 413, "message": "Request is too large."}}"#;
     let big = format!(r#"{{"server": {{"name": "{}"}}}}"#, "a".repeat(1000));
-    let a = raw(guard.addr, &put(SERVER, &[], big.as_bytes())).await;
-    assert_eq!(a.status, 413);
-    assert_eq!(a.text(), expected);
-    assert_request_ids("the 413", &a);
-
     // Announcing a huge length is enough; nothing is read.
     let head = format!(
         "PUT {SERVER} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n"
     );
-    let a = raw(guard.addr, head.as_bytes()).await;
-    assert_eq!(a.status, 413);
-
     // Chunked: counted while reading.
     let mut chunked = format!(
         "PUT {SERVER} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -101,9 +96,17 @@ async fn too_large_bodies_get_413_by_length_and_by_chunks() {
         chunked.push_str(&format!("190\r\n{}\r\n", "a".repeat(400)));
     }
     chunked.push_str("0\r\n\r\n");
-    let a = raw(guard.addr, chunked.as_bytes()).await;
-    assert_eq!(a.status, 413);
-    assert_eq!(a.text(), expected);
+    let cases = [
+        ("a body over the limit", put(SERVER, &[], big.as_bytes())),
+        ("a huge Content-Length, no body", head.into_bytes()),
+        ("chunks adding up over the limit", chunked.into_bytes()),
+    ];
+    for (what, req) in &cases {
+        let a = raw(guard.addr, req).await;
+        assert_eq!(a.status, 413, "{what}: {}", a.text());
+        assert_eq!(a.text(), expected, "{what}");
+        assert_request_ids(what, &a);
+    }
     assert_eq!(up.count(), 0);
 
     // Within the limit, a chunked body is validated and forwarded with a length.
