@@ -1,6 +1,8 @@
-//! The admin listener as an operator uses it: readiness that follows Nova,
-//! a manual drain (admin `POST /drain`, `nova-guard --drain`), and metrics
-//! to alert on. The binary on real sockets.
+//! The admin listener as an operator uses it: off unless configured,
+//! health, readiness that follows Nova and turns off while draining (on a
+//! signal, or by hand: admin `POST /drain`, `nova-guard --drain`), and
+//! metrics that move as requests flow and that an operator can alert on.
+//! The binary on real sockets.
 
 mod common;
 
