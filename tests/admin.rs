@@ -1,33 +1,30 @@
-//! The admin listener as an operator uses it: readiness that follows Nova,
-//! a manual drain (admin `POST /drain`, `nova-guard --drain`), and metrics
-//! to alert on. The binary on real sockets.
+//! The admin listener as an operator uses it: off unless configured,
+//! health, readiness that follows Nova and turns off while draining (on a
+//! signal, or by hand: admin `POST /drain`, `nova-guard --drain`), and
+//! metrics that move as requests flow and that an operator can alert on.
+//! The binary on real sockets.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{put, raw, Answer, BadUpstream, Guard, Misbehaviour, Upstream};
-
-const SERVER: &str = "/v2.1/deadbeef/servers/9a1d7f4e-2b44-4f0c-9a2e-5e7b1c0d3f11";
+use common::{
+    free_port, metric, put, raw, send_get, setup, wait_until, Answer, BadUpstream, Conn, Guard,
+    Misbehaviour, Upstream, BOUND, SERVER,
+};
 
 /// Fast readiness checks, so that the tests need not wait long.
 const QUICK: &[(&str, &str)] = &[
-    ("NOVA_GUARD_ADMIN_LISTEN", "127.0.0.1:0"),
     ("NOVA_GUARD_READINESS_INTERVAL", "100ms"),
     ("NOVA_GUARD_READINESS_TIMEOUT", "200ms"),
 ];
 
+/// With an admin listener and [`QUICK`] readiness checks (and `extra`).
 async fn start(upstream: &str, extra: &[(&str, &str)]) -> (Guard, SocketAddr) {
     let mut env: Vec<(&str, &str)> = QUICK.to_vec();
     env.extend_from_slice(extra);
-    let guard = Guard::start(upstream, &env);
-    let event = guard
-        .wait_event("admin listening")
-        .await
-        .expect("no admin listener");
-    let admin = event["admin"].as_str().unwrap().parse().unwrap();
-    (guard, admin)
+    Guard::start_with_admin(upstream, &env).await
 }
 
 async fn call(addr: SocketAddr, method: &str, path: &str) -> Answer {
@@ -54,12 +51,6 @@ async fn readyz_becomes(admin: SocketAddr, status: u16) -> Answer {
         last.status,
         last.text()
     );
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 #[tokio::test]
@@ -211,4 +202,144 @@ async fn metrics_an_operator_can_alert_on() {
             "{process} {v}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_admin_listener_is_off_unless_configured() {
+    let (up, guard) = setup().await;
+    assert_eq!(send_get(guard.addr, "/healthz").await.status, 200);
+    // That was forwarded to Nova, not answered by an admin endpoint.
+    assert_eq!(up.count(), 1);
+    assert!(!guard
+        .events()
+        .iter()
+        .any(|e| e["message"] == "admin listening"));
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_that_move_as_requests_flow() {
+    let up = Upstream::start().await;
+    let (guard, admin) = Guard::start_with_admin(&up.url(), &[]).await;
+    let h = send_get(admin, "/healthz").await;
+    assert_eq!((h.status, h.text().as_str()), (200, "ok\n"));
+    assert_eq!(send_get(admin, "/readyz").await.status, 200);
+    assert_eq!(send_get(admin, "/nothing").await.status, 404);
+    assert_eq!(up.count(), 0, "admin requests went to Nova");
+
+    let before = send_get(admin, "/metrics").await;
+    assert_eq!(before.status, 200);
+    assert_eq!(
+        before.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(before
+        .text()
+        .contains("# TYPE nova_guard_request_duration_seconds histogram"));
+
+    let valid = br#"{"server": {"name": "a"}}"#;
+    assert_eq!(raw(guard.addr, &put(SERVER, &[], valid)).await.status, 200);
+    let bad = br#"{"server": {"name": ""}}"#;
+    assert_eq!(raw(guard.addr, &put(SERVER, &[], bad)).await.status, 400);
+    let smuggle = b"POST /v2.1/servers HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(raw(guard.addr, smuggle).await.status, 400);
+    assert_eq!(send_get(guard.addr, "/v2.1/flavors").await.status, 200);
+    guard.wait_exchanges(4).await;
+    // One connection held open for the gauge.
+    let mut held = Conn::open(guard.addr).await;
+    held.send(b"GET /v2.1/flavors HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(held.answer().await.status, 200);
+    guard.wait_exchanges(5).await;
+
+    let m = send_get(admin, "/metrics").await.text();
+    let count = |s: &str| metric(&m, s).unwrap_or(0.0);
+    assert_eq!(
+        count(r#"nova_guard_requests_total{operation="update",verdict="forwarded",status="200"}"#),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        count(r#"nova_guard_requests_total{operation="update",verdict="rejected",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"nova_guard_requests_total{operation="other",verdict="rejected",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(r#"nova_guard_requests_total{operation="other",verdict="passthrough",status="200"}"#),
+        2.0
+    );
+    assert_eq!(
+        count(r#"nova_guard_rejections_total{operation="update",field="name",rule="minLength"}"#),
+        1.0
+    );
+    assert_eq!(
+        count(
+            r#"nova_guard_rejections_total{operation="other",field="",rule="content_length_and_transfer_encoding"}"#
+        ),
+        1.0
+    );
+    // By operation: the two updates, the three others.
+    let all = |name: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        count(r#"nova_guard_request_duration_seconds_bucket{operation="update",le="+Inf"}"#),
+        2.0
+    );
+    assert_eq!(all("nova_guard_request_duration_seconds_count{"), 5.0);
+    assert_eq!(all("nova_guard_upstream_duration_seconds_count{"), 3.0);
+    assert!(count("nova_guard_open_connections") >= 1.0);
+    assert!(count("nova_guard_body_bytes_received_total") >= (valid.len() + bad.len()) as f64);
+    assert!(count("nova_guard_body_bytes_sent_total") > 0.0);
+    drop(held);
+}
+
+#[tokio::test]
+async fn readiness_fails_and_upstream_errors_are_counted_when_nova_is_unreachable() {
+    let (guard, admin) = Guard::start_with_admin(&format!("http://{}", free_port()), &[]).await;
+    assert_eq!(send_get(admin, "/healthz").await.status, 200);
+    assert_eq!(send_get(admin, "/readyz").await.status, 503);
+    assert_eq!(send_get(guard.addr, "/v2.1/servers").await.status, 502);
+    guard.wait_exchanges(1).await;
+    let m = send_get(admin, "/metrics").await.text();
+    assert_eq!(
+        metric(
+            &m,
+            r#"nova_guard_upstream_errors_total{kind="upstream_connect"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"nova_guard_requests_total{operation="other",verdict="passthrough",status="502"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn readiness_turns_off_while_draining() {
+    let up = Upstream::start().await;
+    let (mut guard, admin) = Guard::start_with_admin(&up.url(), &[]).await;
+    assert_eq!(send_get(admin, "/readyz").await.status, 200);
+    let in_flight = tokio::spawn(send_get(guard.addr, "/slow/1500"));
+    wait_until("Nova to have the request", || up.count() == 1).await;
+    guard.signal("TERM");
+    assert!(guard.wait_event("shutting down").await.is_some());
+    let r = send_get(admin, "/readyz").await;
+    assert_eq!((r.status, r.text().as_str()), (503, "shutting down\n"));
+    assert_eq!(send_get(admin, "/healthz").await.status, 200);
+    let a = tokio::time::timeout(BOUND, in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, 200);
+    assert_eq!(guard.wait_exit(BOUND).await.unwrap().code(), Some(0));
 }

@@ -1,5 +1,6 @@
-//! The command line of the binary: --help, --version, --check-config and
-//! the exit codes, run as an operator would.
+//! The command line of the binary: --help, --version, --check-config, a
+//! configuration refused at start-up, and the exit codes, run as an
+//! operator would.
 
 use std::process::{Command, Output};
 
@@ -197,4 +198,25 @@ fn text_logs_carry_no_colour_codes_into_a_pipe() {
     let text = text(&seen);
     assert!(text.contains("502"), "{text}");
     assert!(!seen.contains(&0x1b), "colour codes in a pipe: {text:?}");
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_every_variable() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nova-guard"))
+        .env_clear()
+        .env("NOVA_GUARD_LISTEN", "nowhere")
+        .env("NOVA_GUARD_MAX_MICROVERSION", "two")
+        .env("NOVA_GUARD_UPSTREAM_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for var in [
+        "NOVA_GUARD_LISTEN",
+        "NOVA_GUARD_MAX_MICROVERSION",
+        "NOVA_GUARD_UPSTREAM_TIMEOUT",
+    ] {
+        assert!(err.contains(var), "{var} missing from {err}");
+    }
+    assert!(out.stdout.is_empty());
 }

@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{headers_of, put, raw, request, Guard, Upstream};
+use common::{headers_of, put, raw, request, setup, Guard, Upstream, SERVER};
 
-const SERVER: &str = "/v2.1/deadbeef/servers/9a1d7f4e-2b44-4f0c-9a2e-5e7b1c0d3f11";
 const LEGACY: &str = "/v2/deadbeef/servers/9a1d7f4e-2b44-4f0c-9a2e-5e7b1c0d3f11";
 
 /// A PUT whose only token is spelled with underscores.
@@ -62,8 +61,7 @@ async fn underscored_header_names_never_reach_nova() {
 
 #[tokio::test]
 async fn the_legacy_rule_cannot_be_walked_around_with_an_underscored_token() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     let nul = br#"{"server": {"description": "a\u0000b"}}"#;
     let a = raw(guard.addr, &underscored_token_put(LEGACY, nul)).await;
     // Forwarded without any token: Nova refuses it (401) and stores nothing.
@@ -75,8 +73,7 @@ async fn the_legacy_rule_cannot_be_walked_around_with_an_underscored_token() {
 
 #[tokio::test]
 async fn repeated_microversion_lines_reach_nova_as_the_one_line_decided_on() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     // Valid at 2.90 (the right-most compute entry), not at 2.1.
     let body = br#"{"server": {"hostname": "web-1"}}"#;
     let req = put(
@@ -113,8 +110,7 @@ async fn repeated_microversion_lines_reach_nova_as_the_one_line_decided_on() {
 
 #[tokio::test]
 async fn repeated_content_types_must_agree() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     let body = br#"{"server": {"name": "a"}}"#;
     let conflicting = request(
         "PUT",
@@ -156,8 +152,7 @@ async fn repeated_content_types_must_agree() {
 
 #[tokio::test]
 async fn one_host_only() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     let a = raw(
         guard.addr,
         b"GET /v2.1/servers HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
@@ -231,8 +226,7 @@ async fn a_trusted_proxy_s_forwarding_headers_are_kept_even_on_a_dual_stack_list
 
 #[tokio::test]
 async fn a_request_without_host_gets_the_address_the_client_connected_to() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     let a = raw(guard.addr, b"GET /v2.1/servers HTTP/1.0\r\n\r\n").await;
     assert_eq!(a.status, 200, "{}", a.text());
     let seen = headers_of(&up.last());
@@ -249,8 +243,7 @@ fn nested(depth: usize, inner: &str) -> String {
 
 #[tokio::test]
 async fn bodies_as_deep_as_nova_parses_are_judged() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     // Legacy /v2 drops unknown keys: Nova parses and accepts this.
     let deep = format!(
         r#"{{"server": {{"name": "a", "x": {}}}}}"#,
@@ -288,8 +281,7 @@ fn an_upstream_url_with_a_password_is_refused_without_showing_it() {
 
 #[tokio::test]
 async fn connect_to_a_server_url_reaches_nova_as_received() {
-    let up = Upstream::start().await;
-    let guard = Guard::start(&up.url(), &[]);
+    let (up, guard) = setup().await;
     let a = raw(
         guard.addr,
         format!("CONNECT {SERVER} HTTP/1.1\r\nHost: nova.example\r\nConnection: close\r\n\r\n")

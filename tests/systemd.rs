@@ -8,7 +8,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Guard, Upstream};
+use common::{nanos, Conn, Guard, Upstream};
 
 /// A notify socket of the test's: a file under the temporary directory, or
 /// an abstract name (`@...`, as container runtimes hand out).
@@ -70,13 +70,6 @@ impl Drop for Notify {
             let _ = std::fs::remove_file(f);
         }
     }
-}
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -159,7 +152,7 @@ async fn no_watchdog_pings_when_the_watchdog_is_for_another_process() {
 async fn without_notify_socket_it_serves_as_before() {
     let up = Upstream::start().await;
     let mut guard = Guard::start(&up.url(), &[("WATCHDOG_USEC", "200000")]);
-    let mut conn = common::Conn::open(guard.addr).await;
+    let mut conn = Conn::open(guard.addr).await;
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(conn.answer().await.status, 200);
     guard.signal("TERM");
@@ -178,7 +171,7 @@ async fn an_unreachable_notify_socket_is_logged_once_and_serving_goes_on() {
             ("WATCHDOG_USEC", "100000"),
         ],
     );
-    let mut conn = common::Conn::open(guard.addr).await;
+    let mut conn = Conn::open(guard.addr).await;
     conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(conn.answer().await.status, 200);
     tokio::time::sleep(Duration::from_millis(600)).await;

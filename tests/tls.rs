@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Conn, Guard, Upstream};
+use common::{nanos, Conn, Guard, Upstream, BOUND};
 use http_body_util::Full;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
@@ -20,8 +20,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-
-const BOUND: Duration = Duration::from_secs(20);
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -35,7 +33,7 @@ impl Dir {
         let dir = std::env::temp_dir().join(format!(
             "nova-guard-tls-{name}-{}-{}",
             std::process::id(),
-            uuid_like()
+            nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         Dir(dir)
@@ -48,19 +46,16 @@ impl Dir {
         std::fs::write(&p, text).unwrap();
         p
     }
+    /// A certificate and its key as `cert.pem` and `key.pem`; their paths.
+    fn write_pair(&self, (cert, key): (String, String)) -> (PathBuf, PathBuf) {
+        (self.write("cert.pem", &cert), self.write("key.pem", &key))
+    }
 }
 
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn uuid_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 /// A test CA that issues leaf certificates for 127.0.0.1 / localhost.
@@ -132,23 +127,26 @@ fn peer_cert_der(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> Vec<u8>
     stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
+/// nova-guard in front of `up`, serving TLS with this certificate and key
+/// (and `extra`).
+fn tls_guard(up: &Upstream, cert: &Path, key: &Path, extra: &[(&str, &str)]) -> Guard {
+    let mut env = vec![
+        ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
+        ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
+    ];
+    env.extend_from_slice(extra);
+    Guard::start(&up.url(), &env)
+}
+
 const GET: &str = "GET /v2.1/servers HTTP/1.1\r\nHost: nova.example\r\n\r\n";
 
 #[tokio::test]
 async fn the_listener_speaks_tls_and_tells_nova_the_client_used_https() {
     let dir = Dir::new("listener");
     let ca = Ca::new("listener CA");
-    let (cert, key) = ca.leaf("nova-guard");
-    let cert = dir.write("cert.pem", &cert);
-    let key = dir.write("key.pem", &key);
+    let (cert, key) = dir.write_pair(ca.leaf("nova-guard"));
     let up = Upstream::start().await;
-    let guard = Guard::start(
-        &up.url(),
-        &[
-            ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
-            ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
-        ],
-    );
+    let guard = tls_guard(&up, &cert, &key, &[]);
     let mut tls = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
     let (status, body) = ask(&mut tls, GET).await;
     assert_eq!(status, 200, "{body}");
@@ -177,17 +175,9 @@ async fn the_listener_speaks_tls_and_tells_nova_the_client_used_https() {
 async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let dir = Dir::new("reload");
     let ca = Ca::new("reload CA");
-    let (cert1, key1) = ca.leaf("first");
-    let cert = dir.write("cert.pem", &cert1);
-    let key = dir.write("key.pem", &key1);
+    let (cert, key) = dir.write_pair(ca.leaf("first"));
     let up = Upstream::start().await;
-    let guard = Guard::start(
-        &up.url(),
-        &[
-            ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
-            ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
-        ],
-    );
+    let guard = tls_guard(&up, &cert, &key, &[]);
     let mut old = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
     assert_eq!(ask(&mut old, GET).await.0, 200);
     let first = peer_cert_der(&old.stream);
@@ -250,13 +240,7 @@ async fn a_secret_updated_by_a_symlink_swap_is_taken_without_a_signal() {
     let (cert1, key1) = ca.leaf("first");
     secret_volume(&dir, "2026_01", &cert1, &key1);
     let up = Upstream::start().await;
-    let guard = Guard::start(
-        &up.url(),
-        &[
-            ("NOVA_GUARD_TLS_CERT", dir.path("tls.crt").to_str().unwrap()),
-            ("NOVA_GUARD_TLS_KEY", dir.path("tls.key").to_str().unwrap()),
-        ],
-    );
+    let guard = tls_guard(&up, &dir.path("tls.crt"), &dir.path("tls.key"), &[]);
     let mut old = Conn::new(tls_connect(guard.addr, &ca).await.unwrap());
     assert_eq!(ask(&mut old, GET).await.0, 200);
     let first = peer_cert_der(&old.stream);
@@ -303,17 +287,9 @@ async fn a_secret_updated_by_a_symlink_swap_is_taken_without_a_signal() {
 async fn certificate_files_replaced_in_place_are_taken_without_a_signal() {
     let dir = Dir::new("files");
     let ca = Ca::new("files CA");
-    let (cert1, key1) = ca.leaf("first");
-    let cert = dir.write("cert.pem", &cert1);
-    let key = dir.write("key.pem", &key1);
+    let (cert, key) = dir.write_pair(ca.leaf("first"));
     let up = Upstream::start().await;
-    let guard = Guard::start(
-        &up.url(),
-        &[
-            ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
-            ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
-        ],
-    );
+    let guard = tls_guard(&up, &cert, &key, &[]);
     let first = peer_cert_der(&tls_connect(guard.addr, &ca).await.unwrap());
     // As a renewal tool writes them: each file replaced by a rename.
     let (cert2, key2) = ca.leaf("second");
@@ -506,17 +482,13 @@ fn bad_tls_settings_stop_start_up_naming_each_variable() {
 async fn a_client_that_never_finishes_its_handshake_is_dropped() {
     let dir = Dir::new("handshake");
     let ca = Ca::new("handshake CA");
-    let (cert, key) = ca.leaf("nova-guard");
-    let cert = dir.write("cert.pem", &cert);
-    let key = dir.write("key.pem", &key);
+    let (cert, key) = dir.write_pair(ca.leaf("nova-guard"));
     let up = Upstream::start().await;
-    let guard = Guard::start(
-        &up.url(),
-        &[
-            ("NOVA_GUARD_TLS_CERT", cert.to_str().unwrap()),
-            ("NOVA_GUARD_TLS_KEY", key.to_str().unwrap()),
-            ("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s"),
-        ],
+    let guard = tls_guard(
+        &up,
+        &cert,
+        &key,
+        &[("NOVA_GUARD_CLIENT_HEADER_TIMEOUT", "1s")],
     );
     let mut silent = TcpStream::connect(guard.addr).await.unwrap();
     let mut tmp = [0u8; 64];
