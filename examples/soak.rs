@@ -15,7 +15,8 @@
 //! (`/proc/PID/status` VmRSS) is sampled every 250 ms (peak, and the value
 //! at each tenth of the run) and its open file
 //! descriptors (`/proc/PID/fd`) counted before the load and again after it
-//! (waiting up to `--settle` seconds for them to come back to the baseline).
+//! (waiting up to `--settle` seconds for them to come back to the baseline);
+//! RSS is read once more `--settle` seconds after the load (`settled`).
 //!
 //! Prints one JSON object; exits 1 when there were unexplained errors or the
 //! descriptors did not come back to the baseline.
@@ -278,6 +279,9 @@ async fn run(args: Args) -> ExitCode {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // RSS once the settle time has passed since the load ended: memory
+    // taken for the load must have come back by then.
+    tokio::time::sleep_until(settle_until.into()).await;
     let rss_settled = args.pid.and_then(rss_kib);
 
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -54,6 +54,12 @@ WORKLOADS = {
 RATE_WORKLOADS = ["put_valid", "put_invalid", "get_1k"]
 TARGETS = ["direct", "nginx", "haproxy", "nova-guard"]
 PROXIES = ["nginx", "haproxy", "nova-guard"]
+# --baseline BIN: another nova-guard build, measured in the same run.
+BASELINE = "nova-guard-baseline"
+
+
+def is_guard(name):
+    return name in ("nova-guard", BASELINE)
 
 STARTED = []  # Popen objects, stopped on exit
 
@@ -335,7 +341,7 @@ def run_wrk(opts, target, workload, conns, duration, lua):
         })
     # Was every answer the one this target should give?
     expect_ng, expect_other = WORKLOADS[workload][4], WORKLOADS[workload][5]
-    expect = expect_ng if target.name == "nova-guard" else expect_other
+    expect = expect_ng if is_guard(target.name) else expect_other
     bad = r["status"] if expect < 400 else r["requests"] - r["status"]
     res["wrong_status"] = bad
     return res
@@ -364,7 +370,7 @@ def run_rate(opts, target, workload, rate, duration, tmp):
         r = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         raise SystemExit(f"bench_load failed on {target.name}/{workload}: {out.stdout}{out.stderr}")
-    expect = expect_ng if target.name == "nova-guard" else expect_other
+    expect = expect_ng if is_guard(target.name) else expect_other
     r["wrong_status"] = r["requests"] - r["statuses"].get(str(expect), 0)
     r.update({"target": target.name, "workload": workload})
     if pids and r["requests"]:
@@ -630,6 +636,9 @@ def main():
     ap.add_argument("--profile", metavar="WORKLOAD",
                     help="instead of comparing: run nova-guard alone under WORKLOAD and "
                          "record a perf profile of it (--duration seconds, first --conns)")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another nova-guard binary (e.g. an earlier commit's release "
+                         "build), measured in the same run as target nova-guard-baseline")
     ap.add_argument("--bin-dir", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"))
     opts = ap.parse_args()
@@ -654,6 +663,13 @@ def main():
     for w in opts.workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w}")
+    if opts.baseline:
+        if not os.access(opts.baseline, os.X_OK):
+            ap.error(f"--baseline {opts.baseline}: not an executable")
+        TARGETS.append(BASELINE)
+        PROXIES.append(BASELINE)
+        if BASELINE not in opts.targets:
+            opts.targets.append(BASELINE)
     for t in opts.targets:
         if t not in TARGETS:
             ap.error(f"unknown target {t}")
@@ -715,7 +731,9 @@ def main():
             p = start(["haproxy", "-db", "-f", conf], opts.proxy_cpu)
             wait_listening(port, p, "haproxy")
             targets["haproxy"] = Target("haproxy", port, p)
-        if "nova-guard" in opts.targets:
+        for name, binary in (("nova-guard", guard_bin), (BASELINE, opts.baseline)):
+            if name not in opts.targets:
+                continue
             port = free_port()
             env = dict(os.environ)
             env.update({
@@ -724,9 +742,9 @@ def main():
                 "NOVA_GUARD_LOG": "info",
                 "NOVA_GUARD_LOG_FORMAT": "json",
             })
-            p = start([guard_bin], opts.proxy_cpu, env=env)
-            wait_listening(port, p, "nova-guard")
-            targets["nova-guard"] = Target("nova-guard", port, p)
+            p = start([binary], opts.proxy_cpu, env=env)
+            wait_listening(port, p, name)
+            targets[name] = Target(name, port, p)
         time.sleep(1.0)
         idle = {t: status_kib(targets[t].pids(), "VmRSS") for t in PROXIES if t in targets}
         info["ng_threads"] = threads(targets["nova-guard"].proc.pid) if "nova-guard" in targets else "—"
@@ -750,10 +768,10 @@ def main():
                     status = e.code
                 except (OSError, http.client.HTTPException) as e:
                     status = f"no answer ({e.__class__.__name__})"
-                want = e_ng if t == "nova-guard" else e_other
+                want = e_ng if is_guard(t) else e_other
                 if status == want:
                     continue
-                if t != "nova-guard":
+                if not is_guard(t):
                     raise SystemExit(f"{t} answered {workload} with {status}, not {want}")
                 log(f"SKIPPED {workload}: nova-guard answered {status}, not {want}")
                 info["skipped"].append(f"{workload} (nova-guard answered {status})")
