@@ -278,8 +278,14 @@ def configure_logging(level):
     for h in list(root.handlers):
         root.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        '%(asctime)s %(levelname)s [%(name)s] %(message)s'))
+    # oslo.log's formatter, as nova-api's own logs have it: lines logged
+    # while serving a request carry its ids, `[global_request_id
+    # request_id user_identity]` (the global one is what a proxy in front
+    # sent as X-OpenStack-Request-ID).
+    from oslo_log import formatters
+    import nova.conf
+    handler.setFormatter(formatters.ContextFormatter(
+        project='nova', config=nova.conf.CONF))
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.WARNING))
     if root.level >= logging.WARNING:

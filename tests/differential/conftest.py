@@ -96,7 +96,10 @@ def nova(tmp_path_factory):
     log_path = tmp_path_factory.mktemp('nova') / 'nova-api.log'
     log = open(log_path, 'w')
     proc = subprocess.Popen(
-        [sys.executable, NOVA_API, '--port', '0', '--servers', '4'],
+        # INFO, as nova-api logs in production: a line per request, with
+        # its request ids (test_nova_logs_the_request_id_nova_guard_logged).
+        [sys.executable, NOVA_API, '--port', '0', '--servers', '4',
+         '--log-level', 'INFO'],
         stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
     lines = queue.Queue()
 

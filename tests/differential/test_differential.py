@@ -149,3 +149,67 @@ def test_guard_log_has_no_secrets(env, guard):
         assert secret not in text, 'a token is in the log'
     for body_text in ('order-ok', 'prekeystone-ok', 'ctype-ok'):
         assert body_text not in text, 'a request body is in the log'
+
+
+def _guard_line(guard, user_agent, timeout=5.0):
+    """nova-guard's access line of the request sent with `user_agent`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(guard['log'], encoding='utf-8', errors='replace') as f:
+            for line in f:
+                if user_agent in line:
+                    return json.loads(line)
+        if time.monotonic() > deadline:
+            pytest.fail('no access line with User-Agent %s' % user_agent)
+        time.sleep(0.1)
+
+
+def _nova_request_line(nova, local_id, timeout=5.0):
+    """The `[global_request_id request_id ...]` of Nova's own request-log
+    line for the request Nova gave `local_id` (oslo.log's context format)."""
+    pattern = re.compile(r'nova\.api\.openstack\.requestlog \[(\S+) (%s) '
+                         % re.escape(local_id))
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(nova['log'], encoding='utf-8', errors='replace') as f:
+            for line in f:
+                m = pattern.search(line)
+                if m:
+                    return m.group(1), m.group(2)
+        if time.monotonic() > deadline:
+            pytest.fail('Nova logged no request line for %s' % local_id)
+        time.sleep(0.1)
+
+
+def test_nova_logs_the_request_id_nova_guard_logged(env, nova, guard):
+    """Without an X-OpenStack-Request-ID from the client, nova-guard sends
+    its own id in it, so Nova's log line of the request carries, as its
+    global request id, the id in nova-guard's access line; a client's own
+    id reaches Nova untouched."""
+    import http.client
+    import uuid
+    server = env['servers'][0]
+    client_id = 'req-%s' % uuid.uuid4()
+    for sent in (None, client_id):
+        agent = 'request-id-check/%s' % uuid.uuid4()
+        headers = {'X-Auth-Token': env['tokens']['member'],
+                   'User-Agent': agent}
+        if sent:
+            headers['X-OpenStack-Request-ID'] = sent
+        conn = http.client.HTTPConnection('127.0.0.1', env['guard_port'],
+                                          timeout=30)
+        conn.request('GET', '/v2.1/servers/%s' % server, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert resp.status == 200, resp.status
+        local = resp.getheader('X-OpenStack-Request-ID')
+        line = _guard_line(guard, agent)
+        assert line['upstream_request_id'] == local, line
+        global_id, _ = _nova_request_line(nova, local)
+        if sent is None:
+            assert 'global_request_id' not in line, line
+            assert global_id == line['request_id'], (global_id, line)
+        else:
+            assert line['global_request_id'] == sent, line
+            assert global_id == sent, (global_id, line)
