@@ -9,12 +9,14 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
-use super::json::{push_json_str, push_timestamp, push_u64, Escaped};
+use super::json::{push_json_str, push_timestamp, push_u64};
 use super::{write_line, Format, SINK};
 use crate::exchange::{Exchange, Protocol, Rule, ValidationInfo};
 use crate::metrics::Metrics;
-use crate::nova::Mode;
+use crate::nova::{Microversion, Mode};
 
 /// The fields an access line may carry, in the order written, besides
 /// `timestamp`, `level`, `message` (`exchange`) and `target`
@@ -77,13 +79,17 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// A field's value.
+/// A field's value. Addresses, versions and times are written digit by
+/// digit rather than through `fmt`: this runs once per exchange.
 enum Value<'a> {
     Str(&'a str),
-    Display(&'a dyn std::fmt::Display),
+    Addr(SocketAddr),
+    Ip(IpAddr),
+    Version(Microversion),
     U64(u64),
     Bool(bool),
-    F64(f64),
+    /// Milliseconds, to the microsecond.
+    Millis(Duration),
 }
 
 /// Writes fields in one of the two formats.
@@ -102,17 +108,13 @@ impl Line<'_> {
                 out.push_str("\":");
                 match value {
                     Value::Str(s) => push_json_str(out, s),
-                    Value::Display(d) => {
+                    // Nothing in these needs escaping.
+                    Value::Addr(_) | Value::Ip(_) | Value::Version(_) => {
                         out.push('"');
-                        let _ = write!(Escaped(out), "{d}");
+                        push_plain(out, &value);
                         out.push('"');
                     }
-                    Value::U64(n) => push_u64(out, n),
-                    Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-                    Value::F64(f) if f.is_finite() => {
-                        let _ = write!(out, "{f:?}");
-                    }
-                    Value::F64(_) => out.push_str("null"),
+                    _ => push_plain(out, &value),
                 }
             }
             Format::Text => {
@@ -123,14 +125,7 @@ impl Line<'_> {
                     Value::Str(s) => {
                         let _ = write!(out, "{s:?}");
                     }
-                    Value::Display(d) => {
-                        let _ = write!(out, "{d}");
-                    }
-                    Value::U64(n) => push_u64(out, n),
-                    Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-                    Value::F64(f) => {
-                        let _ = write!(out, "{f:?}");
-                    }
+                    _ => push_plain(out, &value),
                 }
             }
         }
@@ -146,6 +141,51 @@ impl Line<'_> {
         if let Some(v) = value {
             self.field(name, Value::U64(v));
         }
+    }
+}
+
+/// A value that is not a string, as both formats write it.
+fn push_plain(out: &mut String, value: &Value<'_>) {
+    match *value {
+        Value::Str(s) => out.push_str(s),
+        Value::Addr(SocketAddr::V4(a)) => {
+            push_ipv4(out, *a.ip());
+            out.push(':');
+            push_u64(out, u64::from(a.port()));
+        }
+        Value::Addr(a @ SocketAddr::V6(_)) => {
+            let _ = write!(out, "{a}");
+        }
+        Value::Ip(IpAddr::V4(ip)) => push_ipv4(out, ip),
+        Value::Ip(ip @ IpAddr::V6(_)) => {
+            let _ = write!(out, "{ip}");
+        }
+        Value::Version(v) => {
+            push_u64(out, u64::from(v.major));
+            out.push('.');
+            push_u64(out, u64::from(v.minor));
+        }
+        Value::U64(n) => push_u64(out, n),
+        Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Value::Millis(d) => {
+            let micros = d.as_micros();
+            push_u64(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
+            let frac = micros % 1000;
+            out.push('.');
+            // Below 1000: three digits.
+            for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+                out.push(char::from(b'0' + digit as u8));
+            }
+        }
+    }
+}
+
+fn push_ipv4(out: &mut String, ip: Ipv4Addr) {
+    let [a, b, c, d] = ip.octets();
+    push_u64(out, u64::from(a));
+    for octet in [b, c, d] {
+        out.push('.');
+        push_u64(out, u64::from(octet));
     }
 }
 
@@ -175,15 +215,15 @@ pub fn format_line(out: &mut String, x: &Exchange, format: Format) {
     line.opt_str("request_id", x.request_id.as_ref().map(|id| id.as_str()));
     line.opt_str("global_request_id", x.global_request_id.as_deref());
     line.opt_str("trace_id", x.trace_id.as_deref());
-    line.field("peer", Value::Display(&x.peer.remote));
-    line.field("client", Value::Display(&x.client));
+    line.field("peer", Value::Addr(x.peer.remote));
+    line.field("client", Value::Ip(x.client));
     line.field("protocol", Value::Str(x.protocol.as_str()));
     line.opt_str("method", x.method.as_ref().map(|m| m.as_str()));
     line.opt_str("path", x.path.as_deref());
     line.opt_str("user_agent", x.user_agent.as_deref());
     line.opt_str("mode", mode(v));
-    if let Some(mv) = &v.microversion {
-        line.field("microversion", Value::Display(mv));
+    if let Some(mv) = v.microversion {
+        line.field("microversion", Value::Version(mv));
     }
     // The operation of a request nova-guard routed (an action until its
     // body says which).
@@ -205,7 +245,7 @@ pub fn format_line(out: &mut String, x: &Exchange, format: Format) {
     line.opt_u64("upstream_status", u.status.map(u64::from));
     line.opt_str("upstream_request_id", u.request_id.as_deref());
     if let Some(d) = u.duration {
-        line.field("upstream_ms", Value::F64(d.as_secs_f64() * 1000.0));
+        line.field("upstream_ms", Value::Millis(d));
     }
     line.opt_str("error", u.error.map(|e| e.as_str()));
     line.opt_str("cause", u.cause.as_deref());
@@ -213,10 +253,7 @@ pub fn format_line(out: &mut String, x: &Exchange, format: Format) {
     line.field("bytes_out", Value::U64(x.bytes_out));
     line.field("complete", Value::Bool(x.complete));
     line.opt_str("hung_up", x.hung_up.map(|h| h.as_str()));
-    line.field(
-        "duration_ms",
-        Value::F64(x.start.elapsed().as_secs_f64() * 1000.0),
-    );
+    line.field("duration_ms", Value::Millis(x.start.elapsed()));
     match format {
         Format::Json => line.out.push_str(",\"target\":\"nova_guard::access\"}\n"),
         Format::Text => line.out.push('\n'),
@@ -345,5 +382,37 @@ mod tests {
             line.contains(" user_agent=\"python-novaclient\\n\""),
             "{line}"
         );
+    }
+
+    #[test]
+    fn addresses_versions_and_times_are_written_as_fmt_would() {
+        let cases: &[(Value<'_>, &str)] = &[
+            (
+                Value::Addr("192.0.2.1:40000".parse().unwrap()),
+                "192.0.2.1:40000",
+            ),
+            (Value::Addr("0.0.0.0:0".parse().unwrap()), "0.0.0.0:0"),
+            (
+                Value::Addr("[2001:db8::1]:8775".parse().unwrap()),
+                "[2001:db8::1]:8775",
+            ),
+            (
+                Value::Ip("255.255.255.255".parse().unwrap()),
+                "255.255.255.255",
+            ),
+            (Value::Ip("::1".parse().unwrap()), "::1"),
+            (Value::Version(Microversion::new(2, 104)), "2.104"),
+            (Value::Millis(Duration::ZERO), "0.000"),
+            (Value::Millis(Duration::from_nanos(999)), "0.000"),
+            (Value::Millis(Duration::from_micros(1_500)), "1.500"),
+            (Value::Millis(Duration::from_micros(1_234_567)), "1234.567"),
+            (Value::Millis(Duration::from_micros(10_005)), "10.005"),
+            (Value::U64(u64::MAX), "18446744073709551615"),
+        ];
+        for (value, expected) in cases {
+            let mut out = String::new();
+            push_plain(&mut out, value);
+            assert_eq!(out, *expected);
+        }
     }
 }
