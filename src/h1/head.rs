@@ -145,7 +145,13 @@ impl HeadScanner {
 /// controls, space, DEL and `"` `<` `>` `\` `^` `` ` `` `{` `|` `}`. Bytes
 /// above 0x7f pass, as hyper lets them (valid UTF-8 in a path).
 fn forbidden_in_target(b: u8) -> bool {
-    b <= 0x20 || b == 0x7f || b"\"<>\\^`{|}".contains(&b)
+    // A match, not a set lookup: every byte of every target comes here.
+    b <= 0x20
+        || b == 0x7f
+        || matches!(
+            b,
+            b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+        )
 }
 
 fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {

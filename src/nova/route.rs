@@ -8,6 +8,8 @@
 //! (RFC 3986 §5.2.4), collapse repeated `/`, then match Nova's routes.
 //! Decoded bytes need not be UTF-8, so everything works on bytes.
 
+use std::borrow::Cow;
+
 /// The API a validated request is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -61,7 +63,7 @@ fn api_segments(prefix: &str, target: &str, route: impl FnOnce(&[&[u8]]) -> bool
     let prefix = normalise_prefix(prefix);
     // The prefix must end on a segment boundary: "/compute" is not a prefix
     // of "/computex/...".
-    let rest = path.strip_prefix(prefix.as_slice())?;
+    let rest = path.strip_prefix(&*prefix)?;
     let rest = rest.strip_prefix(b"/")?;
 
     let mut segments = rest.split(|&b| b == b'/');
@@ -70,9 +72,18 @@ fn api_segments(prefix: &str, target: &str, route: impl FnOnce(&[&[u8]]) -> bool
         b"v2" => Mode::LegacyV2,
         _ => return None,
     };
-    let segs: Vec<&[u8]> = segments.collect();
-    route(&segs).then_some(mode)
+    // No route has more segments after the version than this.
+    let mut segs: [&[u8]; MAX_SEGMENTS] = [b""; MAX_SEGMENTS];
+    let mut n = 0;
+    for seg in segments {
+        *segs.get_mut(n)? = seg;
+        n += 1;
+    }
+    route(segs.get(..n)?).then_some(mode)
 }
+
+/// `{project_id}/servers/{server_id}/action`.
+const MAX_SEGMENTS: usize = 4;
 
 /// Nova's `ProjectMapper` requirement for `{project_id}`: `[0-9a-f-]+`.
 fn is_project_id(s: &[u8]) -> bool {
@@ -103,13 +114,32 @@ fn path_of(target: &str) -> Option<&str> {
 }
 
 /// Decode, remove dot segments, collapse slashes, in that order.
-fn normalise(raw: &str) -> Vec<u8> {
-    collapse_slashes(&remove_dot_segments(&percent_decode(raw.as_bytes())))
+fn normalise(raw: &str) -> Cow<'_, [u8]> {
+    let raw = raw.as_bytes();
+    if is_normal(raw) {
+        return Cow::Borrowed(raw);
+    }
+    Cow::Owned(collapse_slashes(&remove_dot_segments(&percent_decode(raw))))
+}
+
+/// Whether normalising `path` (which starts with `/`) would leave it as it
+/// is: nothing to decode, no dot segment (each starts with `/.`), no run of
+/// slashes. Most paths are, and need no copy.
+fn is_normal(path: &[u8]) -> bool {
+    path.first() == Some(&b'/')
+        && !path.contains(&b'%')
+        && !path
+            .windows(2)
+            .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'))
 }
 
 /// The configured prefix in the same form as a normalised path, without a
 /// trailing `/`: "" or "/compute".
-fn normalise_prefix(prefix: &str) -> Vec<u8> {
+fn normalise_prefix(prefix: &str) -> Cow<'_, [u8]> {
+    let bytes = prefix.as_bytes();
+    if bytes.is_empty() || (is_normal(bytes) && bytes.last() != Some(&b'/')) {
+        return Cow::Borrowed(bytes);
+    }
     let mut p = Vec::with_capacity(prefix.len() + 1);
     if !prefix.starts_with('/') {
         p.push(b'/');
@@ -119,7 +149,7 @@ fn normalise_prefix(prefix: &str) -> Vec<u8> {
     while p.last() == Some(&b'/') {
         p.pop();
     }
-    p
+    Cow::Owned(p)
 }
 
 /// One hex digit's value (`to_digit(16)` takes exactly the ASCII hex digits).
@@ -431,6 +461,17 @@ mod tests {
         #[test]
         fn never_panics(prefix in "\\PC{0,12}", target in "\\PC{0,80}") {
             let _ = match_update(&prefix, &target);
+        }
+
+        #[test]
+        fn a_path_left_as_it_is_is_one_normalising_leaves_as_it_is(
+            path in "/[/.%2fFe0-9a-z]{0,40}",
+        ) {
+            let slow = collapse_slashes(&remove_dot_segments(&percent_decode(path.as_bytes())));
+            prop_assert_eq!(&*normalise(&path), slow.as_slice());
+            if is_normal(path.as_bytes()) {
+                prop_assert_eq!(slow.as_slice(), path.as_bytes());
+            }
         }
 
         #[test]
