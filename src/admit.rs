@@ -350,7 +350,7 @@ pub fn admit<'a>(
     if !xff.is_empty() {
         xff.extend_from_slice(b", ");
     }
-    xff.extend_from_slice(ctx.peer.to_string().as_bytes());
+    crate::text::push_ip(&mut xff, ctx.peer);
     lines.push(Line {
         name: b"X-Forwarded-For",
         value: Cow::Owned(xff),

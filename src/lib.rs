@@ -42,6 +42,8 @@ pub mod server;
 #[cfg(feature = "proxy")]
 pub mod systemd;
 #[cfg(feature = "proxy")]
+pub mod text;
+#[cfg(feature = "proxy")]
 pub mod tls;
 #[cfg(feature = "proxy")]
 pub mod upstream;

@@ -9,14 +9,15 @@
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::json::{push_json_str, push_timestamp, push_u64};
+use super::json::{push_json_str, push_timestamp};
 use super::{write_line, Format, SINK};
 use crate::exchange::{Exchange, Protocol, Rule, ValidationInfo};
 use crate::metrics::Metrics;
 use crate::nova::{Microversion, Mode};
+use crate::text;
 
 /// The fields an access line may carry, in the order written, besides
 /// `timestamp`, `level`, `message` (`exchange`) and `target`
@@ -148,44 +149,16 @@ impl Line<'_> {
 fn push_plain(out: &mut String, value: &Value<'_>) {
     match *value {
         Value::Str(s) => out.push_str(s),
-        Value::Addr(SocketAddr::V4(a)) => {
-            push_ipv4(out, *a.ip());
-            out.push(':');
-            push_u64(out, u64::from(a.port()));
-        }
-        Value::Addr(a @ SocketAddr::V6(_)) => {
-            let _ = write!(out, "{a}");
-        }
-        Value::Ip(IpAddr::V4(ip)) => push_ipv4(out, ip),
-        Value::Ip(ip @ IpAddr::V6(_)) => {
-            let _ = write!(out, "{ip}");
-        }
+        Value::Addr(a) => text::push_socket_addr(out, a),
+        Value::Ip(ip) => text::push_ip(out, ip),
         Value::Version(v) => {
-            push_u64(out, u64::from(v.major));
+            text::push_u64(out, u64::from(v.major));
             out.push('.');
-            push_u64(out, u64::from(v.minor));
+            text::push_u64(out, u64::from(v.minor));
         }
-        Value::U64(n) => push_u64(out, n),
+        Value::U64(n) => text::push_u64(out, n),
         Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-        Value::Millis(d) => {
-            let micros = d.as_micros();
-            push_u64(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
-            let frac = micros % 1000;
-            out.push('.');
-            // Below 1000: three digits.
-            for digit in [frac / 100, frac / 10 % 10, frac % 10] {
-                out.push(char::from(b'0' + digit as u8));
-            }
-        }
-    }
-}
-
-fn push_ipv4(out: &mut String, ip: Ipv4Addr) {
-    let [a, b, c, d] = ip.octets();
-    push_u64(out, u64::from(a));
-    for octet in [b, c, d] {
-        out.push('.');
-        push_u64(out, u64::from(octet));
+        Value::Millis(d) => text::push_millis(out, d),
     }
 }
 

@@ -13,7 +13,8 @@ use std::fmt::{self, Write};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+
+use crate::text::push_u64;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -52,9 +53,11 @@ where
     }
 }
 
-/// `now`, as every line of the log writes it.
+/// `now`, as every line of the log writes it (tracing-subscriber's
+/// `SystemTime` format).
 pub(crate) fn push_timestamp(line: &mut String) -> fmt::Result {
-    SystemTime.format_time(&mut Writer::new(line))
+    crate::text::push_timestamp(line, std::time::SystemTime::now());
+    Ok(())
 }
 
 fn push_line(line: &mut String, event: &Event<'_>) -> fmt::Result {
@@ -144,24 +147,6 @@ impl Visit for Fields<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.formatted(field, format_args!("{value:?}"));
-    }
-}
-
-/// Decimal digits without `core::fmt`.
-pub(crate) fn push_u64(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // The remainder is below 10: the cast keeps it.
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    for &d in &digits[start..] {
-        out.push(char::from(d));
     }
 }
 
