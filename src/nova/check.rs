@@ -37,10 +37,12 @@ use super::pyrepr::{json_string, json_string_wtf8, repr_object, repr_str, str_va
 use super::unicode::Unicode;
 use super::{ipv6, Microversion, Mode, Profile};
 
+mod field;
 mod other;
 mod schema;
 
-use schema::{Field, FieldError, Prop};
+use field::{Field, FieldError};
+use schema::Prop;
 
 /// What Nova would do with an update-server body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1054,7 +1056,7 @@ mod tests {
     }
 
     fn description_repr(u: Unicode) -> String {
-        String::from_utf8(schema::description_pattern_repr(u)).expect("no lone surrogate")
+        String::from_utf8(field::description_pattern_repr(u)).expect("no lone surrogate")
     }
 
     #[test]
