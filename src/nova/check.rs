@@ -35,7 +35,7 @@ use super::json::{self, Value};
 use super::policy::{AccessIpPolicy, Refusal};
 use super::pyrepr::{json_string, json_string_wtf8, repr_object, repr_str, str_value};
 use super::unicode::Unicode;
-use super::{ipv6, Microversion, Mode, Profile};
+use super::{ipv6, Microversion, Mode, Profile, Rule};
 
 mod field;
 mod other;
@@ -98,9 +98,8 @@ pub struct Rejection {
     /// The field the error is reported on (`server`, `name`, …), `None` at the
     /// top level. A schema name, never a value: safe to log.
     pub field: Option<&'static str>,
-    /// The failing rule (`type`, `format`, `minLength`, `additionalProperties`,
-    /// `json`, `serverEntity`, …). Safe to log.
-    pub rule: &'static str,
+    /// The failing rule. Safe to log.
+    pub rule: Rule,
 }
 
 impl Rejection {
@@ -176,7 +175,7 @@ fn check_update(
             kind: RejectKind::Malformed,
             message_json: MALFORMED_JSON.to_owned(),
             field: None,
-            rule: "json",
+            rule: Rule::Json,
         });
     };
     let Value::Object(top) = &root else {
@@ -247,7 +246,7 @@ fn check_update(
         return reject(
             field_message("server", |out| repr_object(server, u, out), &message),
             Some("server"),
-            "additionalProperties",
+            Rule::AdditionalProperties,
         );
     }
 
@@ -259,7 +258,7 @@ fn check_update(
             .filter(|k| k.as_bytes() != b"server")
             .collect();
         let message = additional_properties(&keys, u);
-        return reject(json_string_wtf8(&message), None, "additionalProperties");
+        return reject(json_string_wtf8(&message), None, Rule::AdditionalProperties);
     }
 
     if let Some(refused) = policy_verdict(server, policy, u) {
@@ -284,7 +283,7 @@ fn field_verdict(
         Err(FieldError::InvalidName(reason)) => {
             let message =
                 format!("An invalid 'name' value was provided. The name must be: {reason}");
-            Err(reject(json_string(&message), Some(name), "format"))
+            Err(reject(json_string(&message), Some(name), Rule::Format))
         }
         Err(FieldError::Keyword { rule, message }) => Err(reject(
             field_message(name, |out| str_value(value, p.unicode(), out), &message),
@@ -460,11 +459,11 @@ fn reject_no_server(field: Option<&'static str>) -> Verdict {
         kind: RejectKind::NoServerEntity,
         message_json: NO_SERVER_JSON.to_owned(),
         field,
-        rule: "serverEntity",
+        rule: Rule::ServerEntity,
     })
 }
 
-fn reject(message_json: String, field: Option<&'static str>, rule: &'static str) -> Verdict {
+fn reject(message_json: String, field: Option<&'static str>, rule: Rule) -> Verdict {
     Verdict::Reject(Rejection {
         kind: RejectKind::Invalid,
         message_json,
@@ -650,7 +649,7 @@ mod tests {
                     assert_eq!(r.kind, RejectKind::NoServerEntity, "{body:?}");
                     assert_eq!(r.status(), 422);
                     assert_eq!(r.field, field, "{body:?}");
-                    assert_eq!(r.rule, "serverEntity");
+                    assert_eq!(r.rule, Rule::ServerEntity);
                     assert_eq!(
                         r.message_json,
                         "\"Unable to process the contained instructions\""
@@ -691,7 +690,7 @@ mod tests {
                 assert_eq!(r.kind, RejectKind::Malformed, "{body:?}");
                 assert_eq!(r.status(), 400);
                 assert_eq!(r.message_json, "\"Malformed request body\"");
-                assert_eq!((r.field, r.rule), (None, "json"));
+                assert_eq!((r.field, r.rule), (None, Rule::Json));
             }
         }
         // Python refuses int literals over 4300 digits, not floats.
@@ -789,7 +788,7 @@ mod tests {
                 } else {
                     let r = rej(minor, &body);
                     assert_eq!(decode(&r.message_json), INVALID_NAME, "{value:?}");
-                    assert_eq!((r.field, r.rule), (Some("name"), "format"));
+                    assert_eq!((r.field, r.rule), (Some("name"), Rule::Format));
                 }
             }
             if legacy {
@@ -807,7 +806,7 @@ mod tests {
             decode(&r.message_json),
             "Invalid input for field/attribute name. Value: . '' should be non-empty"
         );
-        assert_eq!((r.field, r.rule), (Some("name"), "minLength"));
+        assert_eq!((r.field, r.rule), (Some("name"), Rule::MinLength));
         // Legacy's format refuses "" before minLength.
         assert_eq!(legacy_msg(&name("")), INVALID_NAME_LEGACY);
 
@@ -818,7 +817,7 @@ mod tests {
             format!("Invalid input for field/attribute name. Value: {x256}. '{x256}' is too long");
         let r = rej(1, &name(&x256));
         assert_eq!(decode(&r.message_json), want);
-        assert_eq!(r.rule, "maxLength");
+        assert_eq!(r.rule, Rule::MaxLength);
         assert_eq!(legacy_msg(&name(&x256)), want);
         // Counted in code points.
         let e256 = "é".repeat(256);
@@ -838,7 +837,7 @@ mod tests {
             decode(&r.message_json),
             "Invalid input for field/attribute name. Value: 123. 123 is not of type 'string'"
         );
-        assert_eq!((r.field, r.rule), (Some("name"), "type"));
+        assert_eq!((r.field, r.rule), (Some("name"), Rule::Type));
         assert_eq!(
             msg(1, &server("name", "null")),
             "Invalid input for field/attribute name. Value: None. None is not of type 'string'"
@@ -930,7 +929,7 @@ mod tests {
             decode(&r.message_json),
             "Invalid input for field/attribute OS-DCF:diskConfig. Value: auto. 'auto' is not one of ['AUTO', 'MANUAL']"
         );
-        assert_eq!((r.field, r.rule), (Some("OS-DCF:diskConfig"), "enum"));
+        assert_eq!((r.field, r.rule), (Some("OS-DCF:diskConfig"), Rule::Enum));
         assert_eq!(
             msg(1, &server("OS-DCF:diskConfig", "\"AUTO\\n\"")),
             "Invalid input for field/attribute OS-DCF:diskConfig. Value: AUTO\n. 'AUTO\\n' is not one of ['AUTO', 'MANUAL']"
@@ -953,7 +952,7 @@ mod tests {
             decode(&r.message_json),
             "Invalid input for field/attribute accessIPv4. Value: . '' is not a 'ipv4'"
         );
-        assert_eq!((r.field, r.rule), (Some("accessIPv4"), "format"));
+        assert_eq!((r.field, r.rule), (Some("accessIPv4"), Rule::Format));
         assert_eq!(
             msg(1, &server("accessIPv4", "null")),
             "Invalid input for field/attribute accessIPv4. Value: None. None is not of type 'string'"
@@ -1000,7 +999,10 @@ mod tests {
                 decode(&r.message_json),
                 "Invalid input for field/attribute server. Value: {'description': 'x'}. Additional properties are not allowed ('description' was unexpected)"
             );
-            assert_eq!((r.field, r.rule), (Some("server"), "additionalProperties"));
+            assert_eq!(
+                (r.field, r.rule),
+                (Some("server"), Rule::AdditionalProperties)
+            );
         }
         for minor in [19, 89, 90, 93, 94, 103, 104] {
             for v in [
@@ -1023,7 +1025,7 @@ mod tests {
                 decode(&r.message_json),
                 "Invalid input for field/attribute description. Value: 1. 1 is not of type 'string', 'null'"
             );
-            assert_eq!(r.rule, "type");
+            assert_eq!(r.rule, Rule::Type);
             let r = rej(minor, &server("description", "\"a\\tb\""));
             assert_eq!(
                 decode(&r.message_json),
@@ -1032,7 +1034,7 @@ mod tests {
                     description_repr(U)
                 )
             );
-            assert_eq!((r.field, r.rule), (Some("description"), "pattern"));
+            assert_eq!((r.field, r.rule), (Some("description"), Rule::Pattern));
             let x256 = "x".repeat(256);
             assert_eq!(
                 msg(minor, &server("description", &json_string(&x256))),
@@ -1042,15 +1044,15 @@ mod tests {
             let long_bad = format!("{}\t", "x".repeat(300));
             assert_eq!(
                 rej(minor, &server("description", &json_string(&long_bad))).rule,
-                "pattern"
+                Rule::Pattern
             );
             assert_eq!(
                 rej(minor, &server("description", "\"\\ud83d\\ude00\"")).rule,
-                "pattern"
+                Rule::Pattern
             );
             assert_eq!(
                 rej(minor, &server("description", "\"\\n\\n\"")).rule,
-                "pattern"
+                Rule::Pattern
             );
         }
     }
@@ -1108,7 +1110,7 @@ mod tests {
                     decode(&r.message_json),
                     format!("Invalid input for field/attribute hostname. Value: {v}. {repr} does not match {label}"),
                 );
-                assert_eq!((r.field, r.rule), (Some("hostname"), "pattern"));
+                assert_eq!((r.field, r.rule), (Some("hostname"), Rule::Pattern));
             }
             let x64 = "x".repeat(64);
             let r = rej(minor, &server("hostname", &json_string(&x64)));
@@ -1118,7 +1120,7 @@ mod tests {
                     "Invalid input for field/attribute hostname. Value: {x64}. '{x64}' is too long"
                 )
             );
-            assert_eq!(r.rule, "maxLength");
+            assert_eq!(r.rule, Rule::MaxLength);
             assert_eq!(
                 msg(minor, &server("hostname", "1")),
                 "Invalid input for field/attribute hostname. Value: 1. 1 is not of type 'string'"
@@ -1143,7 +1145,7 @@ mod tests {
                 decode(&r.message_json),
                 "Invalid input for field/attribute hostname. Value: . '' should be non-empty"
             );
-            assert_eq!(r.rule, "minLength");
+            assert_eq!(r.rule, Rule::MinLength);
             assert_eq!(
                 msg(minor, &server("hostname", "\"a b\"")),
                 format!("Invalid input for field/attribute hostname. Value: a b. 'a b' does not match {fqdn}")
@@ -1178,7 +1180,7 @@ mod tests {
         );
         assert_eq!(
             (r.field, r.rule),
-            (Some("pinned_availability_zone"), "oneOf")
+            (Some("pinned_availability_zone"), Rule::OneOf)
         );
         assert_eq!(
             msg(104, &server("pinned_availability_zone", "1")),
@@ -1200,13 +1202,16 @@ mod tests {
             decode(&r.message_json),
             "Invalid input for field/attribute server. Value: {'foo': 'x'}. Additional properties are not allowed ('foo' was unexpected)"
         );
-        assert_eq!((r.field, r.rule), (Some("server"), "additionalProperties"));
+        assert_eq!(
+            (r.field, r.rule),
+            (Some("server"), Rule::AdditionalProperties)
+        );
         let r = rej(1, "{\"server\":{\"name\":\"ok\"},\"foo\":1}");
         assert_eq!(
             decode(&r.message_json),
             "Additional properties are not allowed ('foo' was unexpected)"
         );
-        assert_eq!((r.field, r.rule), (None, "additionalProperties"));
+        assert_eq!((r.field, r.rule), (None, Rule::AdditionalProperties));
         // Several: sorted by code point, once each; the value is the dict.
         assert_eq!(
             msg(1, "{\"server\":{\"zz\":1,\"Aa\":2,\"_\":3,\"é\":4,\"a\":5,\"zz\":6,\"name\":\"n\"}}"),
@@ -1300,7 +1305,10 @@ mod tests {
         for key in ["description", "hostname", "pinned_availability_zone"] {
             let r = legacy_rej(&server(key, "\"x\""));
             assert_eq!(r.kind, RejectKind::Invalid);
-            assert_eq!((r.field, r.rule), (Some("server"), "additionalProperties"));
+            assert_eq!(
+                (r.field, r.rule),
+                (Some("server"), Rule::AdditionalProperties)
+            );
             assert_eq!(
                 decode(&r.message_json),
                 format!("Invalid input for field/attribute server. Value: {{'{key}': 'x'}}. Additional properties are not allowed ('{key}' was unexpected)")
@@ -1454,7 +1462,7 @@ mod tests {
         }
     }
 
-    fn rule_in(p: Profile, mode: Mode, minor: u16, body: &str) -> &'static str {
+    fn rule_in(p: Profile, mode: Mode, minor: u16, body: &str) -> Rule {
         match check(p, mode, mv(minor), body.as_bytes()) {
             Verdict::Reject(r) => r.rule,
             other => panic!("{body} at 2.{minor} on {p}: {other:?}"),
@@ -1502,17 +1510,25 @@ mod tests {
             let early = r < Release::R2025_2;
             assert_eq!(
                 rule_in(p, Mode::V21, 1, &spaces),
-                if early { "maxLength" } else { "format" },
+                if early { Rule::MaxLength } else { Rule::Format },
                 "{r}"
             );
             assert_eq!(
                 rule_in(p, Mode::V21, 19, &long_tab),
-                if early { "maxLength" } else { "pattern" },
+                if early {
+                    Rule::MaxLength
+                } else {
+                    Rule::Pattern
+                },
                 "{r}"
             );
             assert_eq!(
                 rule_in(p, Mode::V21, 90, &label),
-                if early { "minLength" } else { "pattern" },
+                if early {
+                    Rule::MinLength
+                } else {
+                    Rule::Pattern
+                },
                 "{r}"
             );
             // Legacy v2's name format refuses "" (no non-space character).
@@ -1542,7 +1558,7 @@ mod tests {
                 let Verdict::Reject(rj) = v else {
                     panic!("{r}: {v:?}");
                 };
-                assert_eq!(rj.rule, "additionalProperties", "{r}");
+                assert_eq!(rj.rule, Rule::AdditionalProperties, "{r}");
             }
         }
     }
@@ -1798,7 +1814,7 @@ mod tests {
             (
                 "Invalid input for field/attribute accessIPv4. Value: 127.0.0.1. '127.0.0.1' is in a denied network '127.0.0.0/8'".to_owned(),
                 Some("accessIPv4"),
-                "accessIpDenied"
+                Rule::AccessIpDenied
             )
         );
         // Deny wins over allow; the address is quoted in its canonical text.
@@ -1811,7 +1827,7 @@ mod tests {
             (
                 "Invalid input for field/attribute accessIPv6. Value: 2002::1. '2002::1' is not in an allowed network".to_owned(),
                 Some("accessIPv6"),
-                "accessIpNotAllowed"
+                Rule::AccessIpNotAllowed
             )
         );
         // Nova's own errors come first.
@@ -1822,7 +1838,7 @@ mod tests {
                 &policy
             )
             .2,
-            "additionalProperties"
+            Rule::AdditionalProperties
         );
         assert!(matches!(
             run(
@@ -1836,7 +1852,7 @@ mod tests {
         let mapped = "{\"server\": {\"accessIPv6\": \"::FFFF:127.0.0.1\"}}";
         assert_eq!(
             refused(Operation::Update, mapped, &policy).2,
-            "accessIpNotAllowed"
+            Rule::AccessIpNotAllowed
         );
         let as_v4 = AccessIpPolicy {
             mapped_as_v4: true,
@@ -1851,12 +1867,12 @@ mod tests {
         let create = "{\"server\": {\"name\": \"x\", \"block_device_mapping_v2\": [{\"boot_index\": \"x\"}], \"accessIPv4\": \"127.0.0.2\"}}";
         assert_eq!(
             refused(Operation::Create, create, &policy).2,
-            "accessIpDenied"
+            Rule::AccessIpDenied
         );
         let rebuild = "{\"rebuild\": {\"imageRef\": \"x\", \"accessIPv4\": \"127.0.0.2\"}}";
         assert_eq!(
             refused(Operation::Rebuild, rebuild, &policy).2,
-            "accessIpDenied"
+            Rule::AccessIpDenied
         );
         // An address Nova refuses is Nova's to refuse.
         assert_eq!(

@@ -13,7 +13,7 @@ use crate::nova::ipv6;
 use crate::nova::json::{push_code_point, PyStr, Value};
 use crate::nova::pyrepr::{repr_str, repr_value};
 use crate::nova::unicode::{is_zs, Unicode};
-use crate::nova::{Profile, Release};
+use crate::nova::{Profile, Release, Rule};
 
 /// The schema of one property of `server`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +44,7 @@ pub(super) enum FieldError {
     /// A name format failed: Nova reports `InvalidName` with this reason.
     InvalidName(&'static str),
     /// A jsonschema keyword failed with this message (generalized UTF-8).
-    Keyword {
-        rule: &'static str,
-        message: Vec<u8>,
-    },
+    Keyword { rule: Rule, message: Vec<u8> },
 }
 
 const NAME_REASON: &str = "printable characters. Can not start or end with whitespace.";
@@ -90,7 +87,12 @@ impl Field {
                 if s.as_bytes() == b"AUTO" || s.as_bytes() == b"MANUAL" {
                     None
                 } else {
-                    Some(keyword(v, "enum", u, " is not one of ['AUTO', 'MANUAL']"))
+                    Some(keyword(
+                        v,
+                        Rule::Enum,
+                        u,
+                        " is not one of ['AUTO', 'MANUAL']",
+                    ))
                 }
             }
             Field::Ipv4 => {
@@ -99,7 +101,7 @@ impl Field {
                 };
                 match s.as_str().and_then(ipv6::parse_ipv4) {
                     Some(_) => None,
-                    None => Some(keyword(v, "format", u, " is not a 'ipv4'")),
+                    None => Some(keyword(v, Rule::Format, u, " is not a 'ipv4'")),
                 }
             }
             Field::Ipv6 => ipv6_field(v, u).err(),
@@ -148,7 +150,7 @@ impl Field {
                 } else {
                     Some(keyword(
                         v,
-                        "oneOf",
+                        Rule::OneOf,
                         u,
                         " is not valid under any of the given schemas",
                     ))
@@ -180,7 +182,7 @@ fn ipv6_field(v: &Value<'_>, u: Unicode) -> Result<Ipv6Addr, FieldError> {
     };
     s.as_str()
         .and_then(ipv6::parse_ipv6)
-        .ok_or_else(|| keyword(v, "format", u, " is not a 'ipv6'"))
+        .ok_or_else(|| keyword(v, Rule::Format, u, " is not a 'ipv6'"))
 }
 
 /// jsonschema's "string" type: a Python str.
@@ -192,7 +194,7 @@ fn string<'v, 'a>(v: &'v Value<'a>) -> Option<&'v PyStr<'a>> {
 }
 
 /// `{instance!r}{tail}`.
-fn keyword(v: &Value<'_>, rule: &'static str, u: Unicode, tail: &str) -> FieldError {
+fn keyword(v: &Value<'_>, rule: Rule, u: Unicode, tail: &str) -> FieldError {
     let mut message = Vec::new();
     repr_value(v, u, &mut message);
     message.extend_from_slice(tail.as_bytes());
@@ -201,7 +203,7 @@ fn keyword(v: &Value<'_>, rule: &'static str, u: Unicode, tail: &str) -> FieldEr
 
 /// `{instance!r} is not of type {types}`.
 fn type_error(v: &Value<'_>, u: Unicode, types: &str) -> FieldError {
-    keyword(v, "type", u, &format!(" is not of type {types}"))
+    keyword(v, Rule::Type, u, &format!(" is not of type {types}"))
 }
 
 /// `{instance!r} does not match {pattern!r}` (`pattern_repr` already quoted).
@@ -211,7 +213,7 @@ fn pattern_error(v: &Value<'_>, u: Unicode, pattern_repr: &[u8]) -> FieldError {
     message.extend_from_slice(b" does not match ");
     message.extend_from_slice(pattern_repr);
     FieldError::Keyword {
-        rule: "pattern",
+        rule: Rule::Pattern,
         message,
     }
 }
@@ -226,10 +228,10 @@ fn lengths(v: &Value<'_>, s: &PyStr<'_>, min: usize, max: usize, p: Profile) -> 
         } else {
             " is too short"
         };
-        return Some(keyword(v, "minLength", p.unicode(), tail));
+        return Some(keyword(v, Rule::MinLength, p.unicode(), tail));
     }
     if n > max {
-        return Some(keyword(v, "maxLength", p.unicode(), " is too long"));
+        return Some(keyword(v, Rule::MaxLength, p.unicode(), " is too long"));
     }
     None
 }
