@@ -216,8 +216,8 @@ impl From<crate::nova::Operation> for Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
     /// A rule of Nova's schemas or of the access-IP policy, as the validator
-    /// names it (`type`, `format`, `json`, `serverEntity`, `accessIpDenied`, …).
-    Check(&'static str),
+    /// names it.
+    Check(crate::nova::Rule),
     /// The body is over `NOVA_GUARD_MAX_BODY_BYTES`.
     MaxBodyBytes,
     /// The body broke off or its framing failed.
@@ -258,7 +258,7 @@ impl Rule {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Rule::Check(rule) => rule,
+            Rule::Check(rule) => rule.as_str(),
             Rule::MaxBodyBytes => "maxBodyBytes",
             Rule::ClientBody => "clientBody",
             Rule::ClientBodyTimeout => "clientBodyTimeout",

@@ -480,8 +480,11 @@ mod tests {
             .unwrap();
         match judged {
             (Outcome::Answer { info: a, .. }, Outcome::Answer { info: b, answer }) => {
-                assert_eq!((a.field, a.rule), (Some("name"), Some(Rule::Check("type"))));
-                assert_eq!(b.rule, Some(Rule::Check("json")));
+                assert_eq!(
+                    (a.field, a.rule),
+                    (Some("name"), Some(Rule::Check(crate::nova::Rule::Type)))
+                );
+                assert_eq!(b.rule, Some(Rule::Check(crate::nova::Rule::Json)));
                 assert!(String::from_utf8_lossy(answer.body()).contains("Malformed request body"));
             }
             other => panic!("{other:?}"),

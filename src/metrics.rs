@@ -487,7 +487,7 @@ mod tests {
         rejected.validation = ValidationInfo {
             operation: Operation::Update,
             field: Some("name"),
-            ..ValidationInfo::rejected(Rule::Check("minLength"))
+            ..ValidationInfo::rejected(Rule::Check(crate::nova::Rule::MinLength))
         };
         rejected.status = 400;
         rejected.bytes_in = 10;

@@ -10,6 +10,7 @@ use nova_guard::error::ErrorKind;
 use nova_guard::exchange::{Exchange, Peer, Protocol, Rule, ValidationInfo, Verdict};
 use nova_guard::log::access::FIELDS;
 use nova_guard::metrics::{Build, Metrics};
+use nova_guard::nova;
 
 const GUIDE: &str = include_str!("../docs/operations.md");
 
@@ -54,13 +55,14 @@ fn the_log_table_is_the_access_line_s_fields() {
 }
 
 #[test]
-fn every_rule_of_nova_guard_s_own_is_in_the_rule_row() {
+fn every_rule_is_in_the_rule_row() {
     let logs = section("Logs");
     let row = logs
         .lines()
         .find(|l| l.starts_with("| `rule` |"))
         .expect("no rule row in the log table");
-    for rule in Rule::proxy_rules() {
+    let rules = Rule::proxy_rules().chain(nova::Rule::ALL.map(Rule::Check));
+    for rule in rules {
         assert!(
             row.contains(&format!("`{}`", rule.as_str())),
             "rule {} is not in the rule row",

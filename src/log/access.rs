@@ -293,7 +293,7 @@ mod tests {
             api: Some(Mode::V21),
             microversion: Some(Microversion::new(2, 94)),
             field: Some("name"),
-            rule: Some(Rule::Check("minLength")),
+            rule: Some(Rule::Check(crate::nova::Rule::MinLength)),
             ipv6_rewritten: false,
             would_status: Some(400),
             would_rewrite_ipv6: Some(true),

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod profile;
 pub mod pyrepr;
 pub mod route;
+pub mod rule;
 pub mod unicode;
 
 pub use check::{
@@ -21,4 +22,5 @@ pub use microversion::Microversion;
 pub use policy::AccessIpPolicy;
 pub use profile::{Profile, Python, Release, UnknownPython, UnknownRelease};
 pub use route::Mode;
+pub use rule::Rule;
 pub use unicode::Unicode;

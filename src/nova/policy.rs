@@ -16,6 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
+use super::Rule;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessIpPolicy {
     pub ipv4_deny: Vec<IpNetwork>,
@@ -36,11 +38,11 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The rule name for logs.
-    pub fn rule(self) -> &'static str {
+    /// The rule the address broke.
+    pub fn rule(self) -> Rule {
         match self {
-            Refusal::Denied(_) => "accessIpDenied",
-            Refusal::NotAllowed => "accessIpNotAllowed",
+            Refusal::Denied(_) => Rule::AccessIpDenied,
+            Refusal::NotAllowed => Rule::AccessIpNotAllowed,
         }
     }
 }

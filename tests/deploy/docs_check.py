@@ -1,7 +1,6 @@
-"""docs/operations.md is true to the code where no Rust test holds it: every
-rule the validator can name is in the log table's rule row; the deployment
-examples keep what the guide says of the load balancer in front; every file
-the guide links to exists.
+"""docs/operations.md is true to the code where no Rust test holds it: the
+exit codes are documented; the deployment examples keep what the guide says
+of the load balancer in front; every file the guide links to exists.
 
     docs_check.py ROOT NOVA_GUARD_BIN
 """
@@ -28,36 +27,14 @@ def report(name, missing):
         print('ok docs: %s' % name)
 
 
-def src(*parts):
-    path = os.path.join(ROOT, 'src', *parts)
-    return open(path).read() if os.path.exists(path) else ''
-
-
 def code(name):
     return '`%s`' % name in DOC
 
 
-# The configuration, log, error and metric tables are held to the code by
-# Rust tests (src/config/tests.rs, tests/docs.rs). Here: the exit codes.
+# The configuration, log, error and metric tables and the log table's `rule`
+# row are held to the code by Rust tests (src/config/tests.rs, tests/docs.rs).
+# Here: the exit codes.
 report('exit codes 0, 1, 2', {c for c in ('| 0 |', '| 1 |', '| 2 |') if c not in DOC})
-table = DOC.split('## Logs', 1)[1].split('\n## ', 1)[0]
-
-# Rules a rejection can name.
-rules = set()
-for path in ('nova/check.rs', 'nova/check/schema.rs', 'nova/policy.rs', 'exchange.rs',
-             'wire/tracker.rs'):
-    text = src(*path.split('/'))
-    rules |= set(re.findall(r'(?:Rule|Ambiguity)::\w+(?:\(\w+\))? => "(\w+)"', text))
-    rules |= set(re.findall(r'Refusal::\w+(?:\(_\))? => "(\w+)"', text))
-    rules |= set(re.findall(r'keyword\(\s*\w+,\s*"(\w+)"', text, re.S))
-    rules |= set(re.findall(r'\brule:\s*"(\w+)"', text))
-    rules |= set(re.findall(r'\brule\s*=\s*Some\("(\w+)"\)', text))
-    rules |= set(re.findall(r'\breject\([^;]*?,\s*"(\w+)",?\s*\)\s*;', text, re.S))
-    for m in re.findall(r'\brule\s*=\s*Some\(if[^;]*;', text, re.S):
-        rules |= set(re.findall(r'"(\w+)"', m))
-rule_row = [line for line in table.splitlines() if line.startswith('| `rule` |')]
-report('every rejection rule (%d) in the `rule` row' % len(rules),
-       {r for r in rules if not rule_row or '`%s`' % r not in rule_row[0]})
 
 # The examples keep what the guide says about the load balancer in front.
 def seconds(text):

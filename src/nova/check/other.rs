@@ -5,7 +5,7 @@
 //! conservative subset of each property's valid values, and nothing else:
 //! whatever they do not recognise is left to Nova.
 
-use super::schema::Field;
+use super::field::Field;
 use crate::nova::ipv6;
 use crate::nova::json::{PyStr, Value};
 use crate::nova::Profile;
