@@ -1,6 +1,7 @@
 //! What nova-guard knows about Nova: routes, microversions, the update-server
 //! schemas of each release, Python's JSON and `repr()` semantics, Nova's
-//! printable class per Unicode version and netaddr's IPv6 text. Pure
+//! printable class per Unicode version, netaddr's IPv6 text, and the names
+//! of the rules a rejection cites. Pure
 //! functions only: no I/O, no async, no HTTP types, so every piece can be
 //! unit-tested, fuzzed and benchmarked on its own.
 
