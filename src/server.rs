@@ -215,6 +215,9 @@ pub async fn serve(
 /// How often a worker shows it still runs its tasks.
 const HEARTBEAT: Duration = Duration::from_millis(250);
 
+/// A worker's log lines wait at most this long before they are written.
+const LOG_FLUSH: Duration = Duration::from_millis(50);
+
 impl Server {
     fn millis(&self) -> u64 {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -298,6 +301,16 @@ async fn worker<S, RB>(
             }
         }
     });
+    // This thread's log lines go out in batches, at least every tick.
+    crate::log::batch_this_thread();
+    let log_flusher = tokio::spawn(async move {
+        let mut every = tokio::time::interval(LOG_FLUSH);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            crate::log::flush();
+        }
+    });
     let local_addr = listener.local_addr().ok();
     let mut connections = JoinSet::new();
     let mut drain = server.drain.clone();
@@ -356,6 +369,8 @@ async fn worker<S, RB>(
     while connections.join_next().await.is_some() {}
     sweeper.abort();
     heart.abort();
+    log_flusher.abort();
+    crate::log::flush();
 }
 
 /// One client connection, plain or TLS, HTTP/1 or HTTP/2.

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::json::{push_json_str, push_timestamp};
-use super::{write_line, Format, SINK};
+use super::{writer, Format, SINK};
 use crate::exchange::{Exchange, Protocol, Rule, ValidationInfo};
 use crate::metrics::Metrics;
 use crate::nova::{Microversion, Mode};
@@ -63,12 +63,12 @@ pub fn finish(metrics: &Metrics, x: &Exchange) {
                 Ok(mut line) => {
                     line.clear();
                     format_line(&mut line, x, sink.format);
-                    write_line(line.as_bytes());
+                    writer::write(line.as_bytes());
                 }
                 Err(_) => {
                     let mut line = String::new();
                     format_line(&mut line, x, sink.format);
-                    write_line(line.as_bytes());
+                    writer::write(line.as_bytes());
                 }
             });
         }

@@ -1,8 +1,9 @@
 //! Logging: one stream on stdout, JSON by default, written by a thread of
 //! its own so that a slow reader of stdout (a stalled journal, a full pipe)
-//! never stalls proxying. Its queue is bounded: when it is full a line is
-//! dropped and counted (`nova_guard_log_lines_dropped_total`), never waited
-//! for. Everything queued is written out when the process stops.
+//! never stalls proxying; worker threads hand their lines over in batches
+//! ([`writer`]). What waits is bounded: past the bound lines are dropped and
+//! counted (`nova_guard_log_lines_dropped_total`), never waited for.
+//! Everything handed over is written out when the process stops.
 //!
 //! Start-up, shutdown and warnings are `tracing` events; the access line of
 //! each exchange ([`access`]) is formatted straight from the exchange into a
@@ -10,17 +11,16 @@
 
 pub mod access;
 pub mod json;
+pub mod writer;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 pub use json::JsonLine;
-
-/// Lines that may wait for the writer thread before new ones are dropped.
-const QUEUED_LINES: usize = 8 * 1024;
+pub use writer::{batch_this_thread, dropped_lines, flush};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -28,30 +28,23 @@ pub enum Format {
     Text,
 }
 
-/// Where the access lines go, set up once by [`init`].
+/// How access lines are written, set up once by [`init`].
 struct Sink {
-    writer: NonBlocking,
     format: Format,
     /// The log filter lets `nova_guard::access` at INFO through.
     access: bool,
-    dropped: ErrorCounter,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Keeps the writer thread until the process ends; dropping it writes out
-/// what is queued.
-#[must_use = "dropping it stops the log writer"]
-pub struct Guard(#[allow(dead_code)] WorkerGuard);
+/// what was handed over.
+pub type Guard = writer::Guard;
 
 /// Install the subscriber and the writer: `filter` (tracing `EnvFilter`
 /// syntax, already validated), `format`.
 pub fn init(filter: &str, format: Format) -> Guard {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("nova-guard-log")
-        .finish(std::io::stdout());
+    let guard = writer::start(std::io::stdout());
     let filter = EnvFilter::builder()
         .parse(filter)
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -59,33 +52,36 @@ pub fn init(filter: &str, format: Format) -> Guard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(writer.clone());
+        .with_writer(Lines);
     match format {
         Format::Json => builder.event_format(JsonLine).init(),
         Format::Text => builder.init(),
     }
     let access = tracing::enabled!(target: "nova_guard::access", tracing::Level::INFO);
-    let dropped = writer.error_counter();
-    let _ = SINK.set(Sink {
-        writer,
-        format,
-        access,
-        dropped,
-    });
-    Guard(guard)
+    let _ = SINK.set(Sink { format, access });
+    guard
 }
 
-/// Log lines dropped because the writer could not keep up.
-pub fn dropped_lines() -> u64 {
-    SINK.get().map_or(0, |s| {
-        u64::try_from(s.dropped.dropped_lines()).unwrap_or(u64::MAX)
-    })
+/// tracing-subscriber's writer: each event, formatted whole, handed to the
+/// log's writer as one piece.
+#[derive(Debug, Clone, Copy)]
+struct Lines;
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        writer::write(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Hand a whole line to the writer (never blocks).
-fn write_line(line: &[u8]) {
-    if let Some(sink) = SINK.get() {
-        // A full queue drops the line and counts it; nothing else can fail.
-        let _ = sink.writer.clone().write_all(line);
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Lines
     }
 }

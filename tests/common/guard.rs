@@ -71,11 +71,21 @@ impl Guard {
     }
 
     /// Access-log events (one per exchange) seen so far.
+    /// The access lines so far, in the order the exchanges ended: each
+    /// worker hands its lines over in batches, so lines of different
+    /// workers may arrive out of that order; their timestamps keep it.
     pub fn exchanges(&self) -> Vec<Value> {
-        self.events()
+        let mut exchanges: Vec<Value> = self
+            .events()
             .into_iter()
             .filter(|v| v["message"] == "exchange")
-            .collect()
+            .collect();
+        // RFC 3339 at a fixed width: as text, in time order.
+        exchanges.sort_by(|a, b| {
+            let at = |v: &Value| v["timestamp"].as_str().unwrap_or_default().to_owned();
+            at(a).cmp(&at(b))
+        });
+        exchanges
     }
 
     /// Wait until `n` exchanges were logged (the event follows the response body).

@@ -130,8 +130,11 @@ def _exchanges(path, after):
             except ValueError:
                 continue
             if v.get('fields', v).get('message') == 'exchange':
-                out.append(v.get('fields', v))
-    return out
+                out.append(v)
+    # Workers hand their lines over in batches: the timestamps keep the
+    # order in which the exchanges ended.
+    out.sort(key=lambda v: v.get('timestamp', ''))
+    return [v.get('fields', v) for v in out]
 
 
 def _log_lines(path):
@@ -179,6 +182,7 @@ def test_create_and_rebuild_fields(env, guard, report_guard, record):
     cases = selected(corpus_cases(SEED, count))
     print('\ncreate/rebuild bodies: seed %d, %d cases' % (SEED, len(cases)))
 
+    time.sleep(0.3)  # earlier tests' lines written out (batches of 50 ms)
     enforce_from = _log_lines(guard['log'])
     report_from = _log_lines(report_guard['log'])
     report_differs = []

@@ -1,0 +1,178 @@
+//! The log's writer: a thread of its own that writes what it is handed to
+//! stdout, so that a slow reader (a stalled journal, a full pipe) never
+//! stalls proxying.
+//!
+//! Worker threads gather their lines in a batch of their own and hand it
+//! over when it is full or when their flush tick comes ([`flush`]): one
+//! hand-over and one `write` for many lines, where a line each cost a
+//! wake-up of this thread and a system call. Other threads hand over each
+//! line as it comes. What waits here is bounded in bytes: past the bound a
+//! batch is dropped and its lines counted, never waited for.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+/// Bytes that may wait for the writer before lines are dropped: about 8,000
+/// access lines.
+pub const QUEUED_BYTES: usize = 2 * 1024 * 1024;
+
+/// A worker's batch is handed over once it holds this much.
+const BATCH_BYTES: usize = 32 * 1024;
+
+enum Message {
+    Lines(Vec<u8>),
+    Stop,
+}
+
+struct Shared {
+    tx: Mutex<Sender<Message>>,
+    queued: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+
+thread_local! {
+    /// This thread's lines not yet handed over, and whether it batches.
+    static BATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static BATCHING: Cell<bool> = const { Cell::new(false) };
+    /// A clone of the sender, so that a hand-over takes no lock.
+    static TX: RefCell<Option<Sender<Message>>> = const { RefCell::new(None) };
+}
+
+/// Stops the writer when dropped, after everything handed over is written.
+#[must_use = "dropping it stops the log writer"]
+pub struct Guard {
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Start the writer thread, writing to `out`. Only the first call starts
+/// one; later ones return a guard that stops nothing.
+pub fn start(out: impl Write + Send + 'static) -> Guard {
+    let (tx, rx) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        tx: Mutex::new(tx),
+        queued: AtomicUsize::new(0),
+        dropped: AtomicU64::new(0),
+    });
+    if SHARED.set(shared.clone()).is_err() {
+        return Guard { thread: None };
+    }
+    let thread = std::thread::Builder::new()
+        .name("nova-guard-log".into())
+        .spawn(move || write_out(rx, &shared, out))
+        .ok();
+    Guard { thread }
+}
+
+fn write_out(rx: Receiver<Message>, shared: &Shared, mut out: impl Write) {
+    while let Ok(Message::Lines(bytes)) = rx.recv() {
+        // One write for the batch; an error (stdout closed) loses it.
+        let _ = out.write_all(&bytes).and_then(|()| out.flush());
+        shared.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        flush();
+        if let Some(thread) = self.thread.take() {
+            if let Some(shared) = SHARED.get() {
+                if let Ok(tx) = shared.tx.lock() {
+                    let _ = tx.send(Message::Stop);
+                }
+            }
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Lines dropped so far because the writer could not keep up.
+pub fn dropped_lines() -> u64 {
+    SHARED
+        .get()
+        .map_or(0, |s| s.dropped.load(Ordering::Relaxed))
+}
+
+/// From now on this thread gathers its lines in a batch; it must call
+/// [`flush`] now and then (a worker's tick) and before it ends.
+pub fn batch_this_thread() {
+    BATCHING.with(|b| b.set(true));
+}
+
+/// Hand `line` (whole lines, each ending in `\n`) to the writer.
+pub fn write(line: &[u8]) {
+    if BATCHING.with(Cell::get) {
+        let full = BATCH.with(|batch| match batch.try_borrow_mut() {
+            Ok(mut batch) => {
+                if batch.capacity() == 0 {
+                    batch.reserve(BATCH_BYTES + 1024);
+                }
+                batch.extend_from_slice(line);
+                batch.len() >= BATCH_BYTES
+            }
+            // Only a line logged while handing over could get here.
+            Err(_) => {
+                hand_over(line.to_vec());
+                false
+            }
+        });
+        if full {
+            flush();
+        }
+    } else {
+        hand_over(line.to_vec());
+    }
+}
+
+/// Hand this thread's batch to the writer.
+pub fn flush() {
+    let bytes = BATCH.with(|batch| match batch.try_borrow_mut() {
+        Ok(mut batch) if !batch.is_empty() => {
+            let cap = batch.capacity();
+            Some(std::mem::replace(&mut *batch, Vec::with_capacity(cap)))
+        }
+        _ => None,
+    });
+    if let Some(bytes) = bytes {
+        hand_over(bytes);
+    }
+}
+
+fn hand_over(bytes: Vec<u8>) {
+    let Some(shared) = SHARED.get() else {
+        return;
+    };
+    let len = bytes.len();
+    if shared.queued.fetch_add(len, Ordering::Relaxed) + len > QUEUED_BYTES {
+        shared.queued.fetch_sub(len, Ordering::Relaxed);
+        drop_lines(shared, &bytes);
+        return;
+    }
+    let sent = TX.with(|tx| {
+        let mut tx = tx.borrow_mut();
+        if tx.is_none() {
+            *tx = shared.tx.lock().ok().map(|t| t.clone());
+        }
+        match tx.as_ref() {
+            Some(tx) => tx.send(Message::Lines(bytes)).map_err(|e| e.0),
+            None => Err(Message::Lines(bytes)),
+        }
+    });
+    // The writer has stopped (the process is ending).
+    if let Err(Message::Lines(bytes)) = sent {
+        shared.queued.fetch_sub(len, Ordering::Relaxed);
+        drop_lines(shared, &bytes);
+    }
+}
+
+fn drop_lines(shared: &Shared, bytes: &[u8]) {
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count().max(1);
+    shared
+        .dropped
+        .fetch_add(u64::try_from(lines).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
