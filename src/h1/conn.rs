@@ -264,8 +264,12 @@ fn split_target(target: &str) -> (Option<&str>, &str) {
 
 /// The path as logged: no query string (it may carry anything), no fragment.
 fn logged_path(origin: &str) -> &str {
-    let end = origin.find(['?', '#']).unwrap_or(origin.len());
-    &origin[..end]
+    // By byte: a char-set search costs more than the path is long.
+    let end = origin
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(origin.len());
+    origin.get(..end).unwrap_or(origin)
 }
 
 fn idempotent(method: &Method) -> bool {

@@ -8,11 +8,11 @@
 //! start-up (target `nova_guard::access`, level INFO).
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use super::json::{push_json_str, push_timestamp};
+use super::json::push_json_bytes;
 use super::{writer, Format, SINK};
 use crate::exchange::{Exchange, Protocol, Rule, ValidationInfo};
 use crate::metrics::Metrics;
@@ -63,12 +63,12 @@ pub fn finish(metrics: &Metrics, x: &Exchange) {
                 Ok(mut line) => {
                     line.clear();
                     format_line(&mut line, x, sink.format);
-                    writer::write(line.as_bytes());
+                    writer::write(&line);
                 }
                 Err(_) => {
-                    let mut line = String::new();
+                    let mut line = Vec::new();
                     format_line(&mut line, x, sink.format);
-                    writer::write(line.as_bytes());
+                    writer::write(&line);
                 }
             });
         }
@@ -77,7 +77,7 @@ pub fn finish(metrics: &Metrics, x: &Exchange) {
 }
 
 thread_local! {
-    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A field's value. Addresses, versions and times are written digit by
@@ -95,7 +95,7 @@ enum Value<'a> {
 
 /// Writes fields in one of the two formats.
 struct Line<'a> {
-    out: &'a mut String,
+    out: &'a mut Vec<u8>,
     format: Format,
 }
 
@@ -104,24 +104,24 @@ impl Line<'_> {
         let out = &mut *self.out;
         match self.format {
             Format::Json => {
-                out.push_str(",\"");
-                out.push_str(name);
-                out.push_str("\":");
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
                 match value {
-                    Value::Str(s) => push_json_str(out, s),
+                    Value::Str(s) => push_json_bytes(out, s.as_bytes()),
                     // Nothing in these needs escaping.
                     Value::Addr(_) | Value::Ip(_) | Value::Version(_) => {
-                        out.push('"');
+                        out.push(b'"');
                         push_plain(out, &value);
-                        out.push('"');
+                        out.push(b'"');
                     }
                     _ => push_plain(out, &value),
                 }
             }
             Format::Text => {
-                out.push(' ');
-                out.push_str(name);
-                out.push('=');
+                out.push(b' ');
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
                 match value {
                     Value::Str(s) => {
                         let _ = write!(out, "{s:?}");
@@ -146,18 +146,18 @@ impl Line<'_> {
 }
 
 /// A value that is not a string, as both formats write it.
-fn push_plain(out: &mut String, value: &Value<'_>) {
+fn push_plain(out: &mut Vec<u8>, value: &Value<'_>) {
     match *value {
-        Value::Str(s) => out.push_str(s),
+        Value::Str(s) => out.extend_from_slice(s.as_bytes()),
         Value::Addr(a) => text::push_socket_addr(out, a),
         Value::Ip(ip) => text::push_ip(out, ip),
         Value::Version(v) => {
             text::push_u64(out, u64::from(v.major));
-            out.push('.');
+            out.push(b'.');
             text::push_u64(out, u64::from(v.minor));
         }
         Value::U64(n) => text::push_u64(out, n),
-        Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Value::Millis(d) => text::push_millis(out, d),
     }
 }
@@ -170,16 +170,16 @@ fn mode(v: &ValidationInfo) -> Option<&'static str> {
 }
 
 /// One access line, with its end of line.
-pub fn format_line(out: &mut String, x: &Exchange, format: Format) {
+pub fn format_line(out: &mut Vec<u8>, x: &Exchange, format: Format) {
     match format {
         Format::Json => {
-            out.push_str("{\"timestamp\":\"");
-            let _ = push_timestamp(out);
-            out.push_str("\",\"level\":\"INFO\",\"message\":\"exchange\"");
+            out.extend_from_slice(b"{\"timestamp\":\"");
+            text::push_timestamp(out, SystemTime::now());
+            out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"exchange\"");
         }
         Format::Text => {
-            let _ = push_timestamp(out);
-            out.push_str("  INFO nova_guard::access: exchange");
+            text::push_timestamp(out, SystemTime::now());
+            out.extend_from_slice(b"  INFO nova_guard::access: exchange");
         }
     }
     let mut line = Line { out, format };
@@ -228,8 +228,10 @@ pub fn format_line(out: &mut String, x: &Exchange, format: Format) {
     line.opt_str("hung_up", x.hung_up.map(|h| h.as_str()));
     line.field("duration_ms", Value::Millis(x.start.elapsed()));
     match format {
-        Format::Json => line.out.push_str(",\"target\":\"nova_guard::access\"}\n"),
-        Format::Text => line.out.push('\n'),
+        Format::Json => line
+            .out
+            .extend_from_slice(b",\"target\":\"nova_guard::access\"}\n"),
+        Format::Text => line.out.push(b'\n'),
     }
 }
 
@@ -313,8 +315,9 @@ mod tests {
 
     #[test]
     fn every_field_in_order_as_json() {
-        let mut line = String::new();
-        format_line(&mut line, &full(), Format::Json);
+        let mut bytes = Vec::new();
+        format_line(&mut bytes, &full(), Format::Json);
+        let line = String::from_utf8(bytes).unwrap();
         assert!(line.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -343,8 +346,9 @@ mod tests {
 
     #[test]
     fn text_lines_are_one_line() {
-        let mut line = String::new();
-        format_line(&mut line, &full(), Format::Text);
+        let mut bytes = Vec::new();
+        format_line(&mut bytes, &full(), Format::Text);
+        let line = String::from_utf8(bytes).unwrap();
         assert_eq!(line.matches('\n').count(), 1, "{line}");
         assert!(
             line.contains(" INFO nova_guard::access: exchange request_id=\"req-"),
@@ -383,9 +387,9 @@ mod tests {
             (Value::U64(u64::MAX), "18446744073709551615"),
         ];
         for (value, expected) in cases {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_plain(&mut out, value);
-            assert_eq!(out, *expected);
+            assert_eq!(out, expected.as_bytes());
         }
     }
 }

@@ -158,6 +158,35 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// A JSON string token of `s` (UTF-8), escaped as [`Escaped`] does; runs
+/// that need no escape are copied whole.
+pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    let mut plain = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&s[plain..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(&s[plain..]);
+    out.push(b'"');
+}
+
 /// Escapes what it is given as the inside of a JSON string.
 pub(crate) struct Escaped<'a>(pub(crate) &'a mut String);
 
@@ -292,5 +321,18 @@ mod tests {
             v.as_object_mut().map(|o| o.remove("timestamp"));
         }
         assert_eq!(ours, theirs);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bytes_and_fmt_escape_alike(s in "(\\PC|[\\x00-\\x1f\"\\\\])*") {
+            let mut text = String::new();
+            push_json_str(&mut text, &s);
+            let mut bytes = Vec::new();
+            push_json_bytes(&mut bytes, s.as_bytes());
+            proptest::prop_assert_eq!(text.as_bytes(), bytes.as_slice());
+            let back: String = serde_json::from_slice(&bytes).unwrap();
+            proptest::prop_assert_eq!(back, s);
+        }
     }
 }

@@ -96,7 +96,10 @@ fn is_project_id(s: &[u8]) -> bool {
 /// targets that have no path to route (asterisk-form, authority-form, an
 /// absolute-form URI without a path).
 fn path_of(target: &str) -> Option<&str> {
-    let end = target.find(['?', '#']).unwrap_or(target.len());
+    let end = target
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
     let before_query = target.get(..end)?;
     if before_query.starts_with('/') {
         return Some(before_query);
