@@ -346,7 +346,14 @@ pub fn admit<'a>(
     }
 
     out.client = client_address(ctx.peer, forwarded_for.iter().copied(), is_trusted);
-    let mut xff = forwarded_for.join(&b", "[..]);
+    // Room for the peer's address too.
+    let mut xff = Vec::with_capacity(forwarded_for.iter().map(|v| v.len() + 2).sum::<usize>() + 48);
+    for (i, v) in forwarded_for.iter().enumerate() {
+        if i > 0 {
+            xff.extend_from_slice(b", ");
+        }
+        xff.extend_from_slice(v);
+    }
     if !xff.is_empty() {
         xff.extend_from_slice(b", ");
     }
