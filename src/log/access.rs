@@ -93,6 +93,23 @@ enum Value<'a> {
     Millis(Duration),
 }
 
+/// A field's name as each format writes it before the value, whole: one
+/// copy per field.
+#[derive(Clone, Copy)]
+struct Key {
+    json: &'static [u8],
+    text: &'static [u8],
+}
+
+macro_rules! key {
+    ($name:literal) => {
+        Key {
+            json: concat!(",\"", $name, "\":").as_bytes(),
+            text: concat!(" ", $name, "=").as_bytes(),
+        }
+    };
+}
+
 /// Writes fields in one of the two formats.
 struct Line<'a> {
     out: &'a mut Vec<u8>,
@@ -100,13 +117,11 @@ struct Line<'a> {
 }
 
 impl Line<'_> {
-    fn field(&mut self, name: &str, value: Value<'_>) {
+    fn field(&mut self, key: Key, value: Value<'_>) {
         let out = &mut *self.out;
         match self.format {
             Format::Json => {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":");
+                out.extend_from_slice(key.json);
                 match value {
                     Value::Str(s) => push_json_bytes(out, s.as_bytes()),
                     // Nothing in these needs escaping.
@@ -119,9 +134,7 @@ impl Line<'_> {
                 }
             }
             Format::Text => {
-                out.push(b' ');
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'=');
+                out.extend_from_slice(key.text);
                 match value {
                     Value::Str(s) => {
                         let _ = write!(out, "{s:?}");
@@ -132,15 +145,15 @@ impl Line<'_> {
         }
     }
 
-    fn opt_str(&mut self, name: &str, value: Option<&str>) {
+    fn opt_str(&mut self, key: Key, value: Option<&str>) {
         if let Some(v) = value {
-            self.field(name, Value::Str(v));
+            self.field(key, Value::Str(v));
         }
     }
 
-    fn opt_u64(&mut self, name: &str, value: Option<u64>) {
+    fn opt_u64(&mut self, key: Key, value: Option<u64>) {
         if let Some(v) = value {
-            self.field(name, Value::U64(v));
+            self.field(key, Value::U64(v));
         }
     }
 }
@@ -185,48 +198,54 @@ pub fn format_line(out: &mut Vec<u8>, x: &Exchange, format: Format) {
     let mut line = Line { out, format };
     let v = &x.validation;
     let u = &x.upstream;
-    line.opt_str("request_id", x.request_id.as_ref().map(|id| id.as_str()));
-    line.opt_str("global_request_id", x.global_request_id.as_deref());
-    line.opt_str("trace_id", x.trace_id.as_deref());
-    line.field("peer", Value::Addr(x.peer.remote));
-    line.field("client", Value::Ip(x.client));
-    line.field("protocol", Value::Str(x.protocol.as_str()));
-    line.opt_str("method", x.method.as_ref().map(|m| m.as_str()));
-    line.opt_str("path", x.path.as_deref());
-    line.opt_str("user_agent", x.user_agent.as_deref());
-    line.opt_str("mode", mode(v));
+    line.opt_str(
+        key!("request_id"),
+        x.request_id.as_ref().map(|id| id.as_str()),
+    );
+    line.opt_str(key!("global_request_id"), x.global_request_id.as_deref());
+    line.opt_str(key!("trace_id"), x.trace_id.as_deref());
+    line.field(key!("peer"), Value::Addr(x.peer.remote));
+    line.field(key!("client"), Value::Ip(x.client));
+    line.field(key!("protocol"), Value::Str(x.protocol.as_str()));
+    line.opt_str(key!("method"), x.method.as_ref().map(|m| m.as_str()));
+    line.opt_str(key!("path"), x.path.as_deref());
+    line.opt_str(key!("user_agent"), x.user_agent.as_deref());
+    line.opt_str(key!("mode"), mode(v));
     if let Some(mv) = v.microversion {
-        line.field("microversion", Value::Version(mv));
+        line.field(key!("microversion"), Value::Version(mv));
     }
     // The operation of a request nova-guard routed (an action until its
     // body says which).
     if v.api.is_some() {
-        line.field("operation", Value::Str(v.operation.as_str()));
+        line.field(key!("operation"), Value::Str(v.operation.as_str()));
     }
-    line.field("verdict", Value::Str(v.verdict.as_str()));
-    line.opt_u64("would_status", v.would_status.map(u64::from));
+    line.field(key!("verdict"), Value::Str(v.verdict.as_str()));
+    line.opt_u64(key!("would_status"), v.would_status.map(u64::from));
     if let Some(w) = v.would_rewrite_ipv6 {
-        line.field("would_rewrite_ipv6", Value::Bool(w));
+        line.field(key!("would_rewrite_ipv6"), Value::Bool(w));
     }
-    line.field("status", Value::U64(u64::from(x.status)));
-    line.opt_str("field", v.field);
-    line.opt_str("rule", v.rule.map(Rule::as_str));
-    line.field("ipv6_rewritten", Value::Bool(v.ipv6_rewritten));
+    line.field(key!("status"), Value::U64(u64::from(x.status)));
+    line.opt_str(key!("field"), v.field);
+    line.opt_str(key!("rule"), v.rule.map(Rule::as_str));
+    line.field(key!("ipv6_rewritten"), Value::Bool(v.ipv6_rewritten));
     if x.dropped_headers > 0 {
-        line.field("dropped_headers", Value::U64(u64::from(x.dropped_headers)));
+        line.field(
+            key!("dropped_headers"),
+            Value::U64(u64::from(x.dropped_headers)),
+        );
     }
-    line.opt_u64("upstream_status", u.status.map(u64::from));
-    line.opt_str("upstream_request_id", u.request_id.as_deref());
+    line.opt_u64(key!("upstream_status"), u.status.map(u64::from));
+    line.opt_str(key!("upstream_request_id"), u.request_id.as_deref());
     if let Some(d) = u.duration {
-        line.field("upstream_ms", Value::Millis(d));
+        line.field(key!("upstream_ms"), Value::Millis(d));
     }
-    line.opt_str("error", u.error.map(|e| e.as_str()));
-    line.opt_str("cause", u.cause.as_deref());
-    line.field("bytes_in", Value::U64(x.bytes_in));
-    line.field("bytes_out", Value::U64(x.bytes_out));
-    line.field("complete", Value::Bool(x.complete));
-    line.opt_str("hung_up", x.hung_up.map(|h| h.as_str()));
-    line.field("duration_ms", Value::Millis(x.start.elapsed()));
+    line.opt_str(key!("error"), u.error.map(|e| e.as_str()));
+    line.opt_str(key!("cause"), u.cause.as_deref());
+    line.field(key!("bytes_in"), Value::U64(x.bytes_in));
+    line.field(key!("bytes_out"), Value::U64(x.bytes_out));
+    line.field(key!("complete"), Value::Bool(x.complete));
+    line.opt_str(key!("hung_up"), x.hung_up.map(|h| h.as_str()));
+    line.field(key!("duration_ms"), Value::Millis(x.start.elapsed()));
     match format {
         Format::Json => line
             .out
