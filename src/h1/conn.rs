@@ -46,8 +46,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Nova's answers are read at most this much at a time (bounded memory per
 /// streamed answer).
 const UPSTREAM_CHUNK: usize = 32 * 1024;
-/// Bytes gathered before they are written on.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Answer bytes gathered before they are written on; larger pieces of a
+/// streamed answer are written from the buffer they were read into.
+const WRITE_BATCH: usize = 16 * 1024;
 /// After an answer that closes the connection with some of the request
 /// unread, the client's bytes are read and dropped for this long (or this
 /// much) so that its answer is not destroyed by a reset.
@@ -366,7 +367,10 @@ where
         loop {
             match self.scanner.scan(&self.rbuf, &limits, first) {
                 Ok(Some(len)) => {
-                    let bytes = self.rbuf.split_to(len).freeze();
+                    // Copied out, so that the read buffer is not held by
+                    // the head for the whole exchange and can be reused.
+                    let bytes = Bytes::copy_from_slice(&self.rbuf[..len]);
+                    self.rbuf.advance(len);
                     return match head::parse(bytes.clone(), &limits) {
                         Ok(head) => Next::Head(head),
                         // A head that parsed is a request, logged as one; one
@@ -577,9 +581,9 @@ where
         self.end_exchange(&mut x, fate).await
     }
 
-    /// Log the exchange, then hand the rest of its answer over: the log line
-    /// is written before the client can see the answer end, so lines come
-    /// in the order answers did.
+    /// Log the exchange, then hand over what is left of its answer (all of a
+    /// small one): a small answer's line is queued before the client can see
+    /// the answer end.
     async fn end_exchange(&mut self, x: &mut Exchange, fate: Fate) -> Fate {
         let mut fate = fate;
         if std::mem::take(&mut self.closed_while_waiting) && x.complete {
@@ -649,7 +653,9 @@ where
                 (None, Framing::Length(n)) => {
                     let want = usize::try_from(n).unwrap_or(usize::MAX);
                     if self.rbuf.len() >= want {
-                        return Ok(self.rbuf.split_to(want).freeze());
+                        let body = Bytes::copy_from_slice(&self.rbuf[..want]);
+                        self.rbuf.advance(want);
+                        return Ok(body);
                     }
                 }
                 (Some(d), _) => {
@@ -1152,7 +1158,10 @@ where
         loop {
             match response::head_len(&self.ubuf, max_head) {
                 Ok(Some(len)) => {
-                    let bytes = self.ubuf.split_to(len).freeze();
+                    // Copied out: a streamed answer's reads then reuse the
+                    // one buffer instead of a second one beside the head's.
+                    let bytes = Bytes::copy_from_slice(&self.ubuf[..len]);
+                    self.ubuf.advance(len);
                     match response::parse(bytes, max_headers, head_request) {
                         Ok(r) if r.status == 101 => {
                             return Err((
@@ -1290,16 +1299,24 @@ where
                 let mut remaining = n;
                 loop {
                     let take = remaining.min(self.ubuf.len() as u64) as usize;
-                    self.wbuf.extend_from_slice(&self.ubuf[..take]);
+                    if self.wbuf.len() + take <= WRITE_BATCH {
+                        // A small answer goes out with its head in one write.
+                        self.wbuf.extend_from_slice(&self.ubuf[..take]);
+                    } else {
+                        self.flush_client().await.map_err(|_| HungUp::Client)?;
+                        let timeout = self.shared.send_timeout;
+                        let piece = &self.ubuf[..take];
+                        write_all(&mut self.client, &mut self.sleep, timeout, piece)
+                            .await
+                            .map_err(|_| HungUp::Client)?;
+                    }
                     self.ubuf.advance(take);
                     remaining -= take as u64;
                     x.bytes_out += take as u64;
                     if remaining == 0 {
                         break;
                     }
-                    if self.wbuf.len() >= WRITE_BATCH || self.ubuf.is_empty() {
-                        self.flush_client().await.map_err(|_| HungUp::Client)?;
-                    }
+                    self.flush_client().await.map_err(|_| HungUp::Client)?;
                     self.fill_upstream(io, upstream_timeout, x).await?;
                 }
             }
@@ -1343,9 +1360,12 @@ where
             }
             BodyFraming::UntilClose => loop {
                 x.bytes_out += self.ubuf.len() as u64;
-                self.wbuf.extend_from_slice(&self.ubuf);
-                self.ubuf.clear();
                 self.flush_client().await.map_err(|_| HungUp::Client)?;
+                let timeout = self.shared.send_timeout;
+                write_all(&mut self.client, &mut self.sleep, timeout, &self.ubuf)
+                    .await
+                    .map_err(|_| HungUp::Client)?;
+                self.ubuf.clear();
                 let read = within(&mut self.sleep, upstream_timeout, |cx| {
                     poll_read_buf(&mut *io, cx, &mut self.ubuf, UPSTREAM_CHUNK)
                 })
@@ -1366,7 +1386,7 @@ where
                 }
             },
         }
-        // The last of it goes out once the exchange is logged.
+        // What is left in `wbuf` goes out once the exchange is logged.
         x.complete = true;
         Ok(())
     }
@@ -1406,27 +1426,10 @@ where
 
     /// Write `wbuf` to the client; it must take bytes within the send timeout.
     async fn flush_client(&mut self) -> io::Result<()> {
-        let mut at = 0;
-        while at < self.wbuf.len() {
-            let wrote = within(&mut self.sleep, self.shared.send_timeout, |cx| {
-                Pin::new(&mut self.client).poll_write(cx, &self.wbuf[at..])
-            })
-            .await;
-            match wrote {
-                Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Some(Ok(n)) => at += n,
-                Some(Err(e)) => {
-                    self.wbuf.clear();
-                    return Err(e);
-                }
-                None => {
-                    self.wbuf.clear();
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-        }
+        let timeout = self.shared.send_timeout;
+        let wrote = write_all(&mut self.client, &mut self.sleep, timeout, &self.wbuf).await;
         self.wbuf.clear();
-        Ok(())
+        wrote
     }
 
     /// Answer a fault, through the one rescue step.
@@ -1548,6 +1551,30 @@ enum Read {
 }
 
 /// A connection the other side reset or abandoned.
+/// Write all of `bytes` to the client; it must take some within `limit`
+/// each time it is asked.
+async fn write_all<C: ClientStream>(
+    client: &mut C,
+    sleep: &mut Pin<Box<Sleep>>,
+    limit: Duration,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let wrote = within(sleep, limit, |cx| {
+            Pin::new(&mut *client).poll_write(cx, &bytes[at..])
+        })
+        .await;
+        match wrote {
+            Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => at += n,
+            Some(Err(e)) => return Err(e),
+            None => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}
+
 fn gone(e: &io::Error) -> bool {
     matches!(
         e.kind(),

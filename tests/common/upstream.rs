@@ -206,6 +206,14 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
             .body(Full::new(Bytes::from(body)).boxed())
             .unwrap();
     }
+    // `/pattern/{bytes}`: that many bytes of a pattern (`pattern`), with a
+    // `Content-Length`.
+    if let Some(n) = number_after(&uri, "/pattern/") {
+        return Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(Bytes::from(pattern(n as usize))).boxed())
+            .unwrap();
+    }
     // `/stream/{bytes}` (or `/stream/{bytes}/anything`): that many bytes.
     if let Some(n) = number_after(&uri, "/stream/") {
         return Response::builder()
@@ -225,6 +233,12 @@ async fn upstream_answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) ->
         .header("keep-alive", "timeout=5")
         .body(Full::new(Bytes::from(body)).boxed())
         .unwrap()
+}
+
+/// The body `/pattern/{len}` answers: bytes that differ from their
+/// neighbours, so that a lost, doubled or moved piece shows.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
 }
 
 /// For a URI under `prefix`, the number right after it (up to a `/` or a
