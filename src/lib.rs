@@ -4,8 +4,9 @@
 //! quirks) as pure functions; the rest is the proxy that applies it.
 //!
 //! The proxy is the default feature `proxy`. Without it only the pure code
-//! builds: [`nova`] and the wire head tracker ([`wire::Tracker`] and its
-//! verdicts), with none of the I/O dependencies (the fuzz targets use that).
+//! builds: [`nova`], the wire head tracker and chunk grammar ([`wire`]) and
+//! the HTTP/1 head parser ([`h1::head`], [`h1::response`]), with none of the
+//! I/O dependencies (the fuzz targets use that).
 
 #[cfg(feature = "proxy")]
 pub mod admin;
