@@ -10,6 +10,7 @@ See BENCHMARKS.md for what the columns mean.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -602,6 +603,78 @@ def profile(opts, target, workload, lua, out_dir):
     log(f"perf data in {data}; explore with: perf report -i {data}")
 
 
+def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
+    """Instructions per request (valgrind's callgrind) of nginx and nova-guard
+    forwarding the same workload: a count the machine's noise does not move."""
+    workload = opts.instructions
+    _method, path, *_ = WORKLOADS[workload]
+    lua = wrk_script(tmp, workload)
+    secs = max(5, round(opts.duration))
+    up_port = free_port()
+    up = start([upstream_bin, f"127.0.0.1:{up_port}"], None, name="upstream")
+    wait_listening(up_port, up, "bench_upstream")
+    rows, top = [], ""
+    for name in ("nginx", "nova-guard"):
+        port = free_port()
+        data = os.path.join(out_dir, f"callgrind-{name}-{workload}.out")
+        vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={data}"]
+        if name == "nginx":
+            conf = os.path.join(tmp, "nginx-callgrind.conf")
+            with open(conf, "w") as f:
+                # One process, so that callgrind follows the worker.
+                f.write(nginx_conf(tmp, port, up_port).replace(
+                    "master_process on;", "master_process off;"))
+            p = start(vg + ["nginx", "-e", os.path.join(tmp, "nginx-error.log"), "-p", tmp,
+                            "-c", conf], None)
+            stop = signal.SIGQUIT
+        else:
+            env = dict(os.environ)
+            env.update({
+                "NOVA_GUARD_LISTEN": f"127.0.0.1:{port}",
+                "NOVA_GUARD_UPSTREAM": f"http://127.0.0.1:{up_port}",
+                "NOVA_GUARD_LOG": "info",
+                "NOVA_GUARD_LOG_FORMAT": "json",
+                "NOVA_GUARD_WORKERS": "1",
+            })
+            p = start(vg + [guard_bin], None, env=env)
+            stop = signal.SIGTERM
+        wait_listening(port, p, name, timeout=120)
+        out = subprocess.run(["wrk", "-t1", "-c4", f"-d{secs}s", "--timeout", "10s", "-s", lua,
+                              f"http://127.0.0.1:{port}{path}"],
+                             capture_output=True, text=True, timeout=secs + 60)
+        line = next((l for l in out.stdout.splitlines() if l.startswith("BENCHJSON ")), None)
+        if line is None:
+            raise SystemExit(f"wrk failed on {name}: {out.stdout}{out.stderr}")
+        requests = json.loads(line[len("BENCHJSON "):])["requests"]
+        p.send_signal(stop)
+        p.wait(timeout=120)
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", data],
+                             capture_output=True, text=True).stdout
+        total = next(int(l.split()[0].replace(",", "")) for l in ann.splitlines()
+                     if "PROGRAM TOTALS" in l)
+        rows.append((name, requests, total))
+        if name == "nova-guard":
+            # "  1,234 ( 5.67%)  file:function [object]"
+            funcs = [m for m in (re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S+)", l)
+                                 for l in ann.splitlines())
+                     if m and ("nova_guard::" in m[2] or "malloc.c:" in m[2])]
+            top = "\n".join(f"{int(m[1].replace(',', '')) // max(requests, 1):>8,}  "
+                            f"{m[2].split(':', 1)[1][:120]}" for m in funcs[:40])
+    text = [f"== instructions per request, {workload} (wrk, 4 connections, {secs} s under "
+            "callgrind; start-up included)",
+            "| target | requests | instructions | per request | × nginx |", "|---|---|---|---|---|"]
+    base = rows[0][2] / max(rows[0][1], 1)
+    for name, requests, total in rows:
+        per = total / max(requests, 1)
+        text.append(f"| {name} | {requests:,} | {total:,} | {per:,.0f} | {per / base:.2f}× |")
+    text.append(f"\n== nova-guard, inclusive instructions per request by function\n{top}")
+    text = "\n".join(text)
+    with open(os.path.join(out_dir, f"instructions-{workload}.txt"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    log(f"callgrind data in {out_dir}; explore with: callgrind_annotate <file>")
+
+
 def versions():
     def first(cmd):
         try:
@@ -651,6 +724,10 @@ def main():
     ap.add_argument("--profile", metavar="WORKLOAD",
                     help="instead of comparing: run nova-guard alone under WORKLOAD and "
                          "record a perf profile of it (--duration seconds, first --conns)")
+    ap.add_argument("--instructions", metavar="WORKLOAD",
+                    help="instead of comparing: count the instructions per request of "
+                         "nginx and nova-guard under WORKLOAD with valgrind's callgrind "
+                         "(--duration seconds)")
     ap.add_argument("--baseline", metavar="BIN",
                     help="another nova-guard binary (e.g. an earlier commit's release "
                          "build), measured in the same run as target nova-guard-baseline")
@@ -672,6 +749,12 @@ def main():
         opts.duration = opts.duration or 10
         if shutil.which("perf") is None:
             raise SystemExit("perf is missing: run scripts/bench, which installs it")
+    if opts.instructions:
+        if opts.instructions not in WORKLOADS:
+            ap.error(f"unknown workload {opts.instructions}")
+        opts.duration = opts.duration or 15
+        if shutil.which("valgrind") is None:
+            raise SystemExit("valgrind is missing: run scripts/bench, which installs it")
     opts.repeats = opts.repeats or (1 if quick else 5)
     opts.rate_repeats = opts.repeats
     opts.duration = opts.duration or (1 if quick else 4)
@@ -728,6 +811,11 @@ def main():
         "versions": versions(),
     }
     try:
+        if opts.instructions:
+            for d in ("nginx-body", "nginx-proxy"):
+                os.makedirs(os.path.join(tmp, d), exist_ok=True)
+            instructions(opts, upstream_bin, guard_bin, tmp, out_dir)
+            return
         # --- start everything
         up_port = free_port()
         up = start([upstream_bin, f"127.0.0.1:{up_port}"], opts.client_cpu, name="upstream")
