@@ -46,6 +46,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Nova's answers are read at most this much at a time (bounded memory per
 /// streamed answer).
 const UPSTREAM_CHUNK: usize = 32 * 1024;
+/// Heads and bodies up to this size are copied out of the read buffers.
+const COPY_AT_MOST: usize = 4 * 1024;
 /// Answer bytes gathered before they are written on; larger pieces of a
 /// streamed answer are written from the buffer they were read into.
 const WRITE_BATCH: usize = 16 * 1024;
@@ -367,10 +369,7 @@ where
         loop {
             match self.scanner.scan(&self.rbuf, &limits, first) {
                 Ok(Some(len)) => {
-                    // Copied out, so that the read buffer is not held by
-                    // the head for the whole exchange and can be reused.
-                    let bytes = Bytes::copy_from_slice(&self.rbuf[..len]);
-                    self.rbuf.advance(len);
+                    let bytes = take_front(&mut self.rbuf, len);
                     return match head::parse(bytes.clone(), &limits) {
                         Ok(head) => Next::Head(head),
                         // A head that parsed is a request, logged as one; one
@@ -653,9 +652,7 @@ where
                 (None, Framing::Length(n)) => {
                     let want = usize::try_from(n).unwrap_or(usize::MAX);
                     if self.rbuf.len() >= want {
-                        let body = Bytes::copy_from_slice(&self.rbuf[..want]);
-                        self.rbuf.advance(want);
-                        return Ok(body);
+                        return Ok(take_front(&mut self.rbuf, want));
                     }
                 }
                 (Some(d), _) => {
@@ -1158,10 +1155,7 @@ where
         loop {
             match response::head_len(&self.ubuf, max_head) {
                 Ok(Some(len)) => {
-                    // Copied out: a streamed answer's reads then reuse the
-                    // one buffer instead of a second one beside the head's.
-                    let bytes = Bytes::copy_from_slice(&self.ubuf[..len]);
-                    self.ubuf.advance(len);
+                    let bytes = take_front(&mut self.ubuf, len);
                     match response::parse(bytes, max_headers, head_request) {
                         Ok(r) if r.status == 101 => {
                             return Err((
@@ -1551,6 +1545,20 @@ enum Read {
 }
 
 /// A connection the other side reset or abandoned.
+/// The first `len` bytes of `buf`, taken out of it. Small ones (heads, most
+/// bodies) are copied, so that the buffer is not held by them for the rest
+/// of the exchange and its next reads reuse it; large ones are split off, so
+/// that they are not held twice.
+fn take_front(buf: &mut BytesMut, len: usize) -> Bytes {
+    if len <= COPY_AT_MOST {
+        let taken = Bytes::copy_from_slice(&buf[..len]);
+        buf.advance(len);
+        taken
+    } else {
+        buf.split_to(len).freeze()
+    }
+}
+
 /// Write all of `bytes` to the client; it must take some within `limit`
 /// each time it is asked.
 async fn write_all<C: ClientStream>(

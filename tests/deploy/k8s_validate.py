@@ -240,10 +240,11 @@ def mebibytes(quantity):
 def memory_check(name, container, env):
     """The memory limit covers NOVA_GUARD_MAX_CONNECTIONS at the worst case
     docs/operations.md ("Sizing") gives: 30 MiB, plus per connection its
-    largest head and body and a 32 KiB read buffer of Nova's answer."""
+    largest head and body, a 32 KiB read buffer of Nova's answer and 16 KiB
+    of answer waiting to be written."""
     conns = int(env.get('NOVA_GUARD_MAX_CONNECTIONS', '1024'))
     per = (int(env.get('NOVA_GUARD_MAX_HEADER_BYTES', '65536'))
-           + int(env.get('NOVA_GUARD_MAX_BODY_BYTES', '114688')) + 32768) / 2**20
+           + int(env.get('NOVA_GUARD_MAX_BODY_BYTES', '114688')) + 32768 + 16384) / 2**20
     worst = 30 + conns * per
     limit = mebibytes(container['resources']['limits']['memory'])
     report('%s: memory limit %.0f MiB covers %d connections at the worst (%.0f MiB)'
