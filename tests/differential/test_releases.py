@@ -139,5 +139,5 @@ def test_release_sample(release_env, record):
         runner.tally.add(harness.Outcome(case, kind, detail, n, g))
     how = 'native' if not env['text_filter'] and 'native' in env['unicode'] \
         else 'stand-in'
-    record('(g) %s, Python %s %s (seed %d)'
+    record('(i) %s, Python %s %s (seed %d)'
            % (release, env['python'], how, SEED), runner, started)
