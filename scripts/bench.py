@@ -196,6 +196,18 @@ class Target:
         return [top] + children(top)
 
 
+def guard_env(port, upstream_port):
+    """nova-guard's environment: configured by it alone, JSON access log on."""
+    env = dict(os.environ)
+    env.update({
+        "NOVA_GUARD_LISTEN": f"127.0.0.1:{port}",
+        "NOVA_GUARD_UPSTREAM": f"http://127.0.0.1:{upstream_port}",
+        "NOVA_GUARD_LOG": "info",
+        "NOVA_GUARD_LOG_FORMAT": "json",
+    })
+    return env
+
+
 def nginx_conf(tmp, port, upstream_port):
     return f"""
 worker_processes 1;
@@ -628,14 +640,8 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
                             "-c", conf], None)
             stop = signal.SIGQUIT
         else:
-            env = dict(os.environ)
-            env.update({
-                "NOVA_GUARD_LISTEN": f"127.0.0.1:{port}",
-                "NOVA_GUARD_UPSTREAM": f"http://127.0.0.1:{up_port}",
-                "NOVA_GUARD_LOG": "info",
-                "NOVA_GUARD_LOG_FORMAT": "json",
-                "NOVA_GUARD_WORKERS": "1",
-            })
+            env = guard_env(port, up_port)
+            env["NOVA_GUARD_WORKERS"] = "1"
             p = start(vg + [guard_bin], None, env=env)
             stop = signal.SIGTERM
         wait_listening(port, p, name, timeout=120)
@@ -844,14 +850,7 @@ def main():
             if name not in opts.targets:
                 continue
             port = free_port()
-            env = dict(os.environ)
-            env.update({
-                "NOVA_GUARD_LISTEN": f"127.0.0.1:{port}",
-                "NOVA_GUARD_UPSTREAM": f"http://127.0.0.1:{up_port}",
-                "NOVA_GUARD_LOG": "info",
-                "NOVA_GUARD_LOG_FORMAT": "json",
-            })
-            p = start([binary], opts.proxy_cpu, env=env)
+            p = start([binary], opts.proxy_cpu, env=guard_env(port, up_port))
             wait_listening(port, p, name)
             targets[name] = Target(name, port, p)
         time.sleep(1.0)
