@@ -48,6 +48,28 @@ pub fn build_service(
     Ok(crate::layer::layers(max_uri_bytes, trusted_proxies, guard, metrics).service(forward))
 }
 
+/// What serves the hyper side's requests ([`build_service`]'s stack), with
+/// answers of body `B`; named once for every function that passes it on.
+pub trait HttpService<B>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// What an HTTP/2 connection is held to.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -98,11 +120,7 @@ pub async fn serve<IO, S, RB>(
     mut drain: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<RB>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService<RB>,
     RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
 {
     let in_flight = InFlight::new();

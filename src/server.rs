@@ -265,14 +265,7 @@ async fn worker<S, RB>(
     server: Arc<Server>,
     h2_service: S,
 ) where
-    S: tower::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<RB>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: h2::HttpService<RB>,
     RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
 {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -376,14 +369,7 @@ async fn worker<S, RB>(
 /// One client connection, plain or TLS, HTTP/1 or HTTP/2.
 async fn connection<S, RB>(stream: TcpStream, peer: Peer, server: &Server, h2_service: S)
 where
-    S: tower::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<RB>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: h2::HttpService<RB>,
     RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
 {
     let config = &server.config;
