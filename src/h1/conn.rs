@@ -1544,7 +1544,6 @@ enum Read {
     Failed(ProxyError),
 }
 
-/// A connection the other side reset or abandoned.
 /// The first `len` bytes of `buf`, taken out of it. Small ones (heads, most
 /// bodies) are copied, so that the buffer is not held by them for the rest
 /// of the exchange and its next reads reuse it; large ones are split off, so
@@ -1583,6 +1582,7 @@ async fn write_all<C: ClientStream>(
     Ok(())
 }
 
+/// A connection the other side reset or abandoned.
 fn gone(e: &io::Error) -> bool {
     matches!(
         e.kind(),
