@@ -298,6 +298,14 @@ end
     return path
 
 
+def wrk_summary(out, what):
+    """The summary the script's done() hook printed, from a finished wrk."""
+    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCHJSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed on {what}: {out.stdout}{out.stderr}")
+    return json.loads(line[len("BENCHJSON "):])
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pids, every=0.1):
         super().__init__(daemon=True)
@@ -329,10 +337,7 @@ def run_wrk(opts, target, workload, conns, duration, lua):
     if sampler:
         sampler.stop.set()
         sampler.join()
-    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCHJSON ")), None)
-    if line is None:
-        raise SystemExit(f"wrk failed on {target.name}/{workload}: {out.stdout}{out.stderr}")
-    r = json.loads(line[len("BENCHJSON "):])
+    r = wrk_summary(out, f"{target.name}/{workload}")
     secs = r["duration_us"] / 1e6
     unit = WORKLOADS[workload][6]
     count = r["bytes"] / 2**20 if unit == "MiB" else r["requests"]
@@ -648,10 +653,7 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
         out = subprocess.run(["wrk", "-t1", "-c4", f"-d{secs}s", "--timeout", "10s", "-s", lua,
                               f"http://127.0.0.1:{port}{path}"],
                              capture_output=True, text=True, timeout=secs + 60)
-        line = next((l for l in out.stdout.splitlines() if l.startswith("BENCHJSON ")), None)
-        if line is None:
-            raise SystemExit(f"wrk failed on {name}: {out.stdout}{out.stderr}")
-        requests = json.loads(line[len("BENCHJSON "):])["requests"]
+        requests = wrk_summary(out, name)["requests"]
         p.send_signal(stop)
         p.wait(timeout=120)
         ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", data],
