@@ -1,14 +1,8 @@
 """Session fixtures: one real Nova, and nova-guard in front of it."""
 
-import json
 import os
-import queue
 import random
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -69,24 +63,6 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line(TOTAL.summary())
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _stop(proc, grace=30):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.fixture(scope='session')
 def nova(tmp_path_factory):
     import importlib.util
@@ -94,84 +70,31 @@ def nova(tmp_path_factory):
         pytest.fail('run with the venv of deploy/dev/setup-venv.sh '
                     '(Nova is not importable by %s)' % sys.executable)
     log_path = tmp_path_factory.mktemp('nova') / 'nova-api.log'
-    log = open(log_path, 'w')
-    proc = subprocess.Popen(
-        # INFO, as nova-api logs in production: a line per request, with
-        # its request ids (test_nova_logs_the_request_id_nova_guard_logged).
-        [sys.executable, NOVA_API, '--port', '0', '--servers', '4',
-         '--log-level', 'INFO'],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-    lines = queue.Queue()
-
-    def reader():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=reader, daemon=True).start()
-    deadline = time.monotonic() + 240
-    ready = None
-    while ready is None and time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        if line is None:
-            break
-        if line.startswith('NOVA_READY '):
-            ready = json.loads(line[len('NOVA_READY '):])
-    if ready is None:
-        _stop(proc)
-        log.close()
-        pytest.fail('Nova did not start; its log:\n%s'
-                    % open(log_path).read()[-5000:])
-    ready['log'] = str(log_path)
+    try:
+        proc, ready = harness.start_nova(
+            # INFO, as nova-api logs in production: a line per request, with
+            # its request ids (test_nova_logs_the_request_id_nova_guard_logged).
+            [sys.executable, NOVA_API, '--port', '0', '--servers', '4',
+             '--log-level', 'INFO'], log_path)
+    except RuntimeError as e:
+        pytest.fail(str(e))
     yield ready
-    _stop(proc)
-    log.close()
+    harness.stop(proc)
 
 
 @pytest.fixture(scope='session')
 def guard(nova, tmp_path_factory):
-    binary = os.environ.get('NOVA_GUARD_BIN') or os.path.join(
-        ROOT, 'target', 'release', 'nova-guard')
+    binary = harness.guard_binary()
     if not os.access(binary, os.X_OK):
         pytest.fail('no nova-guard binary at %s (build it: cargo build '
                     '--release --locked, or set NOVA_GUARD_BIN)' % binary)
     log_path = tmp_path_factory.mktemp('guard') / 'nova-guard.log'
-    log = open(log_path, 'w')
-    proc = port = None
-    for attempt in range(3):     # the free port may be taken meanwhile
-        port = free_port()
-        env = dict(os.environ)
-        env.update({
-            'NOVA_GUARD_LISTEN': '127.0.0.1:%d' % port,
-            'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova['port'],
-            'NOVA_GUARD_LOG_FORMAT': 'json',
-        })
-        proc = subprocess.Popen([binary], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                c = harness.Conn('127.0.0.1', port, timeout=5)
-                c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
-                c.close()
-                up = True
-                break
-            except OSError:
-                time.sleep(0.1)
-        if up:
-            break
-        _stop(proc)
-    if not up:
-        log.close()
-        pytest.fail('nova-guard did not answer on 127.0.0.1:%d; its output:'
-                    '\n%s' % (port, open(log_path).read()[-5000:]))
+    try:
+        proc, port = harness.start_guard(binary, nova['port'], log_path)
+    except RuntimeError as e:
+        pytest.fail(str(e))
     yield {'port': port, 'log': str(log_path), 'binary': binary}
-    _stop(proc)
-    log.close()
+    harness.stop(proc)
 
 
 @pytest.fixture(scope='session')

@@ -12,9 +12,13 @@ predicate below; anything else is a disagreement.
 import dataclasses
 import http.client
 import json
+import os
+import queue
 import re
 import shlex
 import socket
+import subprocess
+import threading
 import time
 import uuid
 
@@ -856,3 +860,104 @@ def fresh_uuid(rng=None):
     if rng is None:
         return str(uuid.uuid4())
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+# --- the processes under test -----------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def guard_binary():
+    """The nova-guard under test: NOVA_GUARD_BIN, else the release build."""
+    return os.environ.get('NOVA_GUARD_BIN') or os.path.join(
+        ROOT, 'target', 'release', 'nova-guard')
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stop(proc, grace=30):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def start_nova(argv, log_path, what='Nova', timeout=240):
+    """Starts a nova_api.py command line, its log to `log_path`, and waits
+    for its NOVA_READY line -> (process, the NOVA_READY dict, with 'log').
+    Raises RuntimeError with the end of the log when it does not come up."""
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+                                text=True, cwd=ROOT)
+    lines = queue.Queue()
+
+    def reader():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        if line.startswith('NOVA_READY '):
+            ready = json.loads(line[len('NOVA_READY '):])
+            ready['log'] = str(log_path)
+            return proc, ready
+    stop(proc)
+    raise RuntimeError('%s did not start; its log:\n%s'
+                       % (what, open(log_path).read()[-5000:]))
+
+
+def start_guard(binary, nova_port, log_path, env=None, host='127.0.0.1',
+                answered=True):
+    """nova-guard in front of the Nova on `nova_port`, on `host` and a free
+    port, its output to `log_path`; `env` adds variables (None: removes
+    one). Waits until it answers `GET /` (`answered`) or only listens
+    -> (process, port). Raises RuntimeError with the end of its output."""
+    with open(log_path, 'w') as log:
+        for _ in range(3):      # the free port may be taken meanwhile
+            port = free_port()
+            full = dict(os.environ)
+            full.update({
+                'NOVA_GUARD_LISTEN': '%s:%d' % (host, port),
+                'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova_port,
+                'NOVA_GUARD_LOG_FORMAT': 'json',
+            })
+            for k, v in (env or {}).items():
+                if v is None:
+                    full.pop(k, None)
+                else:
+                    full[k] = v
+            proc = subprocess.Popen([binary], stdout=log,
+                                    stderr=subprocess.STDOUT, env=full,
+                                    cwd=ROOT)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if answered:
+                        c = Conn('127.0.0.1', port, timeout=5)
+                        c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
+                        c.close()
+                    else:
+                        socket.create_connection(('127.0.0.1', port), 1).close()
+                    return proc, port
+                except OSError:
+                    time.sleep(0.1)
+            stop(proc)
+    raise RuntimeError('nova-guard did not start; its output:\n%s'
+                       % open(log_path).read()[-5000:])

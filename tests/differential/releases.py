@@ -22,12 +22,9 @@ RELEASE:PYTHON (default: every release on its usual Python).
 import dataclasses
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
-import time
 
 import harness
 
@@ -73,85 +70,22 @@ def venv(release):
     return out.stdout.strip().splitlines()[-1]
 
 
-def stop(proc, grace=30):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def start_nova(venv_dir, python, log_path):
     """nova_api.py from `venv_dir`, standing in for `python`.
 
     -> (process, the NOVA_READY dict)."""
-    log = open(log_path, 'w')
-    proc = subprocess.Popen(
+    return harness.start_nova(
         [os.path.join(venv_dir, 'bin', 'python'), NOVA_API, '--port', '0',
-         '--servers', '4', '--python', python],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-    lines = queue.Queue()
-
-    def reader():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=reader, daemon=True).start()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        if line is None:
-            break
-        if line.startswith('NOVA_READY '):
-            return proc, json.loads(line[len('NOVA_READY '):])
-    stop(proc)
-    log.close()
-    raise RuntimeError('Nova did not start; its log:\n%s'
-                       % open(log_path).read()[-5000:])
-
-
-def guard_binary():
-    """The nova-guard under test (as conftest's guard fixture finds it)."""
-    return os.environ.get('NOVA_GUARD_BIN') or os.path.join(
-        ROOT, 'target', 'release', 'nova-guard')
+         '--servers', '4', '--python', python], log_path)
 
 
 def start_guard(binary, nova_port, release, python, log_path):
     """nova-guard for `release` on `python` in front of Nova -> (proc, port)."""
-    from conftest import free_port
-    log = open(log_path, 'w')
-    for _ in range(3):      # the free port may be taken meanwhile
-        port = free_port()
-        env = dict(os.environ)
-        env.pop('NOVA_GUARD_MAX_MICROVERSION', None)
-        env.update({
-            'NOVA_GUARD_LISTEN': '127.0.0.1:%d' % port,
-            'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova_port,
-            'NOVA_GUARD_LOG_FORMAT': 'json',
-            'NOVA_GUARD_NOVA_RELEASE': release,
-            'NOVA_GUARD_NOVA_PYTHON': python,
-        })
-        proc = subprocess.Popen([binary], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                c = harness.Conn('127.0.0.1', port, timeout=5)
-                c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
-                c.close()
-                return proc, port
-            except OSError:
-                time.sleep(0.1)
-        stop(proc)
-    log.close()
-    raise RuntimeError('nova-guard did not start; its output:\n%s'
-                       % open(log_path).read()[-5000:])
+    return harness.start_guard(binary, nova_port, log_path, {
+        'NOVA_GUARD_MAX_MICROVERSION': None,
+        'NOVA_GUARD_NOVA_RELEASE': release,
+        'NOVA_GUARD_NOVA_PYTHON': python,
+    })
 
 
 # --- the characters the Pythons disagree on --------------------------------

@@ -15,13 +15,12 @@ one the enforcing nova-guard acted on.
 import json
 import os
 import random
-import subprocess
 import time
 
 import pytest
 
 import harness
-from conftest import SEED, _stop, free_port, selected
+from conftest import SEED, selected
 
 UUID = '0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c'   # no such image
 FLAVOR = 'no-such-flavor'
@@ -144,30 +143,11 @@ def _log_lines(path):
 
 @pytest.fixture(scope='module')
 def report_guard(nova, guard, tmp_path_factory):
-    port = free_port()
     log_path = tmp_path_factory.mktemp('report') / 'nova-guard.log'
-    log = open(log_path, 'w')
-    env = dict(os.environ)
-    env.update({
-        'NOVA_GUARD_LISTEN': '127.0.0.1:%d' % port,
-        'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova['port'],
-        'NOVA_GUARD_LOG_FORMAT': 'json',
-        'NOVA_GUARD_MODE': 'report',
-    })
-    proc = subprocess.Popen([guard['binary']], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            c = harness.Conn('127.0.0.1', port, timeout=5)
-            c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
-            c.close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    proc, port = harness.start_guard(guard['binary'], nova['port'], log_path,
+                                     {'NOVA_GUARD_MODE': 'report'})
     yield {'port': port, 'log': str(log_path)}
-    _stop(proc)
-    log.close()
+    harness.stop(proc)
 
 
 def test_create_and_rebuild_fields(env, guard, report_guard, record):

@@ -51,7 +51,7 @@ def release_env(request, tmp_path_factory):
     try:
         assert ready['max_microversion'] == max_version, ready
         guard_proc, guard_port = releases.start_guard(
-            releases.guard_binary(), ready['port'], release, python,
+            harness.guard_binary(), ready['port'], release, python,
             logs / 'nova-guard.log')
         # Nova's printable class, and its interpreter's own (its repr()).
         unicode_version, how, own_unicode = ready['unicode']
@@ -79,8 +79,8 @@ def release_env(request, tmp_path_factory):
         }
     finally:
         if guard_proc is not None:
-            releases.stop(guard_proc)
-        releases.stop(nova_proc)
+            harness.stop(guard_proc)
+        harness.stop(nova_proc)
 
 
 def _fit(case, max_version):

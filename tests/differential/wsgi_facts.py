@@ -22,6 +22,7 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import harness  # noqa: E402
 import wire  # noqa: E402
 import wsgi_servers  # noqa: E402
 
@@ -443,7 +444,7 @@ def main():
                 *(c.replace('|', '\\|') for c in cells)), flush=True)
     finally:
         for kind, (proc, _) in started.items():
-            wsgi_servers.stop(proc)
+            harness.stop(proc)
 
 
 if __name__ == '__main__':

@@ -12,13 +12,8 @@ IPv4-mapped addresses, ``::ffff:127.0.0.1``).
 Session-scoped and parametrised: one server's stack at a time.
 """
 
-import json
 import os
-import queue
-import socket
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -36,92 +31,25 @@ DENIED = '198.51.100.0/24'
 DENIED_IPV4 = '198.51.100.7'
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def stop(proc, grace=30):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def launch_nova(kind, log_path, servers=4, timeout=240):
     """-> (process, the NOVA_READY object). Raises RuntimeError with the
     end of Nova's log when it does not come up."""
-    log = open(log_path, 'w')
-    proc = subprocess.Popen(
+    return harness.start_nova(
         [sys.executable, NOVA_API, '--port', '0', '--servers', str(servers),
-         '--wsgi', kind, '--proxy-headers'],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-    log.close()
-    lines = queue.Queue()
-
-    def reader():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=reader, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        if line is None:
-            break
-        if line.startswith('NOVA_READY '):
-            ready = json.loads(line[len('NOVA_READY '):])
-            ready['log'] = str(log_path)
-            return proc, ready
-    stop(proc)
-    raise RuntimeError('Nova (%s) did not start; its log:\n%s'
-                       % (kind, open(log_path).read()[-5000:]))
-
-
-def guard_binary():
-    return os.environ.get('NOVA_GUARD_BIN') or os.path.join(
-        ROOT, 'target', 'release', 'nova-guard')
+         '--wsgi', kind, '--proxy-headers'], log_path, 'Nova (%s)' % kind,
+        timeout)
 
 
 def launch_guard(nova_port, log_path, extra_env=None, host='127.0.0.1'):
     """-> (process, port) of a nova-guard in front of Nova, listening on
     ``host`` (``[::]``: clients on 127.0.0.1 are IPv4-mapped peers)."""
-    binary = guard_binary()
+    binary = harness.guard_binary()
     if not os.access(binary, os.X_OK):
         raise RuntimeError('no nova-guard binary at %s' % binary)
-    log = open(log_path, 'w')
-    try:
-        for _ in range(3):       # the free port may be taken meanwhile
-            port = free_port()
-            env = dict(os.environ, NOVA_GUARD_LISTEN='%s:%d' % (host, port),
-                       NOVA_GUARD_ACCESS_IPV4_DENY=DENIED,
-                       NOVA_GUARD_UPSTREAM='http://127.0.0.1:%d' % nova_port,
-                       NOVA_GUARD_LOG_FORMAT='json', **(extra_env or {}))
-            proc = subprocess.Popen([binary], stdout=log,
-                                    stderr=subprocess.STDOUT, env=env,
-                                    cwd=ROOT)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    socket.create_connection(('127.0.0.1', port), 1).close()
-                    return proc, port
-                except OSError:
-                    time.sleep(0.1)
-            stop(proc)
-    finally:
-        log.close()
-    raise RuntimeError('nova-guard did not listen; its output:\n%s'
-                       % open(log_path).read()[-3000:])
+    return harness.start_guard(
+        binary, nova_port, log_path,
+        {'NOVA_GUARD_ACCESS_IPV4_DENY': DENIED, **(extra_env or {})},
+        host=host, answered=False)
 
 
 def stack_env(ready, guard_port, kind):
@@ -165,7 +93,7 @@ def wsgi_stack(request, tmp_path_factory):
         procs.append(mapped)
     except RuntimeError as e:
         for p in reversed(procs):
-            stop(p)
+            harness.stop(p)
         pytest.fail(str(e), pytrace=False)
     print('\n%s: Nova and three nova-guards up in %.1f s'
           % (kind, time.monotonic() - started))
@@ -174,7 +102,7 @@ def wsgi_stack(request, tmp_path_factory):
            'env': stack_env(ready, guard_port, kind),
            'guard_log': str(d / 'guard.log')}
     for p in reversed(procs):
-        stop(p)
+        harness.stop(p)
 
 
 def runner(stack, pair=0, guard_port=None):
