@@ -12,31 +12,15 @@ Prints "ok NAME" / "FAIL NAME: why" lines. Everything listens on 127.0.0.1.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from checks import Checks, free_port
 
 ROOT, BIN = sys.argv[1:3]
-failures = 0
-
-
-def report(name, problem=None):
-    global failures
-    if problem is None:
-        print('ok dev: %s' % name, flush=True)
-    else:
-        failures += 1
-        print('FAIL dev: %s: %s' % (name, problem), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+CHECKS = Checks('dev')
+report = CHECKS.report
 
 
 def commands(text):
@@ -125,7 +109,7 @@ def main():
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
         report('Ctrl-C stops both', 'still running after 40 s')
-    return 1 if failures else 0
+    return 1 if CHECKS.failures else 0
 
 
 if __name__ == '__main__':

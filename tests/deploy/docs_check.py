@@ -5,26 +5,20 @@ of the load balancer in front; every file the guide links to exists.
     docs_check.py ROOT NOVA_GUARD_BIN
 """
 
-import json
 import os
 import re
-import subprocess
 import sys
+from checks import Checks
 
 ROOT, BIN = sys.argv[1:3]
 DOC_PATH = os.path.join(ROOT, 'docs', 'operations.md')
 DOC = open(DOC_PATH).read()
 FLAT = ' '.join(DOC.split())  # a phrase may be wrapped over lines
-failures = 0
+CHECKS = Checks('docs')
 
 
 def report(name, missing):
-    global failures
-    if missing:
-        failures += 1
-        print('FAIL docs: %s: missing %s' % (name, ', '.join(sorted(missing))))
-    else:
-        print('ok docs: %s' % name)
+    CHECKS.report(name, 'missing %s' % ', '.join(sorted(missing)) if missing else None)
 
 
 def code(name):
@@ -74,4 +68,4 @@ report('every linked file exists (%d)' % len(links),
 if not os.path.exists(os.path.join(ROOT, 'BENCHMARKS.md')):
     print('note docs: BENCHMARKS.md is not in this tree')
 
-sys.exit(1 if failures else 0)
+sys.exit(1 if CHECKS.failures else 0)

@@ -22,22 +22,15 @@ import tempfile
 import time
 
 import yaml
+from checks import Checks
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 HERE = os.path.dirname(os.path.abspath(__file__))
 CFG = os.path.join(ROOT, 'deploy', 'haproxy', 'haproxy.cfg')
 
-failures = 0
+CHECKS = Checks('haproxy')
+report = CHECKS.report
 procs = []
-
-
-def report(name, problem=None):
-    global failures
-    if problem is None:
-        print('ok haproxy: %s' % name, flush=True)
-    else:
-        failures += 1
-        print('FAIL haproxy: %s: %s' % (name, problem), flush=True)
 
 
 def check(name, cond, detail=''):
@@ -424,8 +417,8 @@ if __name__ == '__main__':
         report('set-up', repr(e))
     finally:
         stop_all()
-        if failures and work:
+        if CHECKS.failures and work:
             print('note haproxy: logs kept in %s' % work)
         elif work:
             subprocess.run(['rm', '-rf', work])
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if CHECKS.failures else 0)

@@ -19,6 +19,7 @@ import sys
 
 import kubernetes_validate
 import yaml
+from checks import Checks
 
 # preStop `sleep` (the image has no shell) is in Kubernetes 1.30 and later.
 VERSIONS = ['1.30', kubernetes_validate.utils.latest_version()]
@@ -28,16 +29,8 @@ BIN = sys.argv[2]
 K8S = os.path.join(ROOT, 'deploy', 'kubernetes')
 FIXTURE = os.path.join(ROOT, 'tests', 'deploy', 'fixtures', 'nova-api-osapi.yaml')
 
-failures = 0
-
-
-def report(name, problem=None):
-    global failures
-    if problem is None:
-        print('ok %s' % name)
-    else:
-        failures += 1
-        print('FAIL %s: %s' % (name, problem))
+CHECKS = Checks()
+report = CHECKS.report
 
 
 def load_all(path):
@@ -438,7 +431,7 @@ def main():
            None if not probes['liveness']['enabled'] and not probes['readiness']['enabled']
            else probes)
 
-    return 1 if failures else 0
+    return 1 if CHECKS.failures else 0
 
 
 if __name__ == '__main__':

@@ -27,29 +27,21 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 import yaml
+from checks import Checks, free_port
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 FIXTURE = os.path.join(ROOT, 'tests', 'deploy', 'fixtures', 'nova-api-osapi.yaml')
 PATCH = os.path.join(ROOT, 'deploy', 'kubernetes', 'sidecar', 'nova-api-osapi-patch.yaml')
 CLIENTS = 6
 
-failures = 0
-
-
-def report(name, problem=None):
-    global failures
-    if problem is None:
-        print('ok rollout: %s' % name, flush=True)
-    else:
-        failures += 1
-        print('FAIL rollout: %s: %s' % (name, problem), flush=True)
+CHECKS = Checks('rollout')
+report = CHECKS.report
 
 
 def container(deployment, name):
@@ -65,14 +57,6 @@ def seconds(duration):
         if duration.endswith(unit):
             return float(duration[:-len(unit)]) * units[unit]
     raise ValueError(duration)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Nova:
@@ -259,7 +243,7 @@ def main():
                                             ', '.join(sorted({str(o) for o in failed}))),
            None if any(o == 502 for o in failed) else 'no 502: the test shows nothing')
     print('note rollout: %.0f s' % (time.monotonic() - started), flush=True)
-    return 1 if failures else 0
+    return 1 if CHECKS.failures else 0
 
 
 if __name__ == '__main__':
