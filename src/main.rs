@@ -6,6 +6,9 @@ use nova_guard::config::Config;
 
 mod cli;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     if let Some(code) = cli::handle(std::env::args_os().skip(1)) {
         return code;
