@@ -380,14 +380,37 @@ where
         send: config.limits.send_timeout,
     };
     let drain = server.drain.clone();
+    // The future of a plain HTTP/1 connection, which most are, is as large
+    // as its largest state: HTTP/2 and TLS are boxed so that each plain
+    // connection's task stays a few KiB.
     let Some(acceptor) = &server.acceptor else {
         if let Ending::Http2 { io, read } =
             h1::serve(stream, peer, server.shared.clone(), drain.clone()).await
         {
-            h2::serve(h1::Rewind::new(read, io), peer, h2_service, limits, drain).await;
+            let io = h1::Rewind::new(read, io);
+            Box::pin(h2::serve(io, peer, h2_service, limits, drain)).await;
         }
         return;
     };
+    Box::pin(tls_connection(
+        acceptor, stream, peer, server, h2_service, limits,
+    ))
+    .await;
+}
+
+async fn tls_connection<S, RB>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: Peer,
+    server: &Server,
+    h2_service: S,
+    limits: h2::Limits,
+) where
+    S: h2::HttpService<RB>,
+    RB: http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + 'static,
+{
+    let config = &server.config;
+    let drain = server.drain.clone();
     let handshake = tokio::time::timeout(config.limits.header_timeout, acceptor.accept(stream));
     let tls = match handshake.await {
         Ok(Ok(tls)) => tls,

@@ -487,3 +487,36 @@ async fn a_connection_is_closed_after_its_last_allowed_request() {
     assert!(stream.closed_by_peer().await);
     assert_eq!(up.count(), 2);
 }
+
+/// A connection that waits, for its client's next request or for Nova's
+/// answer, holds none of the buffers its exchanges used: many of them cost
+/// a few KiB each, not the 16–32 KiB read and write buffers of a busy one.
+#[tokio::test]
+async fn waiting_connections_hold_no_buffers() {
+    const EACH: usize = 150;
+    let (up, guard) = setup().await;
+    assert_eq!(send_get(guard.addr, "/stream/20000").await.status, 200);
+    let before = guard.vm_rss_kib();
+    let mut idle = Vec::new();
+    for _ in 0..EACH {
+        let mut c = Conn::open(guard.addr).await;
+        c.send(b"GET /stream/20000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        assert_eq!(c.answer().await.status, 200);
+        idle.push(c);
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..EACH {
+        let mut c = Conn::open(guard.addr).await;
+        c.send(b"GET /slow/30000 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        waiting.push(c);
+    }
+    wait_until("the slow requests at Nova", || up.count() == 2 * EACH + 1).await;
+    let grown = guard.vm_rss_kib().saturating_sub(before);
+    let per_connection = grown / (2 * EACH) as u64;
+    assert!(
+        per_connection < 16,
+        "{grown} KiB more resident for {} waiting connections ({per_connection} KiB each)",
+        2 * EACH
+    );
+}

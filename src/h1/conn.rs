@@ -26,7 +26,7 @@ use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use super::head::{self, HeadError, HeadScanner, Limits, RequestHead, Version};
-use super::io::{poll_read_buf, push_date, within};
+use super::io::{poll_read_buf, push_date, release, within};
 use super::response::{self, BodyFraming, ResponseHead};
 use crate::admit::{admit, Context as AdmitContext, Line, Refusal};
 use crate::error::{ErrorKind, ProxyError, CLIENT_CLOSED};
@@ -51,6 +51,9 @@ const COPY_AT_MOST: usize = 4 * 1024;
 /// Answer bytes gathered before they are written on; larger pieces of a
 /// streamed answer are written from the buffer they were read into.
 const WRITE_BATCH: usize = 16 * 1024;
+/// Room for a head written out, so that its buffer is sized once rather
+/// than grown line by line.
+const HEAD_ROOM: usize = 1024;
 /// After an answer that closes the connection with some of the request
 /// unread, the client's bytes are read and dropped for this long (or this
 /// much) so that its answer is not destroyed by a reset.
@@ -313,8 +316,8 @@ where
             peer,
             shared,
             drain,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
-            wbuf: Vec::with_capacity(4096),
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
             ubuf: BytesMut::new(),
             obuf: Vec::new(),
             upstream: None,
@@ -606,7 +609,22 @@ where
         if std::mem::take(&mut self.linger_after) && fate == Fate::Close {
             self.linger().await;
         }
+        self.release_buffers();
         fate
+    }
+
+    /// Give back the memory of the buffers that hold nothing: a connection
+    /// waiting for its next request or for Nova's answer holds none (the
+    /// allocator keeps them at hand for the next exchange).
+    fn release_buffers(&mut self) {
+        release(&mut self.rbuf);
+        release(&mut self.ubuf);
+        if self.wbuf.is_empty() {
+            self.wbuf = Vec::new();
+        }
+        if self.obuf.is_empty() {
+            self.obuf = Vec::new();
+        }
     }
 
     /// Whether the client resets the connection within a moment of its answer.
@@ -911,6 +929,14 @@ where
     ) {
         let out = &mut self.obuf;
         out.clear();
+        out.reserve(
+            HEAD_ROOM
+                + if let Body::Whole(b) = body {
+                    b.len()
+                } else {
+                    0
+                },
+        );
         out.extend_from_slice(head.method().as_bytes());
         out.push(b' ');
         let (_, origin) = split_target(head.target());
@@ -1152,6 +1178,8 @@ where
         let max_headers = self.shared.limits.max_headers.max(100);
         let mut received = 0usize;
         let mut armed = false;
+        // The request is sent: nothing is held while Nova works on it.
+        self.release_buffers();
         loop {
             match response::head_len(&self.ubuf, max_head) {
                 Ok(Some(len)) => {
@@ -1251,6 +1279,7 @@ where
         x.status = response.status;
         let out = &mut self.wbuf;
         out.clear();
+        out.reserve(HEAD_ROOM + response_room(response.framing));
         out.extend_from_slice(b"HTTP/1.1 ");
         push_decimal(out, u64::from(response.status));
         out.push(b' ');
@@ -1452,6 +1481,7 @@ where
             || self.served >= self.shared.max_requests;
         let out = &mut self.wbuf;
         out.clear();
+        out.reserve(HEAD_ROOM + answer.body().len());
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(answer.status().as_str().as_bytes());
         out.push(b' ');
@@ -1555,6 +1585,16 @@ fn take_front(buf: &mut BytesMut, len: usize) -> Bytes {
         taken
     } else {
         buf.split_to(len).freeze()
+    }
+}
+
+/// Room for the body of Nova's answer gathered behind its head.
+fn response_room(framing: BodyFraming) -> usize {
+    match framing {
+        BodyFraming::Length(n) => usize::try_from(n).map_or(WRITE_BATCH, |n| n.min(WRITE_BATCH)),
+        BodyFraming::Chunked => WRITE_BATCH,
+        // Written from the buffer it is read into.
+        BodyFraming::Empty | BodyFraming::UntilClose => 0,
     }
 }
 

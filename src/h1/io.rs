@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,16 +38,42 @@ pub async fn within<T>(
     .await
 }
 
-/// One read into `buf`'s spare room (at least `room` bytes of it).
+/// The first read into a buffer that holds no memory goes through this
+/// much room on the stack: a connection waiting for its client or for Nova
+/// holds no buffer until bytes arrive.
+const FIRST_READ: usize = 8 * 1024;
+
+/// One read into `buf`'s spare room (at least `room` bytes of it). A
+/// released buffer (no capacity) is only given memory once there are bytes
+/// to put in it.
 pub fn poll_read_buf<R: AsyncRead + Unpin>(
     io: &mut R,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
     room: usize,
 ) -> Poll<io::Result<usize>> {
+    if buf.capacity() == 0 {
+        let mut stack = [const { MaybeUninit::<u8>::uninit() }; FIRST_READ];
+        let mut read = ReadBuf::uninit(&mut stack);
+        return Pin::new(io).poll_read(cx, &mut read).map_ok(|()| {
+            let filled = read.filled();
+            if !filled.is_empty() {
+                buf.reserve(room.max(filled.len()));
+                buf.extend_from_slice(filled);
+            }
+            filled.len()
+        });
+    }
     buf.reserve(room);
     let read = io.read_buf(buf);
     std::pin::pin!(read).poll(cx)
+}
+
+/// Give back an empty buffer's memory (see [`poll_read_buf`]).
+pub fn release(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
+    }
 }
 
 thread_local! {
