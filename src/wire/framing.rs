@@ -62,18 +62,40 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
+/// The first `\n` in `buf` at or after `from`. Every head is searched for
+/// its line ends, so eight bytes are looked at at a time.
+pub fn next_lf(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = from;
+    while let Some(chunk) = buf.get(at..at + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\n'));
+        // The lowest flagged byte is always a zero byte of `w` (a `\n`);
+        // only bytes above one can be flagged wrongly.
+        let zeros = w.wrapping_sub(ONES) & !w & HIGH;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    buf.get(at..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| at + i)
+}
+
 /// The end of a head (just past its blank line), searching from `from`.
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            match buf.get(i + 1..) {
-                Some([b'\n', ..]) => return Some(i + 2),
-                Some([b'\r', b'\n', ..]) => return Some(i + 3),
-                _ => {}
-            }
+    while let Some(lf) = next_lf(buf, i) {
+        match buf.get(lf + 1..) {
+            Some([b'\n', ..]) => return Some(lf + 2),
+            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
+            _ => {}
         }
-        i += 1;
+        i = lf + 1;
     }
     None
 }
@@ -110,12 +132,12 @@ pub fn judge(head: &[u8], start: usize, max_headers: usize) -> Judged {
 /// The framing of a request httparse parsed from `head` (its bytes after
 /// the skipped empty lines), or why it could be read two ways.
 pub fn judge_parsed(req: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Framing, Ambiguity> {
-    if head
-        .iter()
-        .enumerate()
-        .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-    {
-        return Err(Ambiguity::BareLf);
+    let mut from = 0;
+    while let Some(lf) = next_lf(head, from) {
+        if lf == 0 || head[lf - 1] != b'\r' {
+            return Err(Ambiguity::BareLf);
+        }
+        from = lf + 1;
     }
     let is = |h: &httparse::Header<'_>, name: &str| h.name.eq_ignore_ascii_case(name);
     let has_length = req.headers.iter().any(|h| is(h, "content-length"));
@@ -163,4 +185,74 @@ pub fn decimal(v: &[u8]) -> Option<u64> {
             None
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends_are_found_as_a_byte_search_finds_them() {
+        let bytewise = |buf: &[u8], from: usize| {
+            buf.get(from..)?
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| from + i)
+        };
+        for filler in [b'a', 0x0b, 0x09, 0x8a, 0xff, 0x00] {
+            for len in 0..20 {
+                let mut buf = vec![filler; len];
+                for from in 0..=len + 1 {
+                    assert_eq!(next_lf(&buf, from), bytewise(&buf, from));
+                }
+                for a in 0..len {
+                    buf[a] = b'\n';
+                    for b in [a, a + 1, a + 7, a + 8] {
+                        if b < len {
+                            buf[b] = b'\n';
+                        }
+                        for from in 0..=len {
+                            assert_eq!(next_lf(&buf, from), bytewise(&buf, from), "{buf:?}");
+                        }
+                        if b < len {
+                            buf[b] = filler;
+                        }
+                    }
+                    buf[a] = filler;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn heads_end_at_their_first_blank_line() {
+        // Byte by byte, as it was first written.
+        let reference = |buf: &[u8], from: usize| {
+            (from..buf.len()).find_map(|i| match &buf[i..] {
+                [b'\n', b'\n', ..] => Some(i + 2),
+                [b'\n', b'\r', b'\n', ..] => Some(i + 3),
+                _ => None,
+            })
+        };
+        let heads: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\nbody",
+            b"GET / HTTP/1.1\nHost: h\n\nbody",
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r",
+            b"GET / HTTP/1.1\r\nHost: h\r\n",
+            b"\n\n",
+            b"\n\r\n",
+            b"GET / HTTP/1.1\r\nX: \r\r\n\n\rHost: a-much-longer-value\r\n\r\n",
+        ];
+        for buf in heads {
+            for from in 0..=buf.len() {
+                assert_eq!(
+                    head_end(buf, from),
+                    reference(buf, from),
+                    "{:?} from {from}",
+                    String::from_utf8_lossy(buf)
+                );
+            }
+        }
+        assert_eq!(head_end(heads[0], 0), Some(27));
+    }
 }
