@@ -3,6 +3,7 @@
 //! `X-Forwarded-For` sent to Nova), where `fmt`'s machinery costs more than
 //! the proxying around it.
 
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,47 +28,84 @@ impl Ascii for String {
     }
 }
 
-/// Appends `value` in decimal.
-pub fn push_u64(out: &mut impl Ascii, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // The remainder is below 10: the cast keeps it.
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+/// The two digits of every number below 100, for writing two at a time.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        // Both below 10.
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
     }
-    out.push_ascii(&digits[start..]);
+    t
+};
+
+/// Writes `value` in decimal into `buf` at `at`; returns the end. Numbers
+/// are gathered in a small buffer and appended in one copy: a copy per
+/// digit or per dot costs more than the digits.
+pub(crate) fn put_decimal(buf: &mut [u8], at: usize, mut value: u64) -> usize {
+    let end = at + value.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut i = end;
+    while value >= 100 {
+        // Below 100: the cast keeps it.
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        i -= 2;
+        buf[i] = PAIRS[pair];
+        buf[i + 1] = PAIRS[pair + 1];
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        buf[i - 2] = PAIRS[pair];
+        buf[i - 1] = PAIRS[pair + 1];
+    } else {
+        // Below 10.
+        buf[i - 1] = b'0' + value as u8;
+    }
+    end
+}
+
+/// Appends `value` in decimal.
+pub fn push_u64(out: &mut impl Ascii, value: u64) {
+    let mut buf = [0u8; 20];
+    let end = put_decimal(&mut buf, 0, value);
+    out.push_ascii(&buf[..end]);
 }
 
 /// Appends `ip` as its `Display` writes it.
 pub fn push_ip(out: &mut impl Ascii, ip: IpAddr) {
     match ip {
-        IpAddr::V4(ip) => push_ipv4(out, ip),
+        IpAddr::V4(ip) => {
+            let mut buf = [0u8; 15];
+            let end = put_ipv4(&mut buf, ip);
+            out.push_ascii(&buf[..end]);
+        }
         // Rare behind a load balancer, and `fmt` gets the zero-run rules right.
         IpAddr::V6(ip) => out.push_ascii(ip.to_string().as_bytes()),
     }
 }
 
-fn push_ipv4(out: &mut impl Ascii, ip: Ipv4Addr) {
+/// Writes `ip` at the start of `buf`; returns the end.
+fn put_ipv4(buf: &mut [u8], ip: Ipv4Addr) -> usize {
     let [a, b, c, d] = ip.octets();
-    push_u64(out, u64::from(a));
+    let mut at = put_decimal(buf, 0, u64::from(a));
     for octet in [b, c, d] {
-        out.push_ascii(b".");
-        push_u64(out, u64::from(octet));
+        buf[at] = b'.';
+        at = put_decimal(buf, at + 1, u64::from(octet));
     }
+    at
 }
 
 /// Appends `addr` as its `Display` writes it.
 pub fn push_socket_addr(out: &mut impl Ascii, addr: SocketAddr) {
     match addr {
         SocketAddr::V4(a) => {
-            push_ipv4(out, *a.ip());
-            out.push_ascii(b":");
-            push_u64(out, u64::from(a.port()));
+            let mut buf = [0u8; 21];
+            let at = put_ipv4(&mut buf, *a.ip());
+            buf[at] = b':';
+            let end = put_decimal(&mut buf, at + 1, u64::from(a.port()));
+            out.push_ascii(&buf[..end]);
         }
         SocketAddr::V6(a) => out.push_ascii(a.to_string().as_bytes()),
     }
@@ -75,24 +113,43 @@ pub fn push_socket_addr(out: &mut impl Ascii, addr: SocketAddr) {
 
 /// Appends `d` in milliseconds with three decimals (to the microsecond).
 pub fn push_millis(out: &mut impl Ascii, d: Duration) {
-    let micros = d.as_micros();
-    push_u64(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
+    // Whole milliseconds without 128-bit division, for any duration below
+    // u64::MAX of them; beyond, as many as u64 holds.
+    let micros = d.subsec_micros();
+    let millis = d
+        .as_secs()
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(u64::from(micros / 1000)))
+        .unwrap_or(u64::MAX);
     let frac = micros % 1000;
-    // Each is a digit: below 10.
-    let digits = [frac / 100, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
-    out.push_ascii(b".");
-    out.push_ascii(&digits);
+    let mut buf = [0u8; 24];
+    let at = put_decimal(&mut buf, 0, millis);
+    buf[at] = b'.';
+    // Below 10 each.
+    buf[at + 1] = b'0' + (frac / 100) as u8;
+    buf[at + 2] = b'0' + (frac / 10 % 10) as u8;
+    buf[at + 3] = b'0' + (frac % 10) as u8;
+    out.push_ascii(&buf[..at + 4]);
 }
 
-/// Appends the time `now` as RFC 3339 in UTC to the microsecond,
-/// `2026-12-05T21:22:34.434117Z`, as tracing-subscriber's `SystemTime`
-/// writes it.
-pub fn push_timestamp(out: &mut impl Ascii, now: SystemTime) {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
+/// The text of one second, `2026-12-05T21:22:34.`, kept per thread: every
+/// access line of that second starts with it.
+#[derive(Clone, Copy)]
+struct Second {
+    secs: u64,
+    text: [u8; 32],
+    len: usize,
+}
+
+thread_local! {
+    static SECOND: Cell<Option<Second>> = const { Cell::new(None) };
+}
+
+fn second(secs: u64) -> Second {
     let (year, month, day) = civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
-    push_u64(out, year);
+    let mut text = [0u8; 32];
+    let mut at = put_decimal(&mut text, 0, year);
     for (sep, n) in [
         (b'-', month),
         (b'-', day),
@@ -101,17 +158,41 @@ pub fn push_timestamp(out: &mut impl Ascii, now: SystemTime) {
         (b':', of_day % 60),
     ] {
         // n is below 100: two digits.
-        out.push_ascii(&[sep, b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
+        text[at] = sep;
+        text[at + 1] = b'0' + (n / 10 % 10) as u8;
+        text[at + 2] = b'0' + (n % 10) as u8;
+        at += 3;
     }
-    out.push_ascii(b".");
-    let micros = u64::from(since.subsec_micros());
-    let mut digits = [b'0'; 6];
-    for (i, slot) in digits.iter_mut().enumerate() {
+    text[at] = b'.';
+    Second {
+        secs,
+        text,
+        len: at + 1,
+    }
+}
+
+/// Appends the time `now` as RFC 3339 in UTC to the microsecond,
+/// `2026-12-05T21:22:34.434117Z`, as tracing-subscriber's `SystemTime`
+/// writes it.
+pub fn push_timestamp(out: &mut impl Ascii, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let cached = SECOND.with(Cell::get).filter(|s| s.secs == secs);
+    let s = cached.unwrap_or_else(|| {
+        let s = second(secs);
+        SECOND.with(|c| c.set(Some(s)));
+        s
+    });
+    let mut buf = [0u8; 40];
+    buf[..s.len].copy_from_slice(&s.text[..s.len]);
+    let mut micros = since.subsec_micros();
+    for slot in buf[s.len..s.len + 6].iter_mut().rev() {
         // A digit: below 10.
-        *slot = b'0' + (micros / 10u64.pow(5 - i as u32) % 10) as u8;
+        *slot = b'0' + (micros % 10) as u8;
+        micros /= 10;
     }
-    out.push_ascii(&digits);
-    out.push_ascii(b"Z");
+    buf[s.len + 6] = b'Z';
+    out.push_ascii(&buf[..s.len + 7]);
 }
 
 /// (year, month, day) of the day `days` after 1970-01-01, in the proleptic
@@ -144,7 +225,12 @@ mod tests {
 
     #[test]
     fn numbers_and_addresses_as_display_writes_them() {
-        for n in [0, 7, 10, 99, 255, 1000, u64::from(u32::MAX), u64::MAX] {
+        let mut numbers = vec![0, 7, 10, 99, 255, 1000, u64::from(u32::MAX), u64::MAX];
+        for p in 1..20 {
+            let ten = 10u64.pow(p);
+            numbers.extend([ten - 1, ten, ten + 1, ten + ten / 2 + 7]);
+        }
+        for n in numbers {
             assert_eq!(text(|o| push_u64(o, n)), n.to_string());
         }
         for ip in [
@@ -155,6 +241,8 @@ mod tests {
             "::1",
             "2001:db8::1",
             "::ffff:192.0.2.1",
+            "1.22.3.100",
+            "9.99.100.0",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(text(|o| push_ip(o, ip)), ip.to_string());
@@ -177,6 +265,22 @@ mod tests {
         ] {
             assert_eq!(text(|o| push_millis(o, d)), expected);
         }
+        // Near and past u64::MAX milliseconds, as the exact count caps them.
+        for d in [
+            Duration::new(u64::MAX / 1000, 614_999_999),
+            Duration::new(u64::MAX / 1000, 615_000_000),
+            Duration::new(u64::MAX / 1000, 999_999_999),
+            Duration::new(u64::MAX / 1000 + 1, 0),
+            Duration::MAX,
+        ] {
+            let micros = d.as_micros();
+            let expected = format!(
+                "{}.{:03}",
+                u64::try_from(micros / 1000).unwrap_or(u64::MAX),
+                micros % 1000
+            );
+            assert_eq!(text(|o| push_millis(o, d)), expected);
+        }
     }
 
     #[test]
@@ -186,6 +290,10 @@ mod tests {
             (951_782_400, 5, "2000-02-29T00:00:00.000005Z"),
             (1_709_251_199, 999_999, "2024-02-29T23:59:59.999999Z"),
             (1_796_505_754, 434_117, "2026-12-05T21:22:34.434117Z"),
+            // The same second again, then the next one: the kept text of a
+            // second is reused, then replaced.
+            (1_796_505_754, 7, "2026-12-05T21:22:34.000007Z"),
+            (1_796_505_755, 0, "2026-12-05T21:22:35.000000Z"),
             (4_102_444_800, 0, "2100-01-01T00:00:00.000000Z"),
         ] {
             let t = UNIX_EPOCH + Duration::new(secs, micros * 1000);

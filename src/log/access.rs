@@ -117,6 +117,9 @@ struct Line<'a> {
 }
 
 impl Line<'_> {
+    // Inlined at each field: the key's length and the value's kind are then
+    // known where it is written, and the copies are a few moves.
+    #[inline(always)]
     fn field(&mut self, key: Key, value: Value<'_>) {
         let out = &mut *self.out;
         match self.format {
@@ -145,12 +148,14 @@ impl Line<'_> {
         }
     }
 
+    #[inline(always)]
     fn opt_str(&mut self, key: Key, value: Option<&str>) {
         if let Some(v) = value {
             self.field(key, Value::Str(v));
         }
     }
 
+    #[inline(always)]
     fn opt_u64(&mut self, key: Key, value: Option<u64>) {
         if let Some(v) = value {
             self.field(key, Value::U64(v));
@@ -159,15 +164,18 @@ impl Line<'_> {
 }
 
 /// A value that is not a string, as both formats write it.
+#[inline(always)]
 fn push_plain(out: &mut Vec<u8>, value: &Value<'_>) {
     match *value {
         Value::Str(s) => out.extend_from_slice(s.as_bytes()),
         Value::Addr(a) => text::push_socket_addr(out, a),
         Value::Ip(ip) => text::push_ip(out, ip),
         Value::Version(v) => {
-            text::push_u64(out, u64::from(v.major));
-            out.push(b'.');
-            text::push_u64(out, u64::from(v.minor));
+            let mut buf = [0u8; 11];
+            let at = text::put_decimal(&mut buf, 0, u64::from(v.major));
+            buf[at] = b'.';
+            let end = text::put_decimal(&mut buf, at + 1, u64::from(v.minor));
+            out.extend_from_slice(&buf[..end]);
         }
         Value::U64(n) => text::push_u64(out, n),
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),

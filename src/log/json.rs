@@ -162,6 +162,12 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
 /// that need no escape are copied whole.
 pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    // Most values (ids, paths, user agents) need no escape: one copy.
+    if !needs_escape(s) {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     let mut plain = 0;
     for (i, &b) in s.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {
@@ -185,6 +191,34 @@ pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(&s[plain..]);
     out.push(b'"');
+}
+
+/// Whether `s` has a byte a JSON string escapes (a control, `"`, `\\`),
+/// looked for eight bytes at a time.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Any byte of `w` zero (exact for "any", which is all that is asked).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(bytes);
+        // Below 0x20: the high bit set by subtracting 0x20 from a byte
+        // whose own high bit was clear.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+        if control
+            || has_zero(w ^ (ONES * u64::from(b'"')))
+            || has_zero(w ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Escapes what it is given as the inside of a JSON string.
@@ -255,6 +289,28 @@ mod tests {
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    #[test]
+    fn the_word_at_a_time_escape_check_is_the_byte_check() {
+        let bytewise = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for filler in [b'a', 0x7f, 0x80, 0xff, 0x21, 0x23, 0x5b, 0x5d] {
+            for len in [7, 8, 9, 16, 17] {
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        let mut s = vec![filler; len];
+                        s[at] = b;
+                        assert_eq!(needs_escape(&s), bytewise(&s), "{s:?}");
+                        if at + 1 < len {
+                            for c in [0u8, 0x1f, 0x20, 0x22, 0x5c, 0x7f, 0x80, 0xff] {
+                                s[at + 1] = c;
+                                assert_eq!(needs_escape(&s), bytewise(&s), "{s:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
