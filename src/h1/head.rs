@@ -3,6 +3,7 @@
 //! that could be read two ways (400, [`crate::wire::framing`]), and the
 //! HTTP/2 preface, which is not this codec's to serve. Pure: no I/O.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -159,19 +160,24 @@ fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
     start..start + inner.len()
 }
 
+/// Header slots kept on the stack, enough for the default limit of 100
+/// lines; a higher limit takes them from the heap. Left uninitialised:
+/// httparse writes only the slots it fills, so the unused ones cost nothing.
+pub(crate) const STACK_HEADERS: usize = 128;
+
 /// Parse the whole head `bytes` (as found by [`HeadScanner::scan`]).
 pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
     let start = leading_empty_lines(&bytes);
-    let mut storage;
-    let mut small = [httparse::EMPTY_HEADER; 64];
-    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= small.len() {
-        &mut small[..limits.max_headers]
+    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
     } else {
-        storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        &mut storage
+        heap = vec![MaybeUninit::uninit(); limits.max_headers];
+        &mut heap
     };
-    let mut req = httparse::Request::new(slots);
-    match req.parse(&bytes) {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(&bytes, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) | Err(_) => return Err(HeadError::Malformed),
@@ -334,6 +340,22 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(head(&many).err(), Some(HeadError::TooLarge));
+        // A limit above the slots kept on the stack.
+        let high = Limits {
+            max_headers: STACK_HEADERS + 50,
+            ..LIMITS
+        };
+        for (lines, ok) in [(STACK_HEADERS + 50, true), (STACK_HEADERS + 51, false)] {
+            let mut text = b"GET / HTTP/1.1\r\n".to_vec();
+            for i in 0..lines {
+                text.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+            }
+            text.extend_from_slice(b"\r\n");
+            match parse(Bytes::from(text), &high) {
+                Ok(h) => assert!(ok && h.header_count() == lines),
+                Err(e) => assert!(!ok && e == HeadError::TooLarge),
+            }
+        }
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(8192));
         assert_eq!(head(long.as_bytes()).err(), Some(HeadError::UriTooLong));
     }

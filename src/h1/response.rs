@@ -2,10 +2,12 @@
 //! decided as RFC 9112 §6.3 says, and re-emitted for the client without the
 //! hop-by-hop headers. Pure: no I/O.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Bytes;
 
+use super::head::STACK_HEADERS;
 use crate::wire::framing::{decimal, head_end, trim};
 
 /// How a response's body is delimited.
@@ -123,16 +125,19 @@ pub fn parse(
     max_headers: usize,
     head_request: bool,
 ) -> Result<ResponseHead, BadResponse> {
-    let mut storage;
-    let mut small = [httparse::EMPTY_HEADER; 64];
-    let slots: &mut [httparse::Header<'_>] = if max_headers <= small.len() {
-        &mut small[..max_headers]
+    // As for requests (`head::STACK_HEADERS`).
+    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max_headers <= STACK_HEADERS {
+        &mut stack[..max_headers]
     } else {
-        storage = vec![httparse::EMPTY_HEADER; max_headers];
-        &mut storage
+        heap = vec![MaybeUninit::uninit(); max_headers];
+        &mut heap
     };
-    let mut resp = httparse::Response::new(slots);
-    match resp.parse(&bytes) {
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, &bytes, slots)
+    {
         Ok(httparse::Status::Complete(_)) => {}
         _ => return Err(BadResponse::Malformed),
     }
@@ -197,6 +202,23 @@ mod tests {
     fn head(text: &[u8], head_request: bool) -> Result<ResponseHead, BadResponse> {
         let len = head_len(text, 65536)?.expect("whole head");
         parse(Bytes::copy_from_slice(&text[..len]), 100, head_request)
+    }
+
+    #[test]
+    fn header_limits_below_and_above_the_stack_slots() {
+        for max in [8, STACK_HEADERS, STACK_HEADERS + 50] {
+            for (lines, ok) in [(max, true), (max + 1, false)] {
+                let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+                for i in 0..lines {
+                    text.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+                }
+                text.extend_from_slice(b"\r\n");
+                match parse(Bytes::from(text), max, false) {
+                    Ok(h) => assert!(ok && h.headers().count() == lines),
+                    Err(e) => assert!(!ok && e == BadResponse::Malformed),
+                }
+            }
+        }
     }
 
     #[test]
