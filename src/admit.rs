@@ -171,9 +171,8 @@ fn trim(v: &[u8]) -> &[u8] {
 }
 
 /// The tokens of every `Connection` line: more hop-by-hop headers.
-fn named_by_connection<'a>(headers: &[(&'a [u8], &'a [u8])]) -> Vec<&'a [u8]> {
+fn named_by_connection<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
     headers
-        .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
         .flat_map(|(_, v)| v.split(|b| *b == b','))
         .map(trim)
@@ -181,22 +180,49 @@ fn named_by_connection<'a>(headers: &[(&'a [u8], &'a [u8])]) -> Vec<&'a [u8]> {
         .collect()
 }
 
-/// Lines joined as RFC 9110 §5.3 combines field lines.
-fn joined<'a>(values: &[&'a [u8]]) -> Cow<'a, [u8]> {
-    match values {
-        [one] => Cow::Borrowed(*one),
-        many => Cow::Owned(many.join(&b", "[..])),
+/// The values of a header's lines, in order. The first is kept without an
+/// allocation: nearly every request has one line of each.
+#[derive(Default)]
+struct Values<'a> {
+    first: Option<&'a [u8]>,
+    more: Vec<&'a [u8]>,
+}
+
+impl<'a> Values<'a> {
+    fn push(&mut self, value: &'a [u8]) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.more.push(value);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The lines joined as RFC 9110 §5.3 combines field lines.
+    fn joined(&self) -> Cow<'a, [u8]> {
+        match self.first {
+            Some(one) if self.more.is_empty() => Cow::Borrowed(one),
+            first => {
+                let all: Vec<&[u8]> = first.into_iter().chain(self.more.iter().copied()).collect();
+                Cow::Owned(all.join(&b", "[..]))
+            }
+        }
     }
 }
 
 /// Decide which of `headers` (name, value, as received, in order) reach Nova.
-pub fn admit<'a>(
-    headers: &[(&'a [u8], &'a [u8])],
-    ctx: &Context<'a>,
-) -> Result<Admitted<'a>, Refusal> {
+/// An iterator, so that a parsed head's lines are read where they are,
+/// without a list of them made first.
+pub fn admit<'a, H>(headers: H, ctx: &Context<'a>) -> Result<Admitted<'a>, Refusal>
+where
+    H: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
     let is_trusted = |ip: IpAddr| ctx.trusted_proxies.iter().any(|n| n.contains(ip));
     let trusted = is_trusted(ctx.peer);
-    let connection_named = named_by_connection(headers);
+    let connection_named = named_by_connection(headers.clone());
     let mut lines: Vec<Line<'a>> = Vec::with_capacity(headers.len() + 5);
     let mut out = Admitted {
         lines: Vec::new(),
@@ -211,8 +237,8 @@ pub fn admit<'a>(
         traceparent: None,
     };
     let mut host: Option<usize> = None;
-    let mut api_versions: Vec<&'a [u8]> = Vec::new();
-    let mut nova_api_versions: Vec<&'a [u8]> = Vec::new();
+    let mut api_versions = Values::default();
+    let mut nova_api_versions = Values::default();
     let mut api_at = None;
     let mut nova_api_at = None;
     let mut forwarded_for: Vec<&'a [u8]> = Vec::new();
@@ -221,7 +247,7 @@ pub fn admit<'a>(
     let mut te_trailers = false;
     let mut request_id_sent = false;
 
-    for &(name, value) in headers {
+    for (name, value) in headers {
         if name.contains(&b'_') {
             out.underscored += 1;
             continue;
@@ -318,12 +344,12 @@ pub fn admit<'a>(
     }
 
     if let Some(at) = api_at {
-        let value = joined(&api_versions);
+        let value = api_versions.joined();
         lines[at].value = value.clone();
         out.api_version = Some(value);
     }
     if let Some(at) = nova_api_at {
-        let value = joined(&nova_api_versions);
+        let value = nova_api_versions.joined();
         lines[at].value = value.clone();
         out.nova_api_version = Some(value);
     }
@@ -377,7 +403,7 @@ pub fn admit<'a>(
     if !request_id_sent {
         lines.push(Line {
             name: b"X-OpenStack-Request-ID",
-            value: Cow::Owned(ctx.request_id.as_bytes().to_vec()),
+            value: Cow::Borrowed(ctx.request_id.as_bytes()),
         });
     }
     out.lines = lines;
@@ -409,7 +435,7 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
             .collect();
-        let a = admit(&headers, &ctx(trusted, &id))?;
+        let a = admit(headers.iter().copied(), &ctx(trusted, &id))?;
         Ok(a.lines
             .iter()
             .filter(|l| !l.name.eq_ignore_ascii_case(b"x-openstack-request-id"))
@@ -440,7 +466,7 @@ mod tests {
             (b"Content_Type", b"text/xml"),
             (b"x-auth_token", b"x"),
         ];
-        let a = admit(&h, &ctx(false, &id)).unwrap();
+        let a = admit(h.iter().copied(), &ctx(false, &id)).unwrap();
         assert_eq!(a.underscored, 4);
         assert!(!a.token);
         assert_eq!(a.api_version, None);
@@ -460,7 +486,7 @@ mod tests {
             (b"Content-Type", b"application/json"),
             (b"content-type", b"application/json"),
         ];
-        let a = admit(&h, &ctx(false, &id)).unwrap();
+        let a = admit(h.iter().copied(), &ctx(false, &id)).unwrap();
         assert_eq!(
             a.api_version.as_deref(),
             Some(&b"compute 2.1, compute 2.90"[..])
@@ -602,7 +628,7 @@ mod tests {
                 b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             ),
         ];
-        let a = admit(&h, &ctx(false, &id)).unwrap();
+        let a = admit(h.iter().copied(), &ctx(false, &id)).unwrap();
         assert!(!a.token);
         assert_eq!(a.user_agent, Some(&b"python-novaclient"[..]));
         assert!(a.traceparent.is_some());
@@ -618,7 +644,7 @@ mod tests {
             (b"X-Auth-Token", b"tok"),
             (b"X-OpenStack-Request-ID", b"req-abc"),
         ];
-        let a = admit(&theirs, &ctx(false, &id)).unwrap();
+        let a = admit(theirs.iter().copied(), &ctx(false, &id)).unwrap();
         assert!(a.token);
         assert_eq!(a.global_request_id, Some(&b"req-abc"[..]));
         assert_eq!(

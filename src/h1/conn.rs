@@ -182,7 +182,7 @@ struct Conn<C> {
     closed_while_waiting: bool,
     sleep: Pin<Box<Sleep>>,
     /// The listener's address: the Host of requests that name none.
-    local_host: String,
+    local_host: Arc<str>,
 }
 
 enum Next {
@@ -328,7 +328,7 @@ where
             linger_after: false,
             closed_while_waiting: false,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            local_host: peer.local.to_string(),
+            local_host: peer.local.to_string().into(),
         }
     }
 
@@ -447,8 +447,9 @@ where
         x.path = Some(logged_path(origin).to_owned());
 
         let shared = self.shared.clone();
-        let lines: Vec<(&[u8], &[u8])> = head.headers().collect();
-        let default_host = authority.unwrap_or(&self.local_host).to_owned();
+        // Shared, not copied: the admitted lines borrow it across `forward`.
+        let local_host = Arc::clone(&self.local_host);
+        let default_host = authority.unwrap_or(&local_host);
         let ctx = AdmitContext {
             peer: self.peer.remote.ip(),
             trusted_proxies: &shared.trusted_proxies,
@@ -456,7 +457,7 @@ where
             default_host: default_host.as_bytes(),
             request_id: &request_id,
         };
-        let admitted = match admit(&lines, &ctx) {
+        let admitted = match admit(head.headers(), &ctx) {
             Ok(a) => a,
             Err(refusal) => {
                 let (kind, rule) = match refusal {

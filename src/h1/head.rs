@@ -77,7 +77,7 @@ impl RequestHead {
     }
 
     /// Header lines, in order, as received.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + Clone + '_ {
         self.headers
             .iter()
             .map(|(n, v)| (&self.bytes[n.clone()], &self.bytes[v.clone()]))

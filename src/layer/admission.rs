@@ -104,7 +104,7 @@ fn admitted<B>(req: &Request<B>, trusted: &[IpNetwork]) -> Result<(HeaderMap, Ad
         default_host,
         request_id: &request_id,
     };
-    let admitted = admit(&headers, &ctx)?;
+    let admitted = admit(headers.iter().copied(), &ctx)?;
     let mut map = HeaderMap::with_capacity(admitted.lines.len() + 1);
     for line in &admitted.lines {
         // Every name and value came from a valid header map, or is ours.
