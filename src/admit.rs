@@ -130,36 +130,59 @@ enum Kind {
     Traceparent,
 }
 
+const KINDS: &[(&str, Kind)] = &[
+    ("connection", Kind::Drop),
+    ("keep-alive", Kind::Drop),
+    ("proxy-connection", Kind::Drop),
+    ("te", Kind::Te),
+    ("trailer", Kind::Drop),
+    ("transfer-encoding", Kind::Drop),
+    ("upgrade", Kind::Drop),
+    // Answered by nova-guard itself (100 Continue) before it reads the body.
+    ("expect", Kind::Drop),
+    ("content-length", Kind::Drop),
+    ("host", Kind::Host),
+    ("content-type", Kind::ContentType),
+    ("openstack-api-version", Kind::ApiVersion),
+    ("x-openstack-nova-api-version", Kind::NovaApiVersion),
+    ("forwarded", Kind::ForwardedOther),
+    ("x-forwarded-for", Kind::ForwardedFor),
+    ("x-forwarded-proto", Kind::ForwardedProto),
+    ("x-forwarded-host", Kind::ForwardedHost),
+    ("x-forwarded-port", Kind::ForwardedOther),
+    ("x-forwarded-prefix", Kind::ForwardedOther),
+    ("x-auth-token", Kind::Token),
+    ("x-openstack-request-id", Kind::RequestId),
+    ("user-agent", Kind::UserAgent),
+    ("traceparent", Kind::Traceparent),
+];
+
 fn kind_of(name: &[u8]) -> Kind {
-    const KINDS: &[(&str, Kind)] = &[
-        ("connection", Kind::Drop),
-        ("keep-alive", Kind::Drop),
-        ("proxy-connection", Kind::Drop),
-        ("te", Kind::Te),
-        ("trailer", Kind::Drop),
-        ("transfer-encoding", Kind::Drop),
-        ("upgrade", Kind::Drop),
-        // Answered by nova-guard itself (100 Continue) before it reads the body.
-        ("expect", Kind::Drop),
-        ("content-length", Kind::Drop),
-        ("host", Kind::Host),
-        ("content-type", Kind::ContentType),
-        ("openstack-api-version", Kind::ApiVersion),
-        ("x-openstack-nova-api-version", Kind::NovaApiVersion),
-        ("forwarded", Kind::ForwardedOther),
-        ("x-forwarded-for", Kind::ForwardedFor),
-        ("x-forwarded-proto", Kind::ForwardedProto),
-        ("x-forwarded-host", Kind::ForwardedHost),
-        ("x-forwarded-port", Kind::ForwardedOther),
-        ("x-forwarded-prefix", Kind::ForwardedOther),
-        ("x-auth-token", Kind::Token),
-        ("x-openstack-request-id", Kind::RequestId),
-        ("user-agent", Kind::UserAgent),
-        ("traceparent", Kind::Traceparent),
-    ];
-    KINDS
+    // The names of each length, so that a line's name is compared with
+    // two or three of them rather than with all. `kind_of_by_length`
+    // (tests) checks it against `KINDS`.
+    let candidates: &[(&str, Kind)] = match name.len() {
+        2 => &KINDS[3..4],
+        4 => &KINDS[9..10],
+        6 => &KINDS[7..8],
+        7 => &[KINDS[4], KINDS[6]],
+        9 => &KINDS[13..14],
+        10 => &[KINDS[0], KINDS[1], KINDS[21]],
+        11 => &KINDS[22..23],
+        12 => &[KINDS[10], KINDS[19]],
+        14 => &KINDS[8..9],
+        15 => &KINDS[14..15],
+        16 => &[KINDS[2], KINDS[16], KINDS[17]],
+        17 => &[KINDS[5], KINDS[15]],
+        18 => &KINDS[18..19],
+        21 => &KINDS[11..12],
+        22 => &KINDS[20..21],
+        28 => &KINDS[12..13],
+        _ => &[],
+    };
+    candidates
         .iter()
-        .find(|(n, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
         .map_or(Kind::Keep, |(_, k)| *k)
 }
 
@@ -413,6 +436,36 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_of_by_length() {
+        let reference = |name: &[u8]| {
+            KINDS
+                .iter()
+                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+                .map_or(Kind::Keep, |(_, k)| *k)
+        };
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for (n, _) in KINDS {
+            names.push(n.as_bytes().to_vec());
+            names.push(n.to_ascii_uppercase().into_bytes());
+            // Same length, one letter off.
+            let mut off = n.as_bytes().to_vec();
+            off[0] = b'z';
+            names.push(off);
+        }
+        names.extend([b"".to_vec(), b"x".to_vec(), b"Content-Type2".to_vec()]);
+        for name in &names {
+            assert!(
+                kind_of(name) == reference(name),
+                "{:?}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        for (n, k) in KINDS {
+            assert!(kind_of(n.as_bytes()) == *k, "{n}");
+        }
+    }
 
     fn ctx<'a>(trusted: bool, id: &'a RequestId) -> Context<'a> {
         static TRUSTED: std::sync::LazyLock<Vec<IpNetwork>> =
