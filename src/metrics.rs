@@ -7,6 +7,8 @@
 //!
 //! Labels are the typed labels of [`crate::exchange`], as their `as_str`.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,6 +70,16 @@ fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The series of this thread's last exchange: the id of its
+    /// [`Metrics`], its labels and its counter (a handle on the series,
+    /// which a family never drops).
+    static LAST_REQUESTS: RefCell<Option<(u64, RequestLabels, Counter)>> =
+        const { RefCell::new(None) };
+}
+
 /// The proxy's metrics; shared by the transports, the layers and the admin
 /// listener.
 #[derive(Debug)]
@@ -82,6 +94,8 @@ pub struct Metrics {
     /// The two families' series, one per operation in [`Operation::ALL`]'s
     /// order: handles on them, so that observing takes no map lookup.
     duration_by_op: Vec<(Histogram, Histogram)>,
+    /// Tells this instance's series apart in [`LAST_REQUESTS`].
+    id: u64,
     open_connections: Gauge,
     refused_connections: Counter,
     bytes_in: Counter,
@@ -114,6 +128,7 @@ impl Metrics {
             duration: Family::new_with_constructor(histogram),
             upstream_duration: Family::new_with_constructor(histogram),
             duration_by_op: Vec::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             open_connections: Gauge::default(),
             refused_connections: Counter::default(),
             bytes_in: Counter::default(),
@@ -249,13 +264,11 @@ impl Metrics {
         if x.dropped_headers > 0 {
             self.dropped_headers.inc_by(u64::from(x.dropped_headers));
         }
-        self.requests
-            .get_or_create(&RequestLabels {
-                operation,
-                verdict: v.verdict.as_str(),
-                status: x.status,
-            })
-            .inc();
+        self.count_request(RequestLabels {
+            operation,
+            verdict: v.verdict.as_str(),
+            status: x.status,
+        });
         let rule = RuleLabels {
             operation,
             field: v.field.unwrap_or(""),
@@ -284,6 +297,28 @@ impl Metrics {
                 upstream.observe(d.as_secs_f64());
             }
         }
+    }
+
+    /// One more exchange with `labels`. The series of this thread's last
+    /// exchange is kept at hand: exchanges in a row mostly share their
+    /// labels, and the family's lookup hashes them under a lock.
+    fn count_request(&self, labels: RequestLabels) {
+        LAST_REQUESTS.with(|last| {
+            let Ok(mut last) = last.try_borrow_mut() else {
+                self.requests.get_or_create(&labels).inc();
+                return;
+            };
+            match &*last {
+                Some((id, kept, counter)) if *id == self.id && *kept == labels => {
+                    counter.inc();
+                }
+                _ => {
+                    let counter = self.requests.get_or_create_owned(&labels);
+                    counter.inc();
+                    *last = Some((self.id, labels, counter));
+                }
+            }
+        });
     }
 
     /// A client connection is being served until the guard is dropped.
@@ -484,6 +519,34 @@ mod tests {
             mode: "enforce",
             log_lines_dropped: || 7,
         })
+    }
+
+    #[test]
+    fn exchanges_in_a_row_and_interleaved_are_each_counted_once() {
+        let peer = Peer::new(
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            false,
+        );
+        let exchange = |status| {
+            let mut x = Exchange::new(peer, Protocol::Http11);
+            x.status = status;
+            x
+        };
+        let (a, b) = (metrics(), metrics());
+        for status in [200, 200, 404, 200] {
+            a.observe(&exchange(status));
+            b.observe(&exchange(200));
+        }
+        let series = |status| {
+            format!(
+                r#"nova_guard_requests_total{{operation="other",verdict="passthrough",status="{status}"}}"#
+            )
+        };
+        assert_eq!(series_value(&a.render(), &series(200)), Some(3.0));
+        assert_eq!(series_value(&a.render(), &series(404)), Some(1.0));
+        assert_eq!(series_value(&b.render(), &series(200)), Some(4.0));
+        assert_eq!(series_value(&b.render(), &series(404)), None);
     }
 
     #[test]
