@@ -30,6 +30,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use crate::exchange::{client_address, trace_id, Admission, RequestId};
+use crate::wire::framing::eq_lower;
 
 /// A header line as forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +183,7 @@ fn kind_of(name: &[u8]) -> Kind {
     };
     candidates
         .iter()
-        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .find(|(n, _)| eq_lower(name, n.as_bytes()))
         .map_or(Kind::Keep, |(_, k)| *k)
 }
 

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::wire::framing::{head_end, judge_parsed, leading_empty_lines, trim};
+use crate::wire::framing::{eq_lower, head_end, judge_parsed, leading_empty_lines, trim};
 use crate::wire::{Ambiguity, Framing};
 
 /// What a client connection's heads may be.
@@ -201,7 +201,7 @@ pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
     let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        if eq_lower(name, b"connection") {
             for token in h.value.split(|b| *b == b',').map(trim) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -209,7 +209,7 @@ pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
                     close = false;
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
+        } else if eq_lower(name, b"expect") {
             expect_continue |=
                 version == Version::Http11 && trim(h.value).eq_ignore_ascii_case(b"100-continue");
         }
@@ -236,7 +236,7 @@ pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
 fn close_token(req: &httparse::Request<'_, '_>) -> bool {
     req.headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .filter(|h| eq_lower(h.name.as_bytes(), b"connection"))
         .flat_map(|h| h.value.split(|b| *b == b','))
         .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
 }

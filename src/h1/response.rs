@@ -8,7 +8,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::head::STACK_HEADERS;
-use crate::wire::framing::{decimal, head_end, trim};
+use crate::wire::framing::{decimal, eq_lower, head_end, trim};
 
 /// How a response's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +80,10 @@ impl ResponseHead {
             .map(|(n, v)| (&self.bytes[n.clone()], &self.bytes[v.clone()]))
     }
 
+    /// The first line named `name` (in lowercase), in any case.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .find(|(n, _)| eq_lower(n, name.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -98,7 +99,7 @@ impl ResponseHead {
             .filter(|t| !t.is_empty())
             .collect();
         self.headers().filter(move |(n, _)| {
-            !HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h))
+            !HOP_BY_HOP.iter().any(|h| eq_lower(n, h))
                 && !named.iter().any(|t| n.eq_ignore_ascii_case(t))
         })
     }
@@ -145,7 +146,7 @@ pub fn parse(
         return Err(BadResponse::Malformed);
     };
     let reason = offsets(&bytes, resp.reason.unwrap_or_default().as_bytes());
-    let is = |h: &httparse::Header<'_>, name: &str| h.name.eq_ignore_ascii_case(name);
+    let is = |h: &httparse::Header<'_>, name: &str| eq_lower(h.name.as_bytes(), name.as_bytes());
     let tokens = |name: &'static str| {
         resp.headers
             .iter()

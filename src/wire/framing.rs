@@ -139,7 +139,7 @@ pub fn judge_parsed(req: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Fram
         }
         from = lf + 1;
     }
-    let is = |h: &httparse::Header<'_>, name: &str| h.name.eq_ignore_ascii_case(name);
+    let is = |h: &httparse::Header<'_>, name: &str| eq_lower(h.name.as_bytes(), name.as_bytes());
     let has_length = req.headers.iter().any(|h| is(h, "content-length"));
     let mut encodings = req.headers.iter().filter(|h| is(h, "transfer-encoding"));
     if let Some(first) = encodings.next() {
@@ -165,6 +165,45 @@ pub fn judge_parsed(req: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Fram
         length = Some(n);
     }
     Ok(length.map_or(Framing::None, Framing::Length))
+}
+
+/// `name` is `lower` (lowercase ASCII) in any ASCII case: what
+/// `eq_ignore_ascii_case` answers, eight bytes at a time. Header names are
+/// compared with known names many times for every exchange.
+pub fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() {
+        return false;
+    }
+    let (mut a, mut b) = (name.chunks_exact(8), lower.chunks_exact(8));
+    for (x, y) in (&mut a).zip(&mut b) {
+        if to_lower(word(x)) != word(y) {
+            return false;
+        }
+    }
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(x, y)| x.to_ascii_lowercase() == *y)
+}
+
+fn word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
+}
+
+/// The eight bytes of `w` with `A`-`Z` made lowercase, the others as they
+/// are.
+fn to_lower(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Each byte's low seven bits plus a constant stays below 0x100: no
+    // carry crosses into the next byte.
+    let low = w & !HIGH;
+    let from_a = low + ONES * (0x80 - u64::from(b'A'));
+    let past_z = low + ONES * (0x80 - u64::from(b'Z') - 1);
+    let upper = from_a & !past_z & !w & HIGH;
+    w | (upper >> 2)
 }
 
 pub fn trim(v: &[u8]) -> &[u8] {
@@ -221,6 +260,35 @@ mod tests {
                     buf[a] = filler;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn names_compare_as_eq_ignore_ascii_case_does() {
+        let lower: &[&[u8]] = &[
+            b"",
+            b"te",
+            b"content-length",
+            b"x-openstack-nova-api-version",
+            b"a@[`{z0-9_~",
+            b"\x7f\x80\xc1\xda\xe1\xfa",
+        ];
+        for l in lower {
+            let mut name = l.to_vec();
+            assert!(eq_lower(&name, l));
+            for i in 0..name.len() {
+                for b in 0..=255u8 {
+                    name[i] = b;
+                    assert_eq!(
+                        eq_lower(&name, l),
+                        name.eq_ignore_ascii_case(l),
+                        "{name:?} {l:?}"
+                    );
+                }
+                name[i] = l[i].to_ascii_uppercase();
+            }
+            assert!(eq_lower(&name, l), "{name:?}");
+            assert!(!eq_lower(&name[..name.len().saturating_sub(1)], l) || l.is_empty());
         }
     }
 
