@@ -84,6 +84,9 @@ thread_local! {
 /// digit rather than through `fmt`: this runs once per exchange.
 enum Value<'a> {
     Str(&'a str),
+    /// ASCII of nova-guard's own (a name, a request id) that neither format
+    /// escapes: copied as is, without looking for what to escape.
+    Plain(&'a [u8]),
     Addr(SocketAddr),
     Ip(IpAddr),
     Version(Microversion),
@@ -127,6 +130,12 @@ impl Line<'_> {
                 out.extend_from_slice(key.json);
                 match value {
                     Value::Str(s) => push_json_bytes(out, s.as_bytes()),
+                    Value::Plain(s) => {
+                        debug_assert!(!super::json::needs_escape(s));
+                        out.push(b'"');
+                        out.extend_from_slice(s);
+                        out.push(b'"');
+                    }
                     // Nothing in these needs escaping.
                     Value::Addr(_) | Value::Ip(_) | Value::Version(_) => {
                         out.push(b'"');
@@ -142,6 +151,9 @@ impl Line<'_> {
                     Value::Str(s) => {
                         let _ = write!(out, "{s:?}");
                     }
+                    Value::Plain(s) => {
+                        let _ = write!(out, "{:?}", String::from_utf8_lossy(s));
+                    }
                     _ => push_plain(out, &value),
                 }
             }
@@ -152,6 +164,13 @@ impl Line<'_> {
     fn opt_str(&mut self, key: Key, value: Option<&str>) {
         if let Some(v) = value {
             self.field(key, Value::Str(v));
+        }
+    }
+
+    #[inline(always)]
+    fn opt_plain(&mut self, key: Key, value: Option<&[u8]>) {
+        if let Some(v) = value {
+            self.field(key, Value::Plain(v));
         }
     }
 
@@ -168,6 +187,7 @@ impl Line<'_> {
 fn push_plain(out: &mut Vec<u8>, value: &Value<'_>) {
     match *value {
         Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Plain(s) => out.extend_from_slice(s),
         Value::Addr(a) => text::push_socket_addr(out, a),
         Value::Ip(ip) => text::push_ip(out, ip),
         Value::Version(v) => {
@@ -206,35 +226,41 @@ pub fn format_line(out: &mut Vec<u8>, x: &Exchange, format: Format) {
     let mut line = Line { out, format };
     let v = &x.validation;
     let u = &x.upstream;
-    line.opt_str(
+    line.opt_plain(
         key!("request_id"),
-        x.request_id.as_ref().map(|id| id.as_str()),
+        x.request_id.as_ref().map(|id| id.as_bytes()),
     );
     line.opt_str(key!("global_request_id"), x.global_request_id.as_deref());
     line.opt_str(key!("trace_id"), x.trace_id.as_deref());
     line.field(key!("peer"), Value::Addr(x.peer.remote));
     line.field(key!("client"), Value::Ip(x.client));
-    line.field(key!("protocol"), Value::Str(x.protocol.as_str()));
+    line.field(
+        key!("protocol"),
+        Value::Plain(x.protocol.as_str().as_bytes()),
+    );
     line.opt_str(key!("method"), x.method.as_ref().map(|m| m.as_str()));
     line.opt_str(key!("path"), x.path.as_deref());
     line.opt_str(key!("user_agent"), x.user_agent.as_deref());
-    line.opt_str(key!("mode"), mode(v));
+    line.opt_plain(key!("mode"), mode(v).map(str::as_bytes));
     if let Some(mv) = v.microversion {
         line.field(key!("microversion"), Value::Version(mv));
     }
     // The operation of a request nova-guard routed (an action until its
     // body says which).
     if v.api.is_some() {
-        line.field(key!("operation"), Value::Str(v.operation.as_str()));
+        line.field(
+            key!("operation"),
+            Value::Plain(v.operation.as_str().as_bytes()),
+        );
     }
-    line.field(key!("verdict"), Value::Str(v.verdict.as_str()));
+    line.field(key!("verdict"), Value::Plain(v.verdict.as_str().as_bytes()));
     line.opt_u64(key!("would_status"), v.would_status.map(u64::from));
     if let Some(w) = v.would_rewrite_ipv6 {
         line.field(key!("would_rewrite_ipv6"), Value::Bool(w));
     }
     line.field(key!("status"), Value::U64(u64::from(x.status)));
     line.opt_str(key!("field"), v.field);
-    line.opt_str(key!("rule"), v.rule.map(Rule::as_str));
+    line.opt_plain(key!("rule"), v.rule.map(|r| r.as_str().as_bytes()));
     line.field(key!("ipv6_rewritten"), Value::Bool(v.ipv6_rewritten));
     if x.dropped_headers > 0 {
         line.field(
@@ -247,12 +273,12 @@ pub fn format_line(out: &mut Vec<u8>, x: &Exchange, format: Format) {
     if let Some(d) = u.duration {
         line.field(key!("upstream_ms"), Value::Millis(d));
     }
-    line.opt_str(key!("error"), u.error.map(|e| e.as_str()));
+    line.opt_plain(key!("error"), u.error.map(|e| e.as_str().as_bytes()));
     line.opt_str(key!("cause"), u.cause.as_deref());
     line.field(key!("bytes_in"), Value::U64(x.bytes_in));
     line.field(key!("bytes_out"), Value::U64(x.bytes_out));
     line.field(key!("complete"), Value::Bool(x.complete));
-    line.opt_str(key!("hung_up"), x.hung_up.map(|h| h.as_str()));
+    line.opt_plain(key!("hung_up"), x.hung_up.map(|h| h.as_str().as_bytes()));
     line.field(key!("duration_ms"), Value::Millis(x.start.elapsed()));
     match format {
         Format::Json => line
@@ -369,6 +395,25 @@ mod tests {
         assert_eq!(v["microversion"], "2.94");
         assert_eq!(v["upstream_ms"], 1.5);
         assert_eq!(v["target"], "nova_guard::access");
+    }
+
+    #[test]
+    fn names_written_plain_need_no_escape() {
+        use crate::error::ErrorKind;
+        use crate::exchange::{HungUp, Operation, Verdict};
+        let id = RequestId::new();
+        let mut names: Vec<&str> = vec!["v2", "v2.1", id.as_str()];
+        names.extend([Protocol::Http10, Protocol::Http11, Protocol::H2].map(Protocol::as_str));
+        names.extend(Operation::ALL.map(Operation::as_str));
+        names.extend(Verdict::ALL.map(Verdict::as_str));
+        names.extend(ErrorKind::ALL.map(ErrorKind::as_str));
+        names.extend([HungUp::Client, HungUp::Upstream].map(HungUp::as_str));
+        names.extend(Rule::proxy_rules().map(|r| r.as_str()));
+        names.extend(crate::nova::Rule::ALL.map(|r| Rule::Check(r).as_str()));
+        for name in names {
+            assert!(!crate::log::json::needs_escape(name.as_bytes()), "{name}");
+            assert_eq!(format!("{name:?}"), format!("\"{name}\""));
+        }
     }
 
     #[test]

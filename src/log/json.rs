@@ -195,7 +195,7 @@ pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Whether `s` has a byte a JSON string escapes (a control, `"`, `\\`),
 /// looked for eight bytes at a time.
-fn needs_escape(s: &[u8]) -> bool {
+pub(crate) fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Any byte of `w` zero (exact for "any", which is all that is asked).
