@@ -45,7 +45,16 @@ const PAIRS: [u8; 200] = {
 /// are gathered in a small buffer and appended in one copy: a copy per
 /// digit or per dot costs more than the digits.
 pub(crate) fn put_decimal(buf: &mut [u8], at: usize, mut value: u64) -> usize {
-    let end = at + value.checked_ilog10().unwrap_or(0) as usize + 1;
+    // Most numbers logged are short (statuses, sizes, milliseconds):
+    // counted by comparison before the general logarithm.
+    let digits = match value {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => value.ilog10() as usize + 1,
+    };
+    let end = at + digits;
     let mut i = end;
     while value >= 100 {
         // Below 100: the cast keeps it.
@@ -89,12 +98,29 @@ pub fn push_ip(out: &mut impl Ascii, ip: IpAddr) {
 /// Writes `ip` at the start of `buf`; returns the end.
 fn put_ipv4(buf: &mut [u8], ip: Ipv4Addr) -> usize {
     let [a, b, c, d] = ip.octets();
-    let mut at = put_decimal(buf, 0, u64::from(a));
+    let mut at = put_octet(buf, 0, a);
     for octet in [b, c, d] {
         buf[at] = b'.';
-        at = put_decimal(buf, at + 1, u64::from(octet));
+        at = put_octet(buf, at + 1, octet);
     }
     at
+}
+
+/// Writes `n` (at most three digits) at `at`; returns the end.
+fn put_octet(buf: &mut [u8], at: usize, n: u8) -> usize {
+    if n >= 100 {
+        buf[at] = b'0' + n / 100;
+        buf[at + 1] = b'0' + n / 10 % 10;
+        buf[at + 2] = b'0' + n % 10;
+        at + 3
+    } else if n >= 10 {
+        buf[at] = b'0' + n / 10;
+        buf[at + 1] = b'0' + n % 10;
+        at + 2
+    } else {
+        buf[at] = b'0' + n;
+        at + 1
+    }
 }
 
 /// Appends `addr` as its `Display` writes it.
@@ -243,6 +269,8 @@ mod tests {
             "::ffff:192.0.2.1",
             "1.22.3.100",
             "9.99.100.0",
+            "100.10.1.0",
+            "199.200.209.250",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(text(|o| push_ip(o, ip)), ip.to_string());
@@ -251,6 +279,14 @@ mod tests {
             assert_eq!(header, format!("x, {ip}").into_bytes());
             let addr = SocketAddr::new(ip, 8775);
             assert_eq!(text(|o| push_socket_addr(o, addr)), addr.to_string());
+        }
+    }
+
+    #[test]
+    fn every_octet_as_display_writes_it() {
+        for n in 0..=255u8 {
+            let ip = Ipv4Addr::new(n, 255 - n, n / 2, n % 7);
+            assert_eq!(text(|o| push_ip(o, IpAddr::V4(ip))), ip.to_string());
         }
     }
 
