@@ -441,9 +441,10 @@ where
         self.close_requested = head.close;
         let mut x = Exchange::new(self.peer, protocol(version));
         x.request_id = Some(request_id);
-        let method = Method::from_bytes(head.method().as_bytes()).unwrap_or(Method::GET);
+        let method = Method::from_bytes(head.method_bytes()).unwrap_or(Method::GET);
         x.method = Some(method.clone());
-        let (authority, origin) = split_target(head.target());
+        let target = head.target();
+        let (authority, origin) = split_target(target);
         x.path = Some(logged_path(origin).to_owned());
 
         let shared = self.shared.clone();
@@ -490,7 +491,7 @@ where
                 Framing::None | Framing::Chunked => None,
             },
         };
-        let plan = guard::plan(settings, &method, head.target(), &heads);
+        let plan = guard::plan(settings, &method, target, &heads);
         let report = settings.report();
         let stream = || Body::Stream {
             framing: head.framing,
@@ -938,7 +939,7 @@ where
                     0
                 },
         );
-        out.extend_from_slice(head.method().as_bytes());
+        out.extend_from_slice(head.method_bytes());
         out.push(b' ');
         let (_, origin) = split_target(head.target());
         if origin.starts_with(['/', '?']) {

@@ -66,6 +66,12 @@ impl RequestHead {
         self.text(&self.method)
     }
 
+    /// The method's bytes as received, without the UTF-8 check of
+    /// [`Self::method`].
+    pub fn method_bytes(&self) -> &[u8] {
+        &self.bytes[self.method.clone()]
+    }
+
     /// The request target as received.
     pub fn target(&self) -> &str {
         self.text(&self.target)
