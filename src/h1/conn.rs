@@ -373,14 +373,14 @@ where
             match self.scanner.scan(&self.rbuf, &limits, first) {
                 Ok(Some(len)) => {
                     let bytes = take_front(&mut self.rbuf, len);
-                    return match head::parse(bytes.clone(), &limits) {
+                    return match head::parse_keeping(bytes, &limits) {
                         Ok(head) => Next::Head(head),
                         // A head that parsed is a request, logged as one; one
                         // that did not has no method or path to log.
-                        Err(e @ (HeadError::Ambiguous(_) | HeadError::UriTooLong)) => {
+                        Err((e @ (HeadError::Ambiguous(_) | HeadError::UriTooLong), bytes)) => {
                             Next::Refused(e, request_line(&bytes))
                         }
-                        Err(e) => Next::Refused(e, None),
+                        Err((e, _)) => Next::Refused(e, None),
                     };
                 }
                 Ok(None) => {}

@@ -173,7 +173,40 @@ pub(crate) const STACK_HEADERS: usize = 128;
 
 /// Parse the whole head `bytes` (as found by [`HeadScanner::scan`]).
 pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
-    let start = leading_empty_lines(&bytes);
+    parse_keeping(bytes, limits).map_err(|(e, _)| e)
+}
+
+/// [`parse`], giving `bytes` back with a refusal (whose request line may
+/// still be logged) rather than needing a second handle on them.
+pub fn parse_keeping(bytes: Bytes, limits: &Limits) -> Result<RequestHead, (HeadError, Bytes)> {
+    match read(&bytes, limits) {
+        Ok(p) => Ok(RequestHead {
+            bytes,
+            method: p.method,
+            target: p.target,
+            headers: p.headers,
+            version: p.version,
+            framing: p.framing,
+            close: p.close,
+            expect_continue: p.expect_continue,
+        }),
+        Err(e) => Err((e, bytes)),
+    }
+}
+
+/// A [`RequestHead`] but for its bytes.
+struct Parts {
+    method: Range<usize>,
+    target: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+    version: Version,
+    framing: Framing,
+    close: bool,
+    expect_continue: bool,
+}
+
+fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
+    let start = leading_empty_lines(bytes);
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
     let mut heap;
     let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
@@ -183,7 +216,7 @@ pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
         &mut heap
     };
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(&bytes, slots) {
+    match req.parse_with_uninit_headers(bytes, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) | Err(_) => return Err(HeadError::Malformed),
@@ -219,16 +252,15 @@ pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
             expect_continue |=
                 version == Version::Http11 && trim(h.value).eq_ignore_ascii_case(b"100-continue");
         }
-        headers.push((offsets(&bytes, name), offsets(&bytes, h.value)));
+        headers.push((offsets(bytes, name), offsets(bytes, h.value)));
     }
     // `Connection: close` anywhere wins over `keep-alive`, as in hyper.
     if version == Version::Http10 && close_token(&req) {
         close = true;
     }
-    let method = offsets(&bytes, method.as_bytes());
-    let target = offsets(&bytes, target.as_bytes());
-    Ok(RequestHead {
-        bytes,
+    let method = offsets(bytes, method.as_bytes());
+    let target = offsets(bytes, target.as_bytes());
+    Ok(Parts {
         method,
         target,
         headers,
