@@ -75,6 +75,16 @@ pub(crate) fn put_decimal(buf: &mut [u8], at: usize, mut value: u64) -> usize {
     end
 }
 
+/// `bytes` as text, invalid UTF-8 replaced as `String::from_utf8_lossy`
+/// does; valid text (nearly all of it) is checked and copied without its
+/// character-by-character decoding.
+pub fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// Appends `value` in decimal.
 pub fn push_u64(out: &mut impl Ascii, value: u64) {
     let mut buf = [0u8; 20];
@@ -287,6 +297,20 @@ mod tests {
         for n in 0..=255u8 {
             let ip = Ipv4Addr::new(n, 255 - n, n / 2, n % 7);
             assert_eq!(text(|o| push_ip(o, IpAddr::V4(ip))), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn lossy_text_as_from_utf8_lossy() {
+        for bytes in [
+            &b""[..],
+            b"req-1",
+            b"caf\xc3\xa9",
+            b"a\xffb",
+            b"\xe2\x82",
+            b"\xc3\xa9\xc3",
+        ] {
+            assert_eq!(lossy(bytes), String::from_utf8_lossy(bytes));
         }
     }
 

@@ -474,9 +474,8 @@ where
             }
         };
         x.client = admitted.client;
-        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-        x.user_agent = admitted.user_agent.map(text);
-        x.global_request_id = admitted.global_request_id.map(text);
+        x.user_agent = admitted.user_agent.map(crate::text::lossy);
+        x.global_request_id = admitted.global_request_id.map(crate::text::lossy);
         x.trace_id = admitted.traceparent.and_then(trace_id).map(str::to_owned);
         x.dropped_headers = admitted.underscored;
 
@@ -804,7 +803,7 @@ where
         x.upstream.status = Some(response.status);
         x.upstream.request_id = response
             .header("x-openstack-request-id")
-            .map(|v| String::from_utf8_lossy(v).into_owned());
+            .map(crate::text::lossy);
         if let Body::Stream { .. } = body {
             x.bytes_in = x.bytes_in.max(sent.bytes);
         }
