@@ -151,8 +151,7 @@ impl HeadScanner {
 /// Bytes HTTP forbids in a request target (RFC 9112 §3.2, RFC 3986 §2):
 /// controls, space, DEL and `"` `<` `>` `\` `^` `` ` `` `{` `|` `}`. Bytes
 /// above 0x7f pass, as hyper lets them (valid UTF-8 in a path).
-fn forbidden_in_target(b: u8) -> bool {
-    // A match, not a set lookup: every byte of every target comes here.
+const fn forbidden_in_target(b: u8) -> bool {
     b <= 0x20
         || b == 0x7f
         || matches!(
@@ -160,6 +159,18 @@ fn forbidden_in_target(b: u8) -> bool {
             b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
         )
 }
+
+/// [`forbidden_in_target`] for every byte, looked up: every byte of every
+/// target is checked.
+const FORBIDDEN_IN_TARGET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = forbidden_in_target(b as u8);
+        b += 1;
+    }
+    table
+};
 
 fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
     let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
@@ -228,7 +239,7 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
     if target.len() > limits.max_uri_bytes {
         return Err(HeadError::UriTooLong);
     }
-    if target.bytes().any(forbidden_in_target) {
+    if target.bytes().any(|b| FORBIDDEN_IN_TARGET[usize::from(b)]) {
         return Err(HeadError::Malformed);
     }
     let version = match version {
