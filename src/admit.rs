@@ -52,6 +52,9 @@ pub struct Context<'a> {
     /// authority (absolute-form target, HTTP/2 `:authority`) or else the
     /// listener's address the client connected to.
     pub default_host: &'a [u8],
+    /// `peer` as `text::push_ip` writes it: all of the `X-Forwarded-For`
+    /// sent when no trusted proxy sent one, written once per connection.
+    pub peer_text: &'a [u8],
     /// Sent to Nova as `X-OpenStack-Request-ID` when the client sent none,
     /// so that Nova's logs carry the id nova-guard logs.
     pub request_id: &'a RequestId,
@@ -396,21 +399,22 @@ where
     }
 
     out.client = client_address(ctx.peer, forwarded_for.iter().copied(), is_trusted);
-    // Room for the peer's address too.
-    let mut xff = Vec::with_capacity(forwarded_for.iter().map(|v| v.len() + 2).sum::<usize>() + 48);
-    for (i, v) in forwarded_for.iter().enumerate() {
-        if i > 0 {
+    // The addresses trusted proxies gave, then the peer's.
+    let xff = if forwarded_for.is_empty() {
+        Cow::Borrowed(ctx.peer_text)
+    } else {
+        let len = forwarded_for.iter().map(|v| v.len() + 2).sum::<usize>();
+        let mut xff = Vec::with_capacity(len + ctx.peer_text.len());
+        for v in &forwarded_for {
+            xff.extend_from_slice(v);
             xff.extend_from_slice(b", ");
         }
-        xff.extend_from_slice(v);
-    }
-    if !xff.is_empty() {
-        xff.extend_from_slice(b", ");
-    }
-    crate::text::push_ip(&mut xff, ctx.peer);
+        xff.extend_from_slice(ctx.peer_text);
+        Cow::Owned(xff)
+    };
     lines.push(Line {
         name: b"X-Forwarded-For",
-        value: Cow::Owned(xff),
+        value: xff,
     });
     if !proto_kept {
         lines.push(Line {
@@ -476,6 +480,7 @@ mod tests {
             trusted_proxies: if trusted { &TRUSTED } else { &[] },
             tls: false,
             default_host: b"198.51.100.5:8775",
+            peer_text: b"192.0.2.1",
             request_id: id,
         }
     }

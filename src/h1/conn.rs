@@ -183,6 +183,8 @@ struct Conn<C> {
     sleep: Pin<Box<Sleep>>,
     /// The listener's address: the Host of requests that name none.
     local_host: Arc<str>,
+    /// The peer's address as text: the `X-Forwarded-For` of its requests.
+    peer_text: Arc<str>,
 }
 
 enum Next {
@@ -329,6 +331,11 @@ where
             closed_while_waiting: false,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             local_host: peer.local.to_string().into(),
+            peer_text: {
+                let mut text = String::new();
+                crate::text::push_ip(&mut text, peer.remote.ip());
+                text.into()
+            },
         }
     }
 
@@ -448,14 +455,16 @@ where
         x.path = Some(logged_path(origin).to_owned());
 
         let shared = self.shared.clone();
-        // Shared, not copied: the admitted lines borrow it across `forward`.
+        // Shared, not copied: the admitted lines borrow them across `forward`.
         let local_host = Arc::clone(&self.local_host);
+        let peer_text = Arc::clone(&self.peer_text);
         let default_host = authority.unwrap_or(&local_host);
         let ctx = AdmitContext {
             peer: self.peer.remote.ip(),
             trusted_proxies: &shared.trusted_proxies,
             tls: self.peer.tls,
             default_host: default_host.as_bytes(),
+            peer_text: peer_text.as_bytes(),
             request_id: &request_id,
         };
         let admitted = match admit(head.headers(), &ctx) {

@@ -97,11 +97,14 @@ fn admitted<B>(req: &Request<B>, trusted: &[IpNetwork]) -> Result<(HeaderMap, Ad
         .authority()
         .map_or(local.as_bytes(), |a| a.as_str().as_bytes());
     let request_id = super::request_id::of(req);
+    let mut peer_text = Vec::new();
+    crate::text::push_ip(&mut peer_text, peer.remote.ip());
     let ctx = AdmitContext {
         peer: peer.remote.ip(),
         trusted_proxies: trusted,
         tls: peer.tls,
         default_host,
+        peer_text: &peer_text,
         request_id: &request_id,
     };
     let admitted = admit(headers.iter().copied(), &ctx)?;
