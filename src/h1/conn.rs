@@ -939,14 +939,11 @@ where
     ) {
         let out = &mut self.obuf;
         out.clear();
-        out.reserve(
-            HEAD_ROOM
-                + if let Body::Whole(b) = body {
-                    b.len()
-                } else {
-                    0
-                },
-        );
+        let whole = match body {
+            Body::Whole(bytes) => bytes.len(),
+            Body::Stream { .. } => 0,
+        };
+        out.reserve(HEAD_ROOM + whole);
         out.extend_from_slice(head.method_bytes());
         out.push(b' ');
         let (_, origin) = split_target(head.target());
