@@ -26,7 +26,7 @@ use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use super::head::{self, HeadError, HeadScanner, Limits, RequestHead, Version};
-use super::io::{poll_read_buf, push_date, release, within};
+use super::io::{poll_read_buf, poll_read_waiting, push_date, release, within};
 use super::response::{self, BodyFraming, ResponseHead};
 use crate::admit::{admit, Context as AdmitContext, Line, Refusal};
 use crate::error::{ErrorKind, ProxyError, CLIENT_CLOSED};
@@ -400,7 +400,7 @@ where
             let draining = self.draining();
             tokio::select! {
                 biased;
-                read = std::future::poll_fn(|cx| poll_read_buf(&mut self.client, cx, &mut self.rbuf, READ_CHUNK)) => {
+                read = std::future::poll_fn(|cx| poll_read_waiting(&mut self.client, cx, &mut self.rbuf, READ_CHUNK)) => {
                     match read {
                         Ok(0) => self.client_eof = true,
                         Ok(_) => {}
@@ -1099,7 +1099,7 @@ where
             };
             let event = within(&mut self.sleep, limit, |cx| {
                 // Nova answering already: stop sending.
-                if let Poll::Ready(r) = poll_read_buf(&mut *io, cx, &mut self.ubuf, 4096) {
+                if let Poll::Ready(r) = poll_read_waiting(&mut *io, cx, &mut self.ubuf, 4096) {
                     return Poll::Ready(Event::Nova(r));
                 }
                 if writing {
@@ -1214,13 +1214,14 @@ where
             let watch_client =
                 !self.client_eof && self.rbuf.len() < self.shared.limits.max_head_bytes;
             let event = std::future::poll_fn(|cx| {
-                if let Poll::Ready(r) = poll_read_buf(&mut *io, cx, &mut self.ubuf, UPSTREAM_CHUNK)
+                if let Poll::Ready(r) =
+                    poll_read_waiting(&mut *io, cx, &mut self.ubuf, UPSTREAM_CHUNK)
                 {
                     return Poll::Ready(Some(Event::Nova(r)));
                 }
                 if watch_client {
                     if let Poll::Ready(r) =
-                        poll_read_buf(&mut self.client, cx, &mut self.rbuf, READ_CHUNK)
+                        poll_read_waiting(&mut self.client, cx, &mut self.rbuf, READ_CHUNK)
                     {
                         return Poll::Ready(Some(Event::Client(r)));
                     }

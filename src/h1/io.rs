@@ -38,38 +38,49 @@ pub async fn within<T>(
     .await
 }
 
-/// The first read into a buffer that holds no memory goes through this
-/// much room on the stack: a connection waiting for its client or for Nova
-/// holds no buffer until bytes arrive.
+/// A released buffer's first read goes through this much room on the
+/// stack (see [`poll_read_waiting`]).
 const FIRST_READ: usize = 8 * 1024;
 
-/// One read into `buf`'s spare room (at least `room` bytes of it). A
-/// released buffer (no capacity) is only given memory once there are bytes
-/// to put in it.
+/// One read into `buf`'s spare room (at least `room` bytes of it).
 pub fn poll_read_buf<R: AsyncRead + Unpin>(
     io: &mut R,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
     room: usize,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() == 0 {
-        let mut stack = [const { MaybeUninit::<u8>::uninit() }; FIRST_READ];
-        let mut read = ReadBuf::uninit(&mut stack);
-        return Pin::new(io).poll_read(cx, &mut read).map_ok(|()| {
-            let filled = read.filled();
-            if !filled.is_empty() {
-                buf.reserve(room.max(filled.len()));
-                buf.extend_from_slice(filled);
-            }
-            filled.len()
-        });
-    }
     buf.reserve(room);
     let read = io.read_buf(buf);
     std::pin::pin!(read).poll(cx)
 }
 
-/// Give back an empty buffer's memory (see [`poll_read_buf`]).
+/// [`poll_read_buf`] for a read that may wait long (a client's next
+/// request, Nova's answer): a buffer without room is only given memory
+/// once there are bytes to put in it, so that a waiting connection holds
+/// none. Not for reads in the middle of a stream, whose drained buffer
+/// would be read 8 KiB at a time.
+pub fn poll_read_waiting<R: AsyncRead + Unpin>(
+    io: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    room: usize,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() > 0 {
+        return poll_read_buf(io, cx, buf, room);
+    }
+    let mut stack = [const { MaybeUninit::<u8>::uninit() }; FIRST_READ];
+    let mut read = ReadBuf::uninit(&mut stack);
+    Pin::new(io).poll_read(cx, &mut read).map_ok(|()| {
+        let filled = read.filled();
+        if !filled.is_empty() {
+            buf.reserve(room.max(filled.len()));
+            buf.extend_from_slice(filled);
+        }
+        filled.len()
+    })
+}
+
+/// Give back an empty buffer's memory (see [`poll_read_waiting`]).
 pub fn release(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
         *buf = BytesMut::new();
@@ -151,5 +162,66 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One read from `source` into `buf`, as a waiting read or a plain one.
+    fn read_once(waiting: bool, source: &mut &[u8], buf: &mut BytesMut, room: usize) -> usize {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let read = if waiting {
+            poll_read_waiting(source, &mut cx, buf, room)
+        } else {
+            poll_read_buf(source, &mut cx, buf, room)
+        };
+        match read {
+            Poll::Ready(Ok(n)) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_drained_buffer_mid_stream_is_read_with_all_its_room() {
+        let data = vec![7u8; 96 * 1024];
+        let mut source = &data[..];
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            read_once(false, &mut source, &mut buf, 32 * 1024),
+            32 * 1024
+        );
+        buf.advance(32 * 1024);
+        // Drained to its end: no room left, but not released.
+        assert_eq!(buf.capacity(), 0);
+        assert_eq!(
+            read_once(false, &mut source, &mut buf, 32 * 1024),
+            32 * 1024
+        );
+    }
+
+    #[test]
+    fn a_released_buffer_gets_memory_only_with_its_first_bytes() {
+        let data = vec![7u8; 20 * 1024];
+        let mut empty: &[u8] = &[];
+        let mut buf = BytesMut::new();
+        assert_eq!(read_once(true, &mut empty, &mut buf, 16 * 1024), 0);
+        assert_eq!(buf.capacity(), 0, "nothing read, nothing held");
+        let mut source = &data[..];
+        assert_eq!(
+            read_once(true, &mut source, &mut buf, 16 * 1024),
+            FIRST_READ
+        );
+        assert!(buf.capacity() >= 16 * 1024);
+        assert_eq!(&buf[..], &data[..FIRST_READ]);
+        // With memory, the next read uses the buffer's room.
+        let n = read_once(true, &mut source, &mut buf, 16 * 1024);
+        assert_eq!(n, 20 * 1024 - FIRST_READ);
+        release(&mut buf);
+        assert!(buf.capacity() > 0, "a buffer holding bytes is kept");
+        buf.clear();
+        release(&mut buf);
+        assert_eq!(buf.capacity(), 0);
     }
 }
