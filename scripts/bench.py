@@ -665,7 +665,8 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
             # "  1,234 ( 5.67%)  file:function [object]"
             funcs = [m for m in (re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S+)", l)
                                  for l in ann.splitlines())
-                     if m and ("nova_guard::" in m[2] or "malloc.c:" in m[2])]
+                     if m and ("nova_guard::" in m[2] or "malloc.c:" in m[2]
+                                      or ":_rjem_" in m[2])]
             top = "\n".join(f"{int(m[1].replace(',', '')) // max(requests, 1):>8,}  "
                             f"{m[2].split(':', 1)[1][:120]}" for m in funcs[:40])
     text = [f"== instructions per request, {workload} (wrk, 4 connections, {secs} s under "
