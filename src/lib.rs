@@ -40,6 +40,7 @@ pub mod reload;
 pub mod rescue;
 #[cfg(feature = "proxy")]
 pub mod server;
+mod swar;
 #[cfg(feature = "proxy")]
 pub mod systemd;
 #[cfg(feature = "proxy")]

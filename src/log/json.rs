@@ -193,32 +193,10 @@ pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-/// Whether `s` has a byte a JSON string escapes (a control, `"`, `\\`),
-/// looked for eight bytes at a time.
+/// Whether `s` has a byte a JSON string escapes (a control, `"`, `\\`):
+/// where the validator's JSON parser stops a string's plain run.
 pub(crate) fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Any byte of `w` zero (exact for "any", which is all that is asked).
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(bytes);
-        // Below 0x20: the high bit set by subtracting 0x20 from a byte
-        // whose own high bit was clear.
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-        if control
-            || has_zero(w ^ (ONES * u64::from(b'"')))
-            || has_zero(w ^ (ONES * u64::from(b'\\')))
-        {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    crate::nova::json::string_stop(s).is_some()
 }
 
 /// Escapes what it is given as the inside of a JSON string.

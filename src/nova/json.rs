@@ -18,6 +18,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::swar::{bytes_equal, has_control, word};
+
 /// Deepest nesting of arrays and objects judged. CPython counts each level
 /// against its recursion limit of 1000, shared with the Python frames of the
 /// WSGI stack under `json.loads`, so no WSGI server lets Nova parse anything
@@ -249,22 +251,13 @@ pub fn parse(body: &[u8]) -> Result<Value<'_>, Malformed> {
 /// Index of the first byte that ends the plain part of a string: `"`,
 /// `\\` or a control character. Eight bytes at a time (strings are most of
 /// a body), then byte by byte.
-fn string_stop(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Exact "some byte is zero" / "some byte is < 0x20" tests (no false
-    // positives), so a clean word is skipped whole.
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+pub(crate) fn string_stop(s: &[u8]) -> Option<usize> {
     let mut chunks = s.chunks_exact(8);
     let mut offset = 0;
     for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        if has_zero(x ^ (ONES * u64::from(b'"')))
-            || has_zero(x ^ (ONES * u64::from(b'\\')))
-            || x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
-        {
+        // Exact "none" answers: a clean word is skipped whole.
+        let x = word(chunk);
+        if bytes_equal(x, b'"') != 0 || bytes_equal(x, b'\\') != 0 || has_control(x) {
             break;
         }
         offset += 8;

@@ -3,6 +3,8 @@
 //! requests and the tracker that follows hyper), so that what is forwarded
 //! can only be read one way.
 
+use crate::swar::{bytes_equal, word, HIGH, ONES};
+
 /// Why a request's framing was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ambiguity {
@@ -65,18 +67,12 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
 /// The first `\n` in `buf` at or after `from`. Every head is searched for
 /// its line ends, so eight bytes are looked at at a time.
 pub fn next_lf(buf: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = from;
     while let Some(chunk) = buf.get(at..at + 8) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\n'));
-        // The lowest flagged byte is always a zero byte of `w` (a `\n`);
-        // only bytes above one can be flagged wrongly.
-        let zeros = w.wrapping_sub(ONES) & !w & HIGH;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        // The lowest flag is exact: the first `\n` of the eight.
+        let found = bytes_equal(word(chunk), b'\n');
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
@@ -186,17 +182,9 @@ pub fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
         .all(|(x, y)| x.to_ascii_lowercase() == *y)
 }
 
-fn word(chunk: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(chunk);
-    u64::from_le_bytes(bytes)
-}
-
 /// The eight bytes of `w` with `A`-`Z` made lowercase, the others as they
 /// are.
 fn to_lower(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     // Each byte's low seven bits plus a constant stays below 0x100: no
     // carry crosses into the next byte.
     let low = w & !HIGH;

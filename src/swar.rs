@@ -1,0 +1,28 @@
+//! Bytes looked at eight at a time, in one `u64` (SWAR): the searches that
+//! run over every head, every JSON string a body holds and every logged
+//! value. Pure arithmetic, no I/O.
+
+/// `0x01` in every byte.
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+/// `0x80` in every byte.
+pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `chunk` (exactly eight) as one word, the first byte
+/// lowest.
+pub(crate) fn word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
+}
+
+/// The high bit of every byte of `w` that equals `b`. Exact for "none" and
+/// for the lowest one; a byte above one that matched may be flagged too.
+pub(crate) fn bytes_equal(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// Whether some byte of `w` is a control character (below 0x20).
+pub(crate) fn has_control(w: u64) -> bool {
+    w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+}
