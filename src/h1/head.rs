@@ -178,9 +178,24 @@ fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
 }
 
 /// Header slots kept on the stack, enough for the default limit of 100
-/// lines; a higher limit takes them from the heap. Left uninitialised:
-/// httparse writes only the slots it fills, so the unused ones cost nothing.
+/// lines; a higher limit takes them from the heap.
 pub(crate) const STACK_HEADERS: usize = 128;
+
+/// httparse's slots for at most `max` header lines, of `stack` or else of
+/// `heap`. Left uninitialised: httparse writes only the slots it fills, so
+/// the unused ones cost nothing.
+pub(crate) fn header_slots<'s, 'h>(
+    stack: &'s mut [MaybeUninit<httparse::Header<'h>>; STACK_HEADERS],
+    heap: &'s mut Vec<MaybeUninit<httparse::Header<'h>>>,
+    max: usize,
+) -> &'s mut [MaybeUninit<httparse::Header<'h>>] {
+    if max <= STACK_HEADERS {
+        &mut stack[..max]
+    } else {
+        *heap = vec![MaybeUninit::uninit(); max];
+        heap
+    }
+}
 
 /// Parse the whole head `bytes` (as found by [`HeadScanner::scan`]).
 pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
@@ -218,14 +233,8 @@ struct Parts {
 
 fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
     let start = leading_empty_lines(bytes);
-    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    let mut heap;
-    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap = vec![MaybeUninit::uninit(); limits.max_headers];
-        &mut heap
-    };
+    let (mut stack, mut heap) = ([const { MaybeUninit::uninit() }; STACK_HEADERS], Vec::new());
+    let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(bytes, slots) {
         Ok(httparse::Status::Complete(_)) => {}

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::head::STACK_HEADERS;
+use super::head::{header_slots, STACK_HEADERS};
 use crate::wire::framing::{decimal, eq_lower, head_end, trim};
 
 /// How a response's body is delimited.
@@ -126,15 +126,8 @@ pub fn parse(
     max_headers: usize,
     head_request: bool,
 ) -> Result<ResponseHead, BadResponse> {
-    // As for requests (`head::STACK_HEADERS`).
-    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    let mut heap;
-    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max_headers <= STACK_HEADERS {
-        &mut stack[..max_headers]
-    } else {
-        heap = vec![MaybeUninit::uninit(); max_headers];
-        &mut heap
-    };
+    let (mut stack, mut heap) = ([const { MaybeUninit::uninit() }; STACK_HEADERS], Vec::new());
+    let slots = header_slots(&mut stack, &mut heap, max_headers);
     let mut resp = httparse::Response::new(&mut []);
     match httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut resp, &bytes, slots)
