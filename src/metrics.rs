@@ -521,13 +521,17 @@ mod tests {
         })
     }
 
-    #[test]
-    fn exchanges_in_a_row_and_interleaved_are_each_counted_once() {
-        let peer = Peer::new(
+    fn peer() -> Peer {
+        Peer::new(
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
             false,
-        );
+        )
+    }
+
+    #[test]
+    fn exchanges_in_a_row_and_interleaved_are_each_counted_once() {
+        let peer = peer();
         let exchange = |status| {
             let mut x = Exchange::new(peer, Protocol::Http11);
             x.status = status;
@@ -551,11 +555,7 @@ mod tests {
 
     #[test]
     fn text_format() {
-        let peer = Peer::new(
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-            false,
-        );
+        let peer = peer();
         let m = metrics();
         let mut rejected = Exchange::new(peer, Protocol::Http11);
         rejected.validation = ValidationInfo {
