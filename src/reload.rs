@@ -6,9 +6,6 @@
 //! is logged once and the current one kept; it is tried again when the files
 //! change again. SIGHUP reads them at once, and tells systemd about it.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,11 +26,7 @@ pub async fn run(cert: Option<Arc<ReloadingCert>>) {
             None
         }
     };
-    let mut watch = match &cert {
-        Some(cert) => Some(FileWatch::new(cert.cert_path(), cert.key_path()).await),
-        None => None,
-    };
-    if hup.is_none() && watch.is_none() {
+    if hup.is_none() && cert.is_none() {
         return;
     }
     let mut tick = tokio::time::interval(POLL);
@@ -44,24 +37,29 @@ pub async fn run(cert: Option<Arc<ReloadingCert>>) {
                 systemd::reloading();
                 match &cert {
                     None => tracing::info!("SIGHUP: no TLS certificate to reload"),
-                    Some(cert) => {
-                        if let Some(watch) = &mut watch {
-                            watch.last = watch.fingerprint().await;
-                        }
-                        match cert.reload() {
-                            Ok(()) => tracing::info!("TLS certificate reloaded"),
-                            Err(e) => tracing::error!(
-                                error = %e,
-                                "TLS certificate reload failed; keeping the current one"
-                            ),
-                        }
-                    }
+                    Some(cert) => match off_runtime(cert, |cert| Some(cert.reload())).await {
+                        Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                        Some(Err(e)) => tracing::error!(
+                            error = %e,
+                            "TLS certificate reload failed; keeping the current one"
+                        ),
+                        None => {}
+                    },
                 }
                 systemd::ready();
             }
-            _ = tick.tick(), if watch.is_some() => {
-                if let (Some(cert), Some(watch)) = (&cert, &mut watch) {
-                    watch.check(cert).await;
+            _ = tick.tick(), if cert.is_some() => {
+                let Some(cert) = &cert else { continue };
+                match off_runtime(cert, ReloadingCert::reload_if_changed).await {
+                    Some(Ok(())) => tracing::info!(
+                        cert = %cert.cert_path().display(),
+                        "TLS certificate files changed; reloaded"
+                    ),
+                    Some(Err(e)) => tracing::error!(
+                        error = %e,
+                        "TLS certificate files changed but do not load; keeping the current one"
+                    ),
+                    None => {}
                 }
             }
             else => return,
@@ -69,55 +67,13 @@ pub async fn run(cert: Option<Arc<ReloadingCert>>) {
     }
 }
 
-/// The certificate and key files, and what their content was when last read.
-struct FileWatch {
-    cert: PathBuf,
-    key: PathBuf,
-    last: Option<u64>,
-}
-
-impl FileWatch {
-    async fn new(cert: &Path, key: &Path) -> FileWatch {
-        let mut watch = FileWatch {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            last: None,
-        };
-        watch.last = watch.fingerprint().await;
-        watch
-    }
-
-    /// A hash of both files' content, read through any symlink; `None` when
-    /// either cannot be read (mid-swap, or gone).
-    async fn fingerprint(&self) -> Option<u64> {
-        let (cert, key) = (self.cert.clone(), self.key.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut h = DefaultHasher::new();
-            std::fs::read(cert).ok()?.hash(&mut h);
-            std::fs::read(key).ok()?.hash(&mut h);
-            Some(h.finish())
-        })
+/// File reads and key parsing block; they run beside the proxy's workers.
+async fn off_runtime(
+    cert: &Arc<ReloadingCert>,
+    work: fn(&ReloadingCert) -> Option<Result<(), String>>,
+) -> Option<Result<(), String>> {
+    let cert = cert.clone();
+    tokio::task::spawn_blocking(move || work(&cert))
         .await
-        .ok()
-        .flatten()
-    }
-
-    /// Reload when the content changed since the last look.
-    async fn check(&mut self, cert: &ReloadingCert) {
-        let now = self.fingerprint().await;
-        if now.is_none() || now == self.last {
-            return;
-        }
-        self.last = now;
-        match cert.reload() {
-            Ok(()) => tracing::info!(
-                cert = %self.cert.display(),
-                "TLS certificate files changed; reloaded"
-            ),
-            Err(e) => tracing::error!(
-                error = %e,
-                "TLS certificate files changed but do not load; keeping the current one"
-            ),
-        }
-    }
+        .unwrap_or_else(|e| Some(Err(e.to_string())))
 }

@@ -2,7 +2,10 @@
 //! dropping connections, and the client side for `https://` upstreams
 //! (system roots or a CA bundle, optional client certificate).
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
@@ -17,8 +20,19 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    parse_certs(&read_file(path)?, path)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    parse_key(&read_file(path)?, path)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn parse_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("bad PEM in {}: {e}", path.display()))?;
     if certs.is_empty() {
@@ -27,17 +41,46 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path)
+fn parse_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem)
         .map_err(|e| format!("no private key in {}: {e}", path.display()))
 }
 
 /// A certificate chain and its key, checked to belong together.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
-    let certs = read_certs(cert)?;
-    let key = read_key(key)?;
-    CertifiedKey::from_der(certs, key, &provider())
+    PemPair::read(cert, key)?.certified_key(cert, key)
+}
+
+/// The content of a certificate file and a key file, read one after the
+/// other; what is parsed is exactly what was fingerprinted.
+struct PemPair {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl PemPair {
+    fn read(cert: &Path, key: &Path) -> Result<PemPair, String> {
+        Ok(PemPair {
+            cert: read_file(cert)?,
+            key: read_file(key)?,
+        })
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.cert.hash(&mut h);
+        self.key.hash(&mut h);
+        h.finish()
+    }
+
+    fn certified_key(&self, cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+        CertifiedKey::from_der(
+            parse_certs(&self.cert, cert)?,
+            parse_key(&self.key, key)?,
+            &provider(),
+        )
         .map_err(|e| format!("certificate and key do not go together: {e}"))
+    }
 }
 
 /// The listener's certificate, replaced in place by [`ReloadingCert::reload`]:
@@ -47,15 +90,21 @@ pub struct ReloadingCert {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
+    /// The fingerprint of the files last tried, loaded or refused. Taken from
+    /// the bytes that were parsed, so a change made between loading and a
+    /// later look at the files is still seen as a change.
+    tried: AtomicU64,
 }
 
 impl ReloadingCert {
     pub fn load(cert: &Path, key: &Path) -> Result<Self, String> {
-        let current = load_certified_key(cert, key)?;
+        let pair = PemPair::read(cert, key)?;
+        let current = pair.certified_key(cert, key)?;
         Ok(ReloadingCert {
             cert: cert.to_owned(),
             key: key.to_owned(),
             current: RwLock::new(Arc::new(current)),
+            tried: AtomicU64::new(pair.fingerprint()),
         })
     }
 
@@ -64,14 +113,27 @@ impl ReloadingCert {
         &self.cert
     }
 
-    /// The private key's file, as configured.
-    pub fn key_path(&self) -> &Path {
-        &self.key
-    }
-
     /// Read the files again; on any problem the current certificate stays.
     pub fn reload(&self) -> Result<(), String> {
-        let fresh = load_certified_key(&self.cert, &self.key)?;
+        let pair = PemPair::read(&self.cert, &self.key)?;
+        self.tried.store(pair.fingerprint(), Ordering::Relaxed);
+        self.take(&pair)
+    }
+
+    /// Reload when the files' content differs from what was last tried.
+    /// `None` when it does not, or when either file cannot be read (in the
+    /// middle of being replaced, or gone): it is looked at again later.
+    pub fn reload_if_changed(&self) -> Option<Result<(), String>> {
+        let pair = PemPair::read(&self.cert, &self.key).ok()?;
+        let fingerprint = pair.fingerprint();
+        if self.tried.swap(fingerprint, Ordering::Relaxed) == fingerprint {
+            return None;
+        }
+        Some(self.take(&pair))
+    }
+
+    fn take(&self, pair: &PemPair) -> Result<(), String> {
+        let fresh = pair.certified_key(&self.cert, &self.key)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         Ok(())
     }
@@ -146,5 +208,97 @@ pub fn client_config(settings: &UpstreamTls) -> Result<ClientConfig, String> {
             .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
             .map_err(|e| format!("client certificate: {e}")),
         None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate and its key, as PEM.
+    fn pair(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    fn served(cert: &ReloadingCert) -> Vec<u8> {
+        cert.current.read().unwrap().cert[0].to_vec()
+    }
+
+    struct Files(PathBuf);
+
+    impl Files {
+        fn new(name: &str) -> Files {
+            let dir = std::env::temp_dir()
+                .join(format!("nova-guard-tls-unit-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Files(dir)
+        }
+        fn put(&self, (cert, key): &(String, String)) {
+            std::fs::write(self.0.join("cert.pem"), cert).unwrap();
+            std::fs::write(self.0.join("key.pem"), key).unwrap();
+        }
+        fn load(&self) -> ReloadingCert {
+            ReloadingCert::load(&self.0.join("cert.pem"), &self.0.join("key.pem")).unwrap()
+        }
+    }
+
+    impl Drop for Files {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn files_replaced_before_the_first_look_are_still_a_change() {
+        let files = Files::new("early");
+        files.put(&pair("first"));
+        let cert = files.load();
+        let first = served(&cert);
+        // Replaced before anything has looked at the files since loading.
+        files.put(&pair("second"));
+        assert_eq!(cert.reload_if_changed(), Some(Ok(())));
+        assert_ne!(served(&cert), first);
+        assert_eq!(cert.reload_if_changed(), None);
+    }
+
+    #[test]
+    fn a_pair_that_does_not_load_is_tried_once_and_the_current_one_kept() {
+        let files = Files::new("mismatch");
+        files.put(&pair("first"));
+        let cert = files.load();
+        let first = served(&cert);
+        let (other_cert, _) = pair("second");
+        let (_, other_key) = pair("third");
+        files.put(&(other_cert, other_key));
+        let refused = cert.reload_if_changed();
+        assert!(
+            matches!(&refused, Some(Err(e)) if e.contains("do not go together")),
+            "{refused:?}"
+        );
+        assert_eq!(cert.reload_if_changed(), None);
+        assert_eq!(served(&cert), first);
+    }
+
+    #[test]
+    fn a_missing_file_is_no_change_and_the_pair_is_taken_when_back() {
+        let files = Files::new("missing");
+        files.put(&pair("first"));
+        let cert = files.load();
+        std::fs::remove_file(files.0.join("key.pem")).unwrap();
+        assert_eq!(cert.reload_if_changed(), None);
+        files.put(&pair("second"));
+        assert_eq!(cert.reload_if_changed(), Some(Ok(())));
+    }
+
+    #[test]
+    fn a_signal_reload_counts_as_the_look() {
+        let files = Files::new("signal");
+        files.put(&pair("first"));
+        let cert = files.load();
+        files.put(&pair("second"));
+        assert_eq!(cert.reload(), Ok(()));
+        assert_eq!(cert.reload_if_changed(), None);
     }
 }
