@@ -439,6 +439,7 @@ mod tests {
         match enforce.oneshot(req.clone()).await {
             Ok(Outcome::Answer { answer, info }) => {
                 assert_eq!(answer.status(), 400);
+                let answer = answer.into_response();
                 assert_eq!(answer.headers()["openstack-api-version"], "compute 2.19");
                 assert_eq!(info.verdict, Verdict::Rejected);
                 assert_eq!(info.field, Some("name"));

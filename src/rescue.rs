@@ -4,7 +4,7 @@
 //! [`ProxyError`]s; they never render them.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, VARY};
+use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::error::{ErrorKind, ProxyError};
@@ -12,8 +12,81 @@ use crate::exchange::{RequestId, Rule, UpstreamInfo, ValidationInfo, Verdict};
 use crate::nova::pyrepr::json_string;
 use crate::nova::Microversion;
 
-/// An answer nova-guard gives itself, whole.
-pub type Answer = Response<Bytes>;
+/// An answer nova-guard gives itself, whole, with Nova's headers. Kept as
+/// its parts: the HTTP/1 connection writes them straight out, and only the
+/// layered (HTTP/2) path builds a `Response` of it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    status: StatusCode,
+    body: Bytes,
+    request_id: RequestId,
+    /// Nova's version headers go on answers to v2.1 requests.
+    version: Option<Microversion>,
+    /// Says `Connection: close` when built into a `Response`.
+    close: bool,
+}
+
+impl Answer {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Its header lines, as Nova writes them: content type and length, the
+    /// request id under both names, and for a v2.1 request the version
+    /// headers. `Connection` is left to the transport.
+    pub fn for_each_header(&self, mut line: impl FnMut(&'static str, &[u8])) {
+        line("content-type", b"application/json; charset=UTF-8");
+        line(
+            "content-length",
+            itoa::Buffer::new().format(self.body.len()).as_bytes(),
+        );
+        // Nova sends the same id under both names.
+        line("x-openstack-request-id", self.request_id.as_bytes());
+        line("x-compute-request-id", self.request_id.as_bytes());
+        if let Some(version) = self.version {
+            const PREFIX: &[u8] = b"compute ";
+            // "compute " and two u16s with a dot: at most 19 bytes.
+            let mut text = [0u8; 24];
+            let mut len = 0;
+            let (mut major, mut minor) = (itoa::Buffer::new(), itoa::Buffer::new());
+            for part in [
+                PREFIX,
+                major.format(version.major).as_bytes(),
+                b".",
+                minor.format(version.minor).as_bytes(),
+            ] {
+                text[len..len + part.len()].copy_from_slice(part);
+                len += part.len();
+            }
+            line("openstack-api-version", &text[..len]);
+            line("x-openstack-nova-api-version", &text[PREFIX.len()..len]);
+            line("vary", b"OpenStack-API-Version");
+            line("vary", b"X-OpenStack-Nova-API-Version");
+        }
+    }
+
+    /// The answer as a `Response`, for the layered path.
+    pub fn into_response(self) -> Response<Bytes> {
+        let mut headers = HeaderMap::with_capacity(8);
+        self.for_each_header(|name, value| {
+            // Names are lowercase constants and values ASCII built above.
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                headers.append(HeaderName::from_static(name), value);
+            }
+        });
+        if self.close {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        let mut response = Response::new(self.body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = headers;
+        response
+    }
+}
 
 /// What a fault answer needs to know about the request.
 #[derive(Debug, Clone, Copy)]
@@ -87,11 +160,7 @@ pub fn rescue(fault: Fault, request_id: RequestId) -> Rescued {
         &json_string(kind.message()),
         &FaultContext::new(request_id),
     );
-    if close {
-        answer
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
+    answer.close = close;
     // Whoever raised the fault said whether Nova saw the request (a body
     // that broke off on its way to Nova keeps its verdict); a rejection is
     // logged with its rule.
@@ -183,45 +252,13 @@ pub fn fault_answer(status: StatusCode, message_json: &str, ctx: &FaultContext) 
     body.extend_from_slice(b", \"message\": ");
     body.extend_from_slice(message_json.as_bytes());
     body.extend_from_slice(b"}}");
-    let len = body.len();
-    let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    set_request_id(headers, &ctx.request_id);
-    if let Some(version) = ctx.version {
-        set_version_headers(headers, version);
+    Answer {
+        status,
+        body: Bytes::from(body),
+        request_id: ctx.request_id,
+        version: ctx.version,
+        close: false,
     }
-    response
-}
-
-/// Nova sends the same id under both names.
-pub fn set_request_id(headers: &mut HeaderMap, id: &RequestId) {
-    // 40 ASCII letters, digits and dashes: always a valid header value.
-    if let Ok(v) = HeaderValue::from_bytes(id.as_bytes()) {
-        headers.insert("x-openstack-request-id", v.clone());
-        headers.insert("x-compute-request-id", v);
-    }
-}
-
-/// What Nova's v2.1 endpoint adds to every answer.
-fn set_version_headers(headers: &mut HeaderMap, version: Microversion) {
-    // Formatted from two integers: always a valid header value.
-    if let Ok(v) = HeaderValue::from_str(&format!("compute {version}")) {
-        headers.insert("openstack-api-version", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&version.to_string()) {
-        headers.insert("x-openstack-nova-api-version", v);
-    }
-    headers.append(VARY, HeaderValue::from_static("OpenStack-API-Version"));
-    headers.append(
-        VARY,
-        HeaderValue::from_static("X-OpenStack-Nova-API-Version"),
-    );
 }
 
 #[cfg(test)]
@@ -241,6 +278,7 @@ mod tests {
             &ctx,
         );
         assert_eq!(r.status(), 422);
+        let r = r.into_response();
         let h = r.headers();
         assert_eq!(h["content-type"], "application/json; charset=UTF-8");
         assert_eq!(h["openstack-api-version"], "compute 2.19");
@@ -286,8 +324,9 @@ mod tests {
             assert_eq!(r.answer.status(), status, "{kind:?}");
             assert_eq!(r.upstream.error, Some(kind));
             assert_eq!(r.close, close, "{kind:?}");
+            let response = r.answer.clone().into_response();
             assert_eq!(
-                r.answer.headers().get("connection").is_some(),
+                response.headers().get("connection").is_some(),
                 close,
                 "{kind:?}"
             );

@@ -1501,11 +1501,7 @@ where
                 .as_bytes(),
         );
         out.extend_from_slice(b"\r\n");
-        for (name, value) in answer.headers() {
-            if name != http::header::CONNECTION {
-                push_line(out, name.as_str().as_bytes(), value.as_bytes());
-            }
-        }
+        answer.for_each_header(|name, value| push_line(out, name.as_bytes(), value));
         push_date(out);
         if close {
             out.extend_from_slice(b"connection: close\r\n");

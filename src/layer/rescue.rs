@@ -80,7 +80,7 @@ pin_project! {
 /// The answer to a fault, with the labels the access log reads.
 fn rescued(fault: Fault, request_id: RequestId) -> Response<Full<Bytes>> {
     let rescued = rescue(fault, request_id);
-    let mut answer = rescued.answer.map(Full::new);
+    let mut answer = rescued.answer.into_response().map(Full::new);
     answer.extensions_mut().insert(rescued.validation);
     answer.extensions_mut().insert(rescued.upstream);
     answer

@@ -193,9 +193,10 @@ where
         Err(never) => match never {},
     };
     match outcome {
-        Outcome::Answer { answer, info } => {
-            Ok(with_info(answer.map(|b| Either::Right(Full::new(b))), info))
-        }
+        Outcome::Answer { answer, info } => Ok(with_info(
+            answer.into_response().map(|b| Either::Right(Full::new(b))),
+            info,
+        )),
         Outcome::Forward { body, info } => {
             // The body is whole now: frame it by length.
             parts.headers.remove(TRANSFER_ENCODING);
