@@ -196,26 +196,47 @@ pub fn str_value(v: &Value<'_>, u: Unicode, out: &mut Vec<u8>) {
 pub fn json_string_wtf8(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    for cp in CodePoints::new(s) {
-        match cp {
-            0x22 => out.push_str("\\\""),
-            0x5C => out.push_str("\\\\"),
-            0x0A => out.push_str("\\n"),
-            0x0D => out.push_str("\\r"),
-            0x09 => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0C => out.push_str("\\f"),
-            0x20..=0x7E => out.push(char::from(cp as u8)),
-            0x10000.. => {
-                let v = cp - 0x10000;
-                push_u_escape(&mut out, 0xD800 | (v >> 10));
-                push_u_escape(&mut out, 0xDC00 | (v & 0x3FF));
-            }
-            _ => push_u_escape(&mut out, cp),
+    let mut rest = s;
+    while !rest.is_empty() {
+        // Printable ASCII other than `"` and `\` is copied as it is, in runs;
+        // a run of anything else holds whole code points, as no byte of a
+        // multi-byte sequence is ASCII.
+        let plain = rest
+            .iter()
+            .position(|&b| !is_plain(b))
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(plain);
+        if let Ok(run) = std::str::from_utf8(run) {
+            out.push_str(run);
         }
+        let other = tail.iter().position(|&b| is_plain(b)).unwrap_or(tail.len());
+        let (escaped, tail) = tail.split_at(other);
+        for cp in CodePoints::new(escaped) {
+            match cp {
+                0x22 => out.push_str("\\\""),
+                0x5C => out.push_str("\\\\"),
+                0x0A => out.push_str("\\n"),
+                0x0D => out.push_str("\\r"),
+                0x09 => out.push_str("\\t"),
+                0x08 => out.push_str("\\b"),
+                0x0C => out.push_str("\\f"),
+                0x10000.. => {
+                    let v = cp - 0x10000;
+                    push_u_escape(&mut out, 0xD800 | (v >> 10));
+                    push_u_escape(&mut out, 0xDC00 | (v & 0x3FF));
+                }
+                _ => push_u_escape(&mut out, cp),
+            }
+        }
+        rest = tail;
     }
     out.push('"');
     out
+}
+
+/// A byte `json.dumps` writes as it is.
+fn is_plain(b: u8) -> bool {
+    matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\'
 }
 
 fn push_u_escape(out: &mut String, unit: u32) {
@@ -234,6 +255,55 @@ pub fn json_string(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::nova::json::parse;
+
+    /// `json.dumps` one code point at a time, as a reference.
+    fn json_string_by_code_point(s: &[u8]) -> String {
+        let mut out = String::from("\"");
+        for cp in CodePoints::new(s) {
+            match cp {
+                0x22 => out.push_str("\\\""),
+                0x5C => out.push_str("\\\\"),
+                0x0A => out.push_str("\\n"),
+                0x0D => out.push_str("\\r"),
+                0x09 => out.push_str("\\t"),
+                0x08 => out.push_str("\\b"),
+                0x0C => out.push_str("\\f"),
+                0x20..=0x7E => out.push(char::from(cp as u8)),
+                0x10000.. => {
+                    let v = cp - 0x10000;
+                    out.push_str(&format!(
+                        "\\u{:04x}\\u{:04x}",
+                        0xD800 | (v >> 10),
+                        0xDC00 | (v & 0x3FF)
+                    ));
+                }
+                _ => out.push_str(&format!("\\u{cp:04x}")),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_string_copies_runs_as_one_code_point_at_a_time_would(
+            cps in proptest::collection::vec(
+                proptest::prop_oneof![
+                    0u32..0x80,
+                    0u32..0x110000,
+                    proptest::strategy::Just(0x22u32),
+                    proptest::strategy::Just(0x5Cu32),
+                ],
+                0..40,
+            )
+        ) {
+            let mut bytes = Vec::new();
+            for cp in cps {
+                crate::nova::json::push_code_point(&mut bytes, cp);
+            }
+            proptest::prop_assert_eq!(json_string_wtf8(&bytes), json_string_by_code_point(&bytes));
+        }
+    }
 
     fn repr_of(json: &str) -> String {
         repr_in(Unicode::V14_0, json)
