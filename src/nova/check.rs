@@ -475,7 +475,9 @@ fn reject(message_json: String, field: Option<&'static str>, rule: Rule) -> Verd
 /// `Invalid input for field/attribute {path}. Value: {str(value)}. {message}`
 /// as a JSON string token.
 fn field_message(path: &str, value: impl FnOnce(&mut Vec<u8>), message: &[u8]) -> String {
-    let mut text = Vec::with_capacity(64 + message.len());
+    // The value's text is usually shorter than the message, which repeats
+    // its repr: room for both without growing.
+    let mut text = Vec::with_capacity(48 + path.len() + 2 * message.len());
     text.extend_from_slice(b"Invalid input for field/attribute ");
     text.extend_from_slice(path.as_bytes());
     text.extend_from_slice(b". Value: ");

@@ -195,7 +195,8 @@ fn string<'v, 'a>(v: &'v Value<'a>) -> Option<&'v PyStr<'a>> {
 
 /// `{instance!r}{tail}`.
 fn keyword(v: &Value<'_>, rule: Rule, u: Unicode, tail: &str) -> FieldError {
-    let mut message = Vec::new();
+    // Room for a short value's repr, so that it is written without growing.
+    let mut message = Vec::with_capacity(64 + tail.len());
     repr_value(v, u, &mut message);
     message.extend_from_slice(tail.as_bytes());
     FieldError::Keyword { rule, message }
