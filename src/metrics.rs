@@ -8,8 +8,10 @@
 //! Labels are the typed labels of [`crate::exchange`], as their `as_str`.
 
 use std::cell::RefCell;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::LocalKey;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
@@ -72,12 +74,15 @@ fn histogram() -> Histogram {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The series of a counter family this thread counted in last: the id of
+/// its [`Metrics`], its labels and its counter (a handle on the series,
+/// which a family never drops).
+type LastSeries<L> = RefCell<Option<(u64, L, Counter)>>;
+
 thread_local! {
-    /// The series of this thread's last exchange: the id of its
-    /// [`Metrics`], its labels and its counter (a handle on the series,
-    /// which a family never drops).
-    static LAST_REQUESTS: RefCell<Option<(u64, RequestLabels, Counter)>> =
-        const { RefCell::new(None) };
+    static LAST_REQUESTS: LastSeries<RequestLabels> = const { RefCell::new(None) };
+    static LAST_REJECTIONS: LastSeries<RuleLabels> = const { RefCell::new(None) };
+    static LAST_REPORTS: LastSeries<RuleLabels> = const { RefCell::new(None) };
 }
 
 /// The proxy's metrics; shared by the transports, the layers and the admin
@@ -94,7 +99,7 @@ pub struct Metrics {
     /// The two families' series, one per operation in [`Operation::ALL`]'s
     /// order: handles on them, so that observing takes no map lookup.
     duration_by_op: Vec<(Histogram, Histogram)>,
-    /// Tells this instance's series apart in [`LAST_REQUESTS`].
+    /// Tells this instance's series apart in a thread's [`LastSeries`].
     id: u64,
     open_connections: Gauge,
     refused_connections: Counter,
@@ -264,23 +269,20 @@ impl Metrics {
         if x.dropped_headers > 0 {
             self.dropped_headers.inc_by(u64::from(x.dropped_headers));
         }
-        self.count_request(RequestLabels {
+        let labels = RequestLabels {
             operation,
             verdict: v.verdict.as_str(),
             status: x.status,
-        });
+        };
+        self.count(&self.requests, &LAST_REQUESTS, labels);
         let rule = RuleLabels {
             operation,
             field: v.field.unwrap_or(""),
             rule: v.rule.map_or("other", |r| r.as_str()),
         };
         match v.verdict {
-            Verdict::Rejected => {
-                self.rejections.get_or_create(&rule).inc();
-            }
-            Verdict::Reported => {
-                self.reports.get_or_create(&rule).inc();
-            }
+            Verdict::Rejected => self.count(&self.rejections, &LAST_REJECTIONS, rule),
+            Verdict::Reported => self.count(&self.reports, &LAST_REPORTS, rule),
             _ => {}
         }
         if let Some(kind) = x.upstream.error.filter(|k| k.is_upstream()) {
@@ -299,13 +301,20 @@ impl Metrics {
         }
     }
 
-    /// One more exchange with `labels`. The series of this thread's last
-    /// exchange is kept at hand: exchanges in a row mostly share their
-    /// labels, and the family's lookup hashes them under a lock.
-    fn count_request(&self, labels: RequestLabels) {
-        LAST_REQUESTS.with(|last| {
+    /// One more in `family`'s series with `labels`. The series this thread
+    /// counted in last is kept at hand in `last`: exchanges in a row mostly
+    /// share their labels, and the family's lookup hashes them under a lock.
+    fn count<L>(
+        &self,
+        family: &Family<L, Counter>,
+        last: &'static LocalKey<LastSeries<L>>,
+        labels: L,
+    ) where
+        L: Clone + Hash + Eq + EncodeLabelSet + 'static,
+    {
+        last.with(|last| {
             let Ok(mut last) = last.try_borrow_mut() else {
-                self.requests.get_or_create(&labels).inc();
+                family.get_or_create(&labels).inc();
                 return;
             };
             match &*last {
@@ -313,7 +322,7 @@ impl Metrics {
                     counter.inc();
                 }
                 _ => {
-                    let counter = self.requests.get_or_create_owned(&labels);
+                    let counter = family.get_or_create_owned(&labels);
                     counter.inc();
                     *last = Some((self.id, labels, counter));
                 }
@@ -551,6 +560,52 @@ mod tests {
         assert_eq!(series_value(&a.render(), &series(404)), Some(1.0));
         assert_eq!(series_value(&b.render(), &series(200)), Some(4.0));
         assert_eq!(series_value(&b.render(), &series(404)), None);
+    }
+
+    #[test]
+    fn rejections_and_reports_in_a_row_are_each_counted_once() {
+        use crate::nova::Rule as Check;
+        let peer = peer();
+        let exchange = |verdict, field, rule| {
+            let mut x = Exchange::new(peer, Protocol::Http11);
+            x.validation = ValidationInfo {
+                verdict,
+                operation: Operation::Update,
+                field: Some(field),
+                ..ValidationInfo::rejected(Rule::Check(rule))
+            };
+            x.status = 400;
+            x
+        };
+        let (a, b) = (metrics(), metrics());
+        for (verdict, field, rule) in [
+            (Verdict::Rejected, "name", Check::MinLength),
+            (Verdict::Rejected, "name", Check::MinLength),
+            (Verdict::Reported, "name", Check::MinLength),
+            (Verdict::Rejected, "accessIPv4", Check::Format),
+            (Verdict::Rejected, "name", Check::MinLength),
+        ] {
+            a.observe(&exchange(verdict, field, rule));
+            b.observe(&exchange(Verdict::Reported, "name", Check::MinLength));
+        }
+        let series = |family, field, rule| {
+            format!(
+                r#"nova_guard_{family}_total{{operation="update",field="{field}",rule="{rule}"}}"#
+            )
+        };
+        let name = ("name", "minLength");
+        let ipv4 = ("accessIPv4", "format");
+        for (m, family, (field, rule), count) in [
+            (&a, "rejections", name, Some(3.0)),
+            (&a, "rejections", ipv4, Some(1.0)),
+            (&a, "reported", name, Some(1.0)),
+            (&a, "reported", ipv4, None),
+            (&b, "reported", name, Some(5.0)),
+            (&b, "rejections", name, None),
+        ] {
+            let series = series(family, field, rule);
+            assert_eq!(series_value(&m.render(), &series), count, "{series}");
+        }
     }
 
     #[test]
