@@ -37,13 +37,12 @@ pub async fn run(cert: Option<Arc<ReloadingCert>>) {
                 systemd::reloading();
                 match &cert {
                     None => tracing::info!("SIGHUP: no TLS certificate to reload"),
-                    Some(cert) => match off_runtime(cert, |cert| Some(cert.reload())).await {
-                        Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
-                        Some(Err(e)) => tracing::error!(
+                    Some(cert) => match off_runtime(cert, ReloadingCert::reload).await {
+                        Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                        Ok(Err(e)) | Err(e) => tracing::error!(
                             error = %e,
                             "TLS certificate reload failed; keeping the current one"
                         ),
-                        None => {}
                     },
                 }
                 systemd::ready();
@@ -51,15 +50,15 @@ pub async fn run(cert: Option<Arc<ReloadingCert>>) {
             _ = tick.tick(), if cert.is_some() => {
                 let Some(cert) = &cert else { continue };
                 match off_runtime(cert, ReloadingCert::reload_if_changed).await {
-                    Some(Ok(())) => tracing::info!(
+                    Ok(None) => {}
+                    Ok(Some(Ok(()))) => tracing::info!(
                         cert = %cert.cert_path().display(),
                         "TLS certificate files changed; reloaded"
                     ),
-                    Some(Err(e)) => tracing::error!(
+                    Ok(Some(Err(e))) | Err(e) => tracing::error!(
                         error = %e,
                         "TLS certificate files changed but do not load; keeping the current one"
                     ),
-                    None => {}
                 }
             }
             else => return,
@@ -68,12 +67,12 @@ pub async fn run(cert: Option<Arc<ReloadingCert>>) {
 }
 
 /// File reads and key parsing block; they run beside the proxy's workers.
-async fn off_runtime(
+async fn off_runtime<T: Send + 'static>(
     cert: &Arc<ReloadingCert>,
-    work: fn(&ReloadingCert) -> Option<Result<(), String>>,
-) -> Option<Result<(), String>> {
+    work: fn(&ReloadingCert) -> T,
+) -> Result<T, String> {
     let cert = cert.clone();
     tokio::task::spawn_blocking(move || work(&cert))
         .await
-        .unwrap_or_else(|e| Some(Err(e.to_string())))
+        .map_err(|e| e.to_string())
 }
