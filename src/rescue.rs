@@ -73,9 +73,12 @@ impl Answer {
     pub fn into_response(self) -> Response<Bytes> {
         let mut headers = HeaderMap::with_capacity(8);
         self.for_each_header(|name, value| {
-            // Names are lowercase constants and values ASCII built above.
-            if let Ok(value) = HeaderValue::from_bytes(value) {
-                headers.append(HeaderName::from_static(name), value);
+            // Lowercase constant names and ASCII values: both always parse.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
             }
         });
         if self.close {
