@@ -209,26 +209,31 @@ pub fn json_string_wtf8(s: &[u8]) -> String {
         let other = tail.iter().position(|&b| is_plain(b)).unwrap_or(tail.len());
         let (escaped, tail) = tail.split_at(other);
         for cp in CodePoints::new(escaped) {
-            match cp {
-                0x22 => out.push_str("\\\""),
-                0x5C => out.push_str("\\\\"),
-                0x0A => out.push_str("\\n"),
-                0x0D => out.push_str("\\r"),
-                0x09 => out.push_str("\\t"),
-                0x08 => out.push_str("\\b"),
-                0x0C => out.push_str("\\f"),
-                0x10000.. => {
-                    let v = cp - 0x10000;
-                    push_u_escape(&mut out, 0xD800 | (v >> 10));
-                    push_u_escape(&mut out, 0xDC00 | (v & 0x3FF));
-                }
-                _ => push_u_escape(&mut out, cp),
-            }
+            push_escaped(&mut out, cp);
         }
         rest = tail;
     }
     out.push('"');
     out
+}
+
+/// `json.dumps`'s text for a code point it does not write as it is.
+fn push_escaped(out: &mut String, cp: u32) {
+    match cp {
+        0x22 => out.push_str("\\\""),
+        0x5C => out.push_str("\\\\"),
+        0x0A => out.push_str("\\n"),
+        0x0D => out.push_str("\\r"),
+        0x09 => out.push_str("\\t"),
+        0x08 => out.push_str("\\b"),
+        0x0C => out.push_str("\\f"),
+        0x10000.. => {
+            let v = cp - 0x10000;
+            push_u_escape(out, 0xD800 | (v >> 10));
+            push_u_escape(out, 0xDC00 | (v & 0x3FF));
+        }
+        _ => push_u_escape(out, cp),
+    }
 }
 
 /// The length of the run of plain bytes `s` starts with: eight bytes at a
@@ -276,28 +281,13 @@ mod tests {
     use super::*;
     use crate::nova::json::parse;
 
-    /// `json.dumps` one code point at a time, as a reference.
+    /// `json.dumps` one code point at a time, as a reference for the runs.
     fn json_string_by_code_point(s: &[u8]) -> String {
         let mut out = String::from("\"");
         for cp in CodePoints::new(s) {
-            match cp {
-                0x22 => out.push_str("\\\""),
-                0x5C => out.push_str("\\\\"),
-                0x0A => out.push_str("\\n"),
-                0x0D => out.push_str("\\r"),
-                0x09 => out.push_str("\\t"),
-                0x08 => out.push_str("\\b"),
-                0x0C => out.push_str("\\f"),
-                0x20..=0x7E => out.push(char::from(cp as u8)),
-                0x10000.. => {
-                    let v = cp - 0x10000;
-                    out.push_str(&format!(
-                        "\\u{:04x}\\u{:04x}",
-                        0xD800 | (v >> 10),
-                        0xDC00 | (v & 0x3FF)
-                    ));
-                }
-                _ => out.push_str(&format!("\\u{cp:04x}")),
+            match u8::try_from(cp) {
+                Ok(b) if is_plain(b) => out.push(char::from(b)),
+                _ => push_escaped(&mut out, cp),
             }
         }
         out.push('"');
