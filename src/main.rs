@@ -71,29 +71,34 @@ async fn run(config: Config) -> Result<(), nova_guard::error::BoxError> {
     Ok(())
 }
 
-/// Resolves on the first SIGTERM or SIGINT; a second one ends the process at once.
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT; a second one ends the process at
+/// once. The handlers are installed by this call, before the proxy says it
+/// is ready, so that a stop asked for right then is a graceful one.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stopping");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    nova_guard::systemd::stopping();
-    tokio::spawn(async move {
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return;
+        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        tracing::warn!("second signal: stopping now");
-        std::process::exit(1);
-    });
+        nova_guard::systemd::stopping();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: stopping now");
+            std::process::exit(1);
+        });
+    }
 }
 
 fn init_logging(config: &Config) -> nova_guard::log::Guard {

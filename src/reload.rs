@@ -6,6 +6,7 @@
 //! is logged once and the current one kept; it is tried again when the files
 //! change again. SIGHUP reads them at once, and tells systemd about it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,17 +16,25 @@ use crate::tls::ReloadingCert;
 /// How often the certificate and key files are read for a change.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// Run until aborted: reload `cert` on SIGHUP and when its files change.
+/// Reload `cert` on SIGHUP and when its files change, until aborted.
 /// Without a certificate a SIGHUP is still acknowledged to systemd.
-pub async fn run(cert: Option<Arc<ReloadingCert>>) {
+///
+/// The SIGHUP handler is installed by this call, not when the future is
+/// first polled: a reload asked for as soon as the proxy says it is ready
+/// must not meet SIGHUP's default action, which ends the process.
+pub fn run(cert: Option<Arc<ReloadingCert>>) -> impl Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
+    let hup = match signal(SignalKind::hangup()) {
         Ok(hup) => Some(hup),
         Err(e) => {
             tracing::warn!(error = %e, "cannot install the SIGHUP handler");
             None
         }
     };
+    watch(hup, cert)
+}
+
+async fn watch(mut hup: Option<tokio::signal::unix::Signal>, cert: Option<Arc<ReloadingCert>>) {
     if hup.is_none() && cert.is_none() {
         return;
     }

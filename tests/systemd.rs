@@ -186,3 +186,23 @@ async fn an_unreachable_notify_socket_is_logged_once_and_serving_goes_on() {
         .count();
     assert_eq!(warned, 1);
 }
+
+/// systemd may reload or stop a service as soon as it says READY=1: by
+/// then SIGHUP and SIGTERM must be handled (their default action ends the
+/// process at once).
+#[tokio::test]
+async fn signals_sent_as_soon_as_ready_are_handled() {
+    let notify = Notify::file();
+    let up = Upstream::start().await;
+    let mut guard = Guard::start(&up.url(), &[("NOTIFY_SOCKET", notify.env.as_str())]);
+    notify.until("READY=1", BOUND).expect("no READY=1");
+    guard.signal("HUP");
+    notify.until("RELOADING=1", BOUND).expect("no RELOADING=1");
+    notify
+        .until("READY=1", BOUND)
+        .expect("no READY=1 after the reload");
+    guard.signal("TERM");
+    notify.until("STOPPING=1", BOUND).expect("no STOPPING=1");
+    let status = guard.wait_exit(BOUND).await.expect("did not exit");
+    assert_eq!(status.code(), Some(0));
+}
