@@ -11,6 +11,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::exchange::{RequestId, Rule, UpstreamInfo, ValidationInfo, Verdict};
 use crate::nova::pyrepr::json_string;
 use crate::nova::Microversion;
+use crate::text;
 
 /// An answer nova-guard gives itself, whole, with Nova's headers. Kept as
 /// its parts: the HTTP/1 connection writes them straight out, and only the
@@ -40,30 +41,19 @@ impl Answer {
     /// headers. `Connection` is left to the transport.
     pub fn for_each_header(&self, mut line: impl FnMut(&'static str, &[u8])) {
         line("content-type", b"application/json; charset=UTF-8");
-        line(
-            "content-length",
-            itoa::Buffer::new().format(self.body.len()).as_bytes(),
-        );
+        let mut length = [0u8; 20];
+        let end = text::put_decimal(&mut length, 0, self.body.len() as u64);
+        line("content-length", &length[..end]);
         // Nova sends the same id under both names.
         line("x-openstack-request-id", self.request_id.as_bytes());
         line("x-compute-request-id", self.request_id.as_bytes());
         if let Some(version) = self.version {
             const PREFIX: &[u8] = b"compute ";
-            // "compute " and two u16s with a dot: at most 19 bytes.
-            let mut text = [0u8; 24];
-            let mut len = 0;
-            let (mut major, mut minor) = (itoa::Buffer::new(), itoa::Buffer::new());
-            for part in [
-                PREFIX,
-                major.format(version.major).as_bytes(),
-                b".",
-                minor.format(version.minor).as_bytes(),
-            ] {
-                text[len..len + part.len()].copy_from_slice(part);
-                len += part.len();
-            }
-            line("openstack-api-version", &text[..len]);
-            line("x-openstack-nova-api-version", &text[PREFIX.len()..len]);
+            let mut value = [0u8; PREFIX.len() + 11];
+            value[..PREFIX.len()].copy_from_slice(PREFIX);
+            let end = text::put_version(&mut value, PREFIX.len(), version);
+            line("openstack-api-version", &value[..end]);
+            line("x-openstack-nova-api-version", &value[PREFIX.len()..end]);
             line("vary", b"OpenStack-API-Version");
             line("vary", b"X-OpenStack-Nova-API-Version");
         }

@@ -7,6 +7,8 @@ use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::nova::Microversion;
+
 /// Where ASCII text is appended: a log line (`String`) or a header value
 /// (`Vec<u8>`).
 pub trait Ascii {
@@ -28,50 +30,25 @@ impl Ascii for String {
     }
 }
 
-/// The two digits of every number below 100, for writing two at a time.
-const PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        // Both below 10.
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
-
 /// Writes `value` in decimal into `buf` at `at`; returns the end. Numbers
 /// are gathered in a small buffer and appended in one copy: a copy per
 /// digit or per dot costs more than the digits.
-pub(crate) fn put_decimal(buf: &mut [u8], at: usize, mut value: u64) -> usize {
-    // Most numbers logged are short (statuses, sizes, milliseconds):
-    // counted by comparison before the general logarithm.
-    let digits = match value {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1000..=9999 => 4,
-        _ => value.ilog10() as usize + 1,
-    };
-    let end = at + digits;
-    let mut i = end;
-    while value >= 100 {
-        // Below 100: the cast keeps it.
-        let pair = (value % 100) as usize * 2;
-        value /= 100;
-        i -= 2;
-        buf[i] = PAIRS[pair];
-        buf[i + 1] = PAIRS[pair + 1];
-    }
-    if value >= 10 {
-        let pair = value as usize * 2;
-        buf[i - 2] = PAIRS[pair];
-        buf[i - 1] = PAIRS[pair + 1];
-    } else {
-        // Below 10.
-        buf[i - 1] = b'0' + value as u8;
-    }
+pub(crate) fn put_decimal(buf: &mut [u8], at: usize, value: u64) -> usize {
+    let mut digits = itoa::Buffer::new();
+    put(buf, at, digits.format(value).as_bytes())
+}
+
+/// Writes `v` as Nova does (`2.19`) into `buf` at `at`; returns the end.
+/// At most 11 bytes.
+pub(crate) fn put_version(buf: &mut [u8], at: usize, v: Microversion) -> usize {
+    let at = put_decimal(buf, at, u64::from(v.major));
+    let at = put(buf, at, b".");
+    put_decimal(buf, at, u64::from(v.minor))
+}
+
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    let end = at + bytes.len();
+    buf[at..end].copy_from_slice(bytes);
     end
 }
 
@@ -289,6 +266,16 @@ mod tests {
             assert_eq!(header, format!("x, {ip}").into_bytes());
             let addr = SocketAddr::new(ip, 8775);
             assert_eq!(text(|o| push_socket_addr(o, addr)), addr.to_string());
+        }
+    }
+
+    #[test]
+    fn versions_as_display_writes_them() {
+        for (major, minor) in [(2, 1), (2, 19), (2, 100), (0, 0), (u16::MAX, u16::MAX)] {
+            let v = Microversion::new(major, minor);
+            let mut buf = [0u8; 11];
+            let end = put_version(&mut buf, 0, v);
+            assert_eq!(&buf[..end], v.to_string().as_bytes());
         }
     }
 

@@ -294,10 +294,6 @@ fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
-
 /// A chunk of the chunked coding: size line, data, CRLF.
 fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
@@ -961,7 +957,7 @@ where
         match body {
             Body::Whole(bytes) => {
                 out.extend_from_slice(b"content-length: ");
-                push_decimal(out, bytes.len() as u64);
+                crate::text::push_u64(out, bytes.len() as u64);
                 out.extend_from_slice(b"\r\n\r\n");
                 out.extend_from_slice(bytes);
             }
@@ -969,7 +965,7 @@ where
                 match framing {
                     Framing::Length(n) => {
                         out.extend_from_slice(b"content-length: ");
-                        push_decimal(out, *n);
+                        crate::text::push_u64(out, *n);
                         out.extend_from_slice(b"\r\n");
                     }
                     Framing::Chunked => {
@@ -1289,7 +1285,7 @@ where
         out.clear();
         out.reserve(HEAD_ROOM + response_room(response.framing));
         out.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(out, u64::from(response.status));
+        crate::text::push_u64(out, u64::from(response.status));
         out.push(b' ');
         out.extend_from_slice(response.reason());
         out.extend_from_slice(b"\r\n");
@@ -1300,7 +1296,7 @@ where
         match response.framing {
             BodyFraming::Length(n) => {
                 out.extend_from_slice(b"content-length: ");
-                push_decimal(out, n);
+                crate::text::push_u64(out, n);
                 out.extend_from_slice(b"\r\n");
             }
             BodyFraming::Chunked if chunked_out => {

@@ -192,9 +192,7 @@ fn push_plain(out: &mut Vec<u8>, value: &Value<'_>) {
         Value::Ip(ip) => text::push_ip(out, ip),
         Value::Version(v) => {
             let mut buf = [0u8; 11];
-            let at = text::put_decimal(&mut buf, 0, u64::from(v.major));
-            buf[at] = b'.';
-            let end = text::put_decimal(&mut buf, at + 1, u64::from(v.minor));
+            let end = text::put_version(&mut buf, 0, v);
             out.extend_from_slice(&buf[..end]);
         }
         Value::U64(n) => text::push_u64(out, n),
