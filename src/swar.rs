@@ -26,3 +26,15 @@ pub(crate) fn bytes_equal(w: u64, b: u8) -> u64 {
 pub(crate) fn has_control(w: u64) -> bool {
     w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
 }
+
+/// The eight bytes of `w` with `A`-`Z` made lowercase, the others as they
+/// are.
+pub(crate) fn to_lower(w: u64) -> u64 {
+    // Each byte's low seven bits plus a constant stays below 0x100: no
+    // carry crosses into the next byte.
+    let low = w & !HIGH;
+    let from_a = low + ONES * (0x80 - u64::from(b'A'));
+    let past_z = low + ONES * (0x80 - u64::from(b'Z') - 1);
+    let upper = from_a & !past_z & !w & HIGH;
+    w | (upper >> 2)
+}

@@ -3,7 +3,7 @@
 //! requests and the tracker that follows hyper), so that what is forwarded
 //! can only be read one way.
 
-use crate::swar::{bytes_equal, word, HIGH, ONES};
+use crate::swar::{bytes_equal, to_lower, word};
 
 /// Why a request's framing was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,18 +180,6 @@ pub fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
         .iter()
         .zip(b.remainder())
         .all(|(x, y)| x.to_ascii_lowercase() == *y)
-}
-
-/// The eight bytes of `w` with `A`-`Z` made lowercase, the others as they
-/// are.
-fn to_lower(w: u64) -> u64 {
-    // Each byte's low seven bits plus a constant stays below 0x100: no
-    // carry crosses into the next byte.
-    let low = w & !HIGH;
-    let from_a = low + ONES * (0x80 - u64::from(b'A'));
-    let past_z = low + ONES * (0x80 - u64::from(b'Z') - 1);
-    let upper = from_a & !past_z & !w & HIGH;
-    w | (upper >> 2)
 }
 
 pub fn trim(v: &[u8]) -> &[u8] {
