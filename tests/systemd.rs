@@ -103,7 +103,12 @@ async fn ready_watchdog_reloading_and_stopping_reach_the_notify_socket() {
         start.elapsed()
     );
 
-    // SIGHUP: RELOADING=1 with the monotonic time of it, then READY=1 again.
+    reload_then_stop(&notify, &mut guard).await;
+}
+
+/// SIGHUP: RELOADING=1 with the monotonic time of it, then READY=1 again.
+/// Then SIGTERM: STOPPING=1, and a clean exit.
+async fn reload_then_stop(notify: &Notify, guard: &mut Guard) {
     guard.signal("HUP");
     let got = notify.until("RELOADING=1", BOUND).expect("no RELOADING=1");
     let reloading = got.last().unwrap();
@@ -115,8 +120,6 @@ async fn ready_watchdog_reloading_and_stopping_reach_the_notify_socket() {
     notify
         .until("READY=1", BOUND)
         .expect("no READY=1 after the reload");
-
-    // SIGTERM: STOPPING=1, and a clean exit.
     guard.signal("TERM");
     notify.until("STOPPING=1", BOUND).expect("no STOPPING=1");
     let status = guard.wait_exit(BOUND).await.expect("did not exit");
@@ -196,13 +199,5 @@ async fn signals_sent_as_soon_as_ready_are_handled() {
     let up = Upstream::start().await;
     let mut guard = Guard::start(&up.url(), &[("NOTIFY_SOCKET", notify.env.as_str())]);
     notify.until("READY=1", BOUND).expect("no READY=1");
-    guard.signal("HUP");
-    notify.until("RELOADING=1", BOUND).expect("no RELOADING=1");
-    notify
-        .until("READY=1", BOUND)
-        .expect("no READY=1 after the reload");
-    guard.signal("TERM");
-    notify.until("STOPPING=1", BOUND).expect("no STOPPING=1");
-    let status = guard.wait_exit(BOUND).await.expect("did not exit");
-    assert_eq!(status.code(), Some(0));
+    reload_then_stop(&notify, &mut guard).await;
 }
