@@ -15,7 +15,6 @@
 //! [`Guard`] is the tower service that runs step 2: the one place where a
 //! guarded request is intercepted, whichever transport carried it.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::exchange::{Operation, RequestId, Rule, ValidationInfo, Verdict};
-use crate::nova::microversion::{header_text, requested};
+use crate::nova::microversion::requested;
 use crate::nova::route::{match_action, match_create, match_update};
 use crate::nova::{
     self, check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Profile,
@@ -171,19 +170,10 @@ pub fn plan(settings: &Settings, method: &Method, target: &str, heads: &Heads<'_
 }
 
 fn request_version(heads: &Heads<'_>, max: Microversion) -> Option<Microversion> {
-    // As the WSGI server hands them to Nova: Latin-1 text, one line each
-    // (nova-guard forwards repeated lines joined into one). ASCII, as they
-    // nearly always are, reads the same as UTF-8: borrowed, not copied.
-    fn text(v: &[u8]) -> Cow<'_, str> {
-        match std::str::from_utf8(v) {
-            Ok(ascii) if v.is_ascii() => Cow::Borrowed(ascii),
-            _ => Cow::Owned(header_text(v)),
-        }
-    }
-    let standard = heads.api_version.map(text);
-    let legacy = heads.nova_api_version.map(text);
-    let (standard, legacy) = (standard.as_deref(), legacy.as_deref());
-    requested(standard.as_slice(), legacy.as_slice(), max).ok()
+    // One line each: nova-guard forwards repeated lines joined into one.
+    let standard = heads.api_version.as_slice();
+    let legacy = heads.nova_api_version.as_slice();
+    requested(standard, legacy, max).ok()
 }
 
 /// Nova's `Request.get_content_type()`: absent, empty or exactly
