@@ -66,20 +66,22 @@ fn api_segments(prefix: &str, target: &str, route: impl FnOnce(&[&[u8]]) -> bool
     let rest = path.strip_prefix(&*prefix)?;
     let rest = rest.strip_prefix(b"/")?;
 
-    let mut segments = rest.split(|&b| b == b'/');
-    let mode = match segments.next()? {
+    // The version, then no more segments than the longest route has.
+    let mut segs: [&[u8]; 1 + MAX_SEGMENTS] = [b""; 1 + MAX_SEGMENTS];
+    let mut n = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'/', rest).chain([rest.len()]) {
+        *segs.get_mut(n)? = rest.get(start..end)?;
+        n += 1;
+        start = end + 1;
+    }
+    let (version, segs) = segs.get(..n)?.split_first()?;
+    let mode = match *version {
         b"v2.1" => Mode::V21,
         b"v2" => Mode::LegacyV2,
         _ => return None,
     };
-    // No route has more segments after the version than this.
-    let mut segs: [&[u8]; MAX_SEGMENTS] = [b""; MAX_SEGMENTS];
-    let mut n = 0;
-    for seg in segments {
-        *segs.get_mut(n)? = seg;
-        n += 1;
-    }
-    route(segs.get(..n)?).then_some(mode)
+    route(segs).then_some(mode)
 }
 
 /// `{project_id}/servers/{server_id}/action`.
@@ -96,10 +98,7 @@ fn is_project_id(s: &[u8]) -> bool {
 /// targets that have no path to route (asterisk-form, authority-form, an
 /// absolute-form URI without a path).
 fn path_of(target: &str) -> Option<&str> {
-    let end = target
-        .bytes()
-        .position(|b| b == b'?' || b == b'#')
-        .unwrap_or(target.len());
+    let end = memchr::memchr2(b'?', b'#', target.as_bytes()).unwrap_or(target.len());
     let before_query = target.get(..end)?;
     if before_query.starts_with('/') {
         return Some(before_query);
@@ -130,10 +129,8 @@ fn normalise(raw: &str) -> Cow<'_, [u8]> {
 /// slashes. Most paths are, and need no copy.
 fn is_normal(path: &[u8]) -> bool {
     path.first() == Some(&b'/')
-        && !path.contains(&b'%')
-        && !path
-            .windows(2)
-            .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'))
+        && memchr::memchr(b'%', path).is_none()
+        && memchr::memchr_iter(b'/', path).all(|at| !matches!(path.get(at + 1), Some(b'/' | b'.')))
 }
 
 /// The configured prefix in the same form as a normalised path, without a
