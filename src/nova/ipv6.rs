@@ -13,19 +13,16 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// `ipaddress.IPv4Address(s)` succeeds.
 pub fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
     // Exactly four '.'-separated octets (an empty string yields one part).
+    let mut parts = s.as_bytes().split(|&b| b == b'.');
     let mut octets = [0u8; 4];
-    let mut n = 0;
-    for part in s.split('.') {
-        let slot = octets.get_mut(n)?;
-        *slot = parse_octet(part)?;
-        n += 1;
+    for octet in &mut octets {
+        *octet = parse_octet(parts.next()?)?;
     }
-    (n == 4).then(|| Ipv4Addr::from(octets))
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
 }
 
 /// `IPv4Address._parse_octet`: 1-3 ASCII digits, no leading zero, <= 255.
-fn parse_octet(part: &str) -> Option<u8> {
-    let b = part.as_bytes();
+fn parse_octet(b: &[u8]) -> Option<u8> {
     // `str.isascii() and str.isdigit()` is exactly "only 0-9".
     if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_digit) {
         return None;
@@ -532,6 +529,16 @@ mod tests {
                 prop_assert_eq!(parse_ipv6(&canonical(a)), Some(a));
             }
             let _ = parse_ipv4(&s);
+        }
+
+        #[test]
+        fn ipv4_is_read_as_the_standard_library_reads_it(
+            parts in prop::collection::vec("[0-9]{0,4}|[12][0-9]{2}|[+ a]", 0..6),
+        ) {
+            let s = parts.join(".");
+            // Both take exactly four decimal octets up to 255 without
+            // leading zeros: the same rule, written twice.
+            prop_assert_eq!(parse_ipv4(&s), s.parse::<Ipv4Addr>().ok());
         }
     }
 }
