@@ -30,7 +30,8 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use crate::exchange::{client_address, trace_id, Admission, RequestId};
-use crate::wire::framing::eq_lower;
+use crate::swar;
+use crate::wire::framing::{eq_lower, trim};
 
 /// A header line as forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,19 +162,34 @@ const KINDS: &[(&str, Kind)] = &[
     ("traceparent", Kind::Traceparent),
 ];
 
-fn kind_of(name: &[u8]) -> Kind {
-    // `eq_lower` compares lengths first: most names are passed over at once.
-    KINDS
-        .iter()
-        .find(|(n, _)| eq_lower(name, n.as_bytes()))
-        .map_or(Kind::Keep, |(_, k)| *k)
-}
+/// For each name length, the entries of `KINDS` with a name that long (bit
+/// `i` for `KINDS[i]`): a name is compared with one or two known names, not
+/// all of them.
+const KINDS_BY_LEN: [u32; 32] = {
+    assert!(KINDS.len() <= 32);
+    let mut by_len = [0u32; 32];
+    let mut i = 0;
+    while i < KINDS.len() {
+        let len = KINDS[i].0.len();
+        assert!(len < 32);
+        by_len[len] |= 1 << i;
+        i += 1;
+    }
+    by_len
+};
 
-fn trim(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
-    &v[start..end]
+fn kind_of(name: &[u8]) -> Kind {
+    let mut candidates = KINDS_BY_LEN.get(name.len()).copied().unwrap_or(0);
+    while candidates != 0 {
+        let i = candidates.trailing_zeros() as usize;
+        if let Some((known, kind)) = KINDS.get(i) {
+            if eq_lower(name, known.as_bytes()) {
+                return *kind;
+            }
+        }
+        candidates &= candidates - 1;
+    }
+    Kind::Keep
 }
 
 /// The tokens of every `Connection` line: more hop-by-hop headers.
@@ -254,7 +270,7 @@ where
     let mut request_id_sent = false;
 
     for (name, value) in headers {
-        if name.contains(&b'_') {
+        if swar::contains(name, b'_') {
             out.underscored += 1;
             continue;
         }

@@ -22,6 +22,13 @@ pub(crate) fn bytes_equal(w: u64, b: u8) -> u64 {
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
+/// Whether `b` occurs in `s`: a header name, say, in a word or two.
+#[cfg(any(test, feature = "proxy"))]
+pub(crate) fn contains(s: &[u8], b: u8) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    chunks.any(|c| bytes_equal(word(c), b) != 0) || chunks.remainder().contains(&b)
+}
+
 /// Whether some byte of `w` is a control character (below 0x20).
 pub(crate) fn has_control(w: u64) -> bool {
     w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
@@ -37,4 +44,20 @@ pub(crate) fn to_lower(w: u64) -> u64 {
     let past_z = low + ONES * (0x80 - u64::from(b'Z') - 1);
     let upper = from_a & !past_z & !w & HIGH;
     w | (upper >> 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn contains_answers_as_a_byte_at_a_time_search_would(
+            s in prop::collection::vec(prop::sample::select(b"_-aZ\x00\x80\xff".to_vec()), 0..40),
+            b in prop::sample::select(b"_-aZ\x00\x80\xff".to_vec()),
+        ) {
+            prop_assert_eq!(contains(&s, b), s.contains(&b));
+        }
+    }
 }
