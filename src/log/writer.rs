@@ -8,13 +8,19 @@
 //! wake-up of this thread and a system call. Other threads hand over each
 //! line as it comes. What waits here is bounded in bytes: past the bound a
 //! batch is dropped and its lines counted, never waited for.
+//!
+//! While lines keep coming the writer collects them every [`LINGER`]
+//! instead of waiting to be woken: waking it is a system call for the worker
+//! that hands over, and on a busy CPU a switch to this thread and back. It
+//! waits to be woken only once a round finds nothing.
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Bytes that may wait for the writer before lines are dropped: about 8,000
 /// access lines.
@@ -22,6 +28,9 @@ pub const QUEUED_BYTES: usize = 2 * 1024 * 1024;
 
 /// A worker's batch is handed over once it holds this much.
 const BATCH_BYTES: usize = 32 * 1024;
+
+/// How long the writer sleeps between rounds while the log is busy.
+const LINGER: Duration = Duration::from_millis(10);
 
 enum Message {
     Lines(Vec<u8>),
@@ -70,10 +79,23 @@ pub fn start(out: impl Write + Send + 'static) -> Guard {
 }
 
 fn write_out(rx: Receiver<Message>, shared: &Shared, mut out: impl Write) {
-    while let Ok(Message::Lines(bytes)) = rx.recv() {
+    let mut next = rx.recv();
+    while let Ok(Message::Lines(bytes)) = next {
         // One write for the batch; an error (stdout closed) loses it.
         let _ = out.write_all(&bytes).and_then(|()| out.flush());
         shared.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+        next = match rx.try_recv() {
+            Ok(message) => Ok(message),
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(LINGER);
+                match rx.try_recv() {
+                    Ok(message) => Ok(message),
+                    Err(TryRecvError::Empty) => rx.recv(),
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+        };
     }
 }
 
@@ -175,4 +197,74 @@ fn drop_lines(shared: &Shared, bytes: &[u8]) {
     shared
         .dropped
         .fetch_add(u64::try_from(lines).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batches_handed_over_busy_or_quiet_are_all_written_in_order() {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            tx: Mutex::new(tx.clone()),
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let sink = Sink::default();
+        let writer = std::thread::spawn({
+            let (shared, sink) = (shared.clone(), sink.clone());
+            move || write_out(rx, &shared, sink)
+        });
+        let mut want = Vec::new();
+        for i in 0..60 {
+            let line = format!("{i}\n").into_bytes();
+            want.extend_from_slice(&line);
+            shared.queued.fetch_add(line.len(), Ordering::Relaxed);
+            tx.send(Message::Lines(line)).unwrap();
+            // Now and then quiet for long enough that the writer waits to
+            // be woken again.
+            if i % 20 == 0 {
+                std::thread::sleep(LINGER * 3);
+            }
+        }
+        tx.send(Message::Stop).unwrap();
+        writer.join().unwrap();
+        assert_eq!(*sink.0.lock().unwrap(), want);
+        assert_eq!(shared.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_writer_ends_when_every_sender_is_gone() {
+        let (tx, rx) = mpsc::channel();
+        let shared = Shared {
+            tx: Mutex::new(tx),
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        };
+        let sink = Sink::default();
+        let sender = shared.tx.lock().unwrap().clone();
+        shared.queued.fetch_add(5, Ordering::Relaxed);
+        sender.send(Message::Lines(b"last\n".to_vec())).unwrap();
+        drop(sender);
+        drop(std::mem::replace(
+            &mut *shared.tx.lock().unwrap(),
+            mpsc::channel().0,
+        ));
+        write_out(rx, &shared, sink.clone());
+        assert_eq!(*sink.0.lock().unwrap(), b"last\n");
+    }
 }
