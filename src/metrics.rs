@@ -261,7 +261,8 @@ impl Metrics {
     }
 
     /// Count one finished exchange.
-    pub fn observe(&self, x: &Exchange) {
+    /// Count `x`, which took `duration` from its head to its end.
+    pub fn observe(&self, x: &Exchange, duration: Duration) {
         let v = &x.validation;
         let operation = v.operation.as_str();
         self.bytes_in.inc_by(x.bytes_in);
@@ -293,8 +294,8 @@ impl Metrics {
                 .inc();
         }
         let at = Operation::ALL.iter().position(|op| *op == v.operation);
-        if let Some((duration, upstream)) = at.and_then(|i| self.duration_by_op.get(i)) {
-            duration.observe(x.start.elapsed().as_secs_f64());
+        if let Some((duration_s, upstream)) = at.and_then(|i| self.duration_by_op.get(i)) {
+            duration_s.observe(duration.as_secs_f64());
             if let Some(d) = x.upstream.duration {
                 upstream.observe(d.as_secs_f64());
             }
@@ -548,8 +549,8 @@ mod tests {
         };
         let (a, b) = (metrics(), metrics());
         for status in [200, 200, 404, 200] {
-            a.observe(&exchange(status));
-            b.observe(&exchange(200));
+            a.observe(&exchange(status), Duration::ZERO);
+            b.observe(&exchange(200), Duration::ZERO);
         }
         let series = |status| {
             format!(
@@ -585,8 +586,11 @@ mod tests {
             (Verdict::Rejected, "accessIPv4", Check::Format),
             (Verdict::Rejected, "name", Check::MinLength),
         ] {
-            a.observe(&exchange(verdict, field, rule));
-            b.observe(&exchange(Verdict::Reported, "name", Check::MinLength));
+            a.observe(&exchange(verdict, field, rule), Duration::ZERO);
+            b.observe(
+                &exchange(Verdict::Reported, "name", Check::MinLength),
+                Duration::ZERO,
+            );
         }
         let series = |family, field, rule| {
             format!(
@@ -622,13 +626,13 @@ mod tests {
         rejected.bytes_in = 10;
         rejected.bytes_out = 20;
         rejected.dropped_headers = 2;
-        m.observe(&rejected);
+        m.observe(&rejected, Duration::ZERO);
         let mut failed = Exchange::new(peer, Protocol::Http11);
         failed.status = 502;
         failed.upstream.error = Some(ErrorKind::UpstreamConnect);
         failed.upstream.duration = Some(Duration::from_millis(20));
         failed.bytes_out = 5;
-        m.observe(&failed);
+        m.observe(&failed, Duration::ZERO);
         let _gauge = m.connection_opened();
         m.set_readiness(true, false, true);
         let text = m.render();

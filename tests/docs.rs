@@ -111,12 +111,12 @@ fn the_metric_table_is_what_metrics_renders() {
             ..ValidationInfo::passthrough()
         };
         x.status = 413;
-        metrics.observe(&x);
+        metrics.observe(&x, std::time::Duration::ZERO);
     }
     let mut failed = Exchange::new(peer, Protocol::Http11);
     failed.upstream.error = Some(ErrorKind::UpstreamConnect);
     failed.upstream.duration = Some(std::time::Duration::from_millis(1));
-    metrics.observe(&failed);
+    metrics.observe(&failed, std::time::Duration::ZERO);
     metrics.connection_refused();
     let rendered: BTreeSet<String> = metrics
         .render()

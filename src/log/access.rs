@@ -57,23 +57,24 @@ pub const FIELDS: &[&str] = &[
 
 /// Log `x` and count it.
 pub fn finish(metrics: &Metrics, x: &Exchange) {
+    let duration = x.start.elapsed();
     if let Some(sink) = SINK.get() {
         if sink.access {
             LINE.with(|line| match line.try_borrow_mut() {
                 Ok(mut line) => {
                     line.clear();
-                    format_line(&mut line, x, sink.format);
+                    format_line(&mut line, x, duration, sink.format);
                     writer::write(&line);
                 }
                 Err(_) => {
                     let mut line = Vec::new();
-                    format_line(&mut line, x, sink.format);
+                    format_line(&mut line, x, duration, sink.format);
                     writer::write(&line);
                 }
             });
         }
     }
-    metrics.observe(x);
+    metrics.observe(x, duration);
 }
 
 thread_local! {
@@ -190,11 +191,7 @@ fn push_plain(out: &mut Vec<u8>, value: &Value<'_>) {
         Value::Plain(s) => out.extend_from_slice(s),
         Value::Addr(a) => text::push_socket_addr(out, a),
         Value::Ip(ip) => text::push_ip(out, ip),
-        Value::Version(v) => {
-            let mut buf = [0u8; 11];
-            let end = text::put_version(&mut buf, 0, v);
-            out.extend_from_slice(&buf[..end]);
-        }
+        Value::Version(v) => text::push_version(out, v),
         Value::U64(n) => text::push_u64(out, n),
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         Value::Millis(d) => text::push_millis(out, d),
@@ -209,7 +206,7 @@ fn mode(v: &ValidationInfo) -> Option<&'static str> {
 }
 
 /// One access line, with its end of line.
-pub fn format_line(out: &mut Vec<u8>, x: &Exchange, format: Format) {
+pub fn format_line(out: &mut Vec<u8>, x: &Exchange, duration: Duration, format: Format) {
     match format {
         Format::Json => {
             out.extend_from_slice(b"{\"timestamp\":\"");
@@ -277,7 +274,7 @@ pub fn format_line(out: &mut Vec<u8>, x: &Exchange, format: Format) {
     line.field(key!("bytes_out"), Value::U64(x.bytes_out));
     line.field(key!("complete"), Value::Bool(x.complete));
     line.opt_plain(key!("hung_up"), x.hung_up.map(|h| h.as_str().as_bytes()));
-    line.field(key!("duration_ms"), Value::Millis(x.start.elapsed()));
+    line.field(key!("duration_ms"), Value::Millis(duration));
     match format {
         Format::Json => line
             .out
@@ -367,7 +364,12 @@ mod tests {
     #[test]
     fn every_field_in_order_as_json() {
         let mut bytes = Vec::new();
-        format_line(&mut bytes, &full(), Format::Json);
+        format_line(
+            &mut bytes,
+            &full(),
+            Duration::from_micros(1500),
+            Format::Json,
+        );
         let line = String::from_utf8(bytes).unwrap();
         assert!(line.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -417,7 +419,12 @@ mod tests {
     #[test]
     fn text_lines_are_one_line() {
         let mut bytes = Vec::new();
-        format_line(&mut bytes, &full(), Format::Text);
+        format_line(
+            &mut bytes,
+            &full(),
+            Duration::from_micros(1500),
+            Format::Text,
+        );
         let line = String::from_utf8(bytes).unwrap();
         assert_eq!(line.matches('\n').count(), 1, "{line}");
         assert!(
