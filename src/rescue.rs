@@ -36,41 +36,51 @@ impl Answer {
         &self.body
     }
 
-    /// Its header lines, as Nova writes them: content type and length, the
-    /// request id under both names, and for a v2.1 request the version
-    /// headers. `Connection` is left to the transport.
-    pub fn for_each_header(&self, mut line: impl FnMut(&'static str, &[u8])) {
-        line("content-type", b"application/json; charset=UTF-8");
-        let mut length = [0u8; 20];
-        let end = text::put_decimal(&mut length, 0, self.body.len() as u64);
-        line("content-length", &length[..end]);
+    /// Its header lines as HTTP/1 writes them (`name: value\r\n` each),
+    /// and as Nova sends them: content type and length, the request id
+    /// under both names, and for a v2.1 request the version headers.
+    /// `Connection` is left to the transport. Written as few pieces as
+    /// possible: the connection writes this for every refusal.
+    pub fn write_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"content-type: application/json; charset=UTF-8\r\ncontent-length: ");
+        text::push_u64(out, self.body.len() as u64);
         // Nova sends the same id under both names.
-        line("x-openstack-request-id", self.request_id.as_bytes());
-        line("x-compute-request-id", self.request_id.as_bytes());
+        out.extend_from_slice(b"\r\nx-openstack-request-id: ");
+        out.extend_from_slice(self.request_id.as_bytes());
+        out.extend_from_slice(b"\r\nx-compute-request-id: ");
+        out.extend_from_slice(self.request_id.as_bytes());
+        out.extend_from_slice(b"\r\n");
         if let Some(version) = self.version {
-            const PREFIX: &[u8] = b"compute ";
-            let mut value = [0u8; PREFIX.len() + 11];
-            value[..PREFIX.len()].copy_from_slice(PREFIX);
-            let end = text::put_version(&mut value, PREFIX.len(), version);
-            line("openstack-api-version", &value[..end]);
-            line("x-openstack-nova-api-version", &value[PREFIX.len()..end]);
-            line("vary", b"OpenStack-API-Version");
-            line("vary", b"X-OpenStack-Nova-API-Version");
+            out.extend_from_slice(b"openstack-api-version: compute ");
+            text::push_version(out, version);
+            out.extend_from_slice(b"\r\nx-openstack-nova-api-version: ");
+            text::push_version(out, version);
+            out.extend_from_slice(
+                b"\r\nvary: OpenStack-API-Version\r\nvary: X-OpenStack-Nova-API-Version\r\n",
+            );
         }
     }
 
-    /// The answer as a `Response`, for the layered path.
+    /// The answer as a `Response`, for the layered path: its fields read
+    /// back from the lines [`Self::write_fields`] writes.
     pub fn into_response(self) -> Response<Bytes> {
+        let mut fields = Vec::with_capacity(384);
+        self.write_fields(&mut fields);
         let mut headers = HeaderMap::with_capacity(8);
-        self.for_each_header(|name, value| {
+        for line in fields.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (name, value) = line.split_at(colon);
+            let value = value.get(1..).unwrap_or_default().trim_ascii_start();
             // Lowercase constant names and ASCII values: both always parse.
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+            {
                 headers.append(name, value);
             }
-        });
+        }
         if self.close {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
@@ -271,6 +281,23 @@ mod tests {
             &ctx,
         );
         assert_eq!(r.status(), 422);
+        let mut fields = Vec::new();
+        r.write_fields(&mut fields);
+        assert_eq!(
+            String::from_utf8(fields).unwrap(),
+            format!(
+                "content-type: application/json; charset=UTF-8\r\n\
+                 content-length: {}\r\n\
+                 x-openstack-request-id: {id}\r\n\
+                 x-compute-request-id: {id}\r\n\
+                 openstack-api-version: compute 2.19\r\n\
+                 x-openstack-nova-api-version: 2.19\r\n\
+                 vary: OpenStack-API-Version\r\n\
+                 vary: X-OpenStack-Nova-API-Version\r\n",
+                r.body().len(),
+                id = id.as_str()
+            )
+        );
         let r = r.into_response();
         let h = r.headers();
         assert_eq!(h["content-type"], "application/json; charset=UTF-8");

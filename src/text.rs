@@ -69,6 +69,13 @@ pub fn push_u64(out: &mut impl Ascii, value: u64) {
     out.push_ascii(&buf[..end]);
 }
 
+/// Appends `v` as Nova writes it (`2.19`).
+pub fn push_version(out: &mut impl Ascii, v: Microversion) {
+    let mut buf = [0u8; 11];
+    let end = put_version(&mut buf, 0, v);
+    out.push_ascii(&buf[..end]);
+}
+
 /// Appends `ip` as its `Display` writes it.
 pub fn push_ip(out: &mut impl Ascii, ip: IpAddr) {
     match ip {

@@ -659,10 +659,10 @@ where
     }
 
     /// Read a guarded request's whole body, at most `limit` bytes, within
-    /// the body timeout.
+    /// the body timeout. The timer is set only when there is something to
+    /// wait for: most bodies came with their head.
     async fn read_body(&mut self, framing: Framing, limit: usize) -> Result<Bytes, Read> {
-        let deadline = tokio::time::Instant::now() + self.shared.body_timeout;
-        self.sleep.as_mut().reset(deadline);
+        let mut armed = false;
         let max_trailers = self.shared.limits.max_headers;
         let mut decoder = match framing {
             Framing::None | Framing::Length(0) => return Ok(Bytes::new()),
@@ -701,6 +701,11 @@ where
                     }
                 }
                 (None, _) => return Ok(Bytes::new()),
+            }
+            if !armed {
+                armed = true;
+                let deadline = tokio::time::Instant::now() + self.shared.body_timeout;
+                self.sleep.as_mut().reset(deadline);
             }
             let read = tokio::select! {
                 biased;
@@ -1497,7 +1502,7 @@ where
                 .as_bytes(),
         );
         out.extend_from_slice(b"\r\n");
-        answer.for_each_header(|name, value| push_line(out, name.as_bytes(), value));
+        answer.write_fields(out);
         push_date(out);
         if close {
             out.extend_from_slice(b"connection: close\r\n");
