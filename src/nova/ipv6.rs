@@ -58,11 +58,16 @@ impl Part<'_> {
                 if b.is_empty() || b.len() > 4 {
                     return None;
                 }
-                // At most 4 digits: no overflow. `to_digit(16)` takes exactly
-                // the ASCII hex digits.
+                // At most 4 digits: no overflow. Exactly the ASCII hex
+                // digits, as `int(s, 16)` after CPython's `_HEX_DIGITS` check.
                 b.iter().try_fold(0u16, |acc, &d| {
-                    let digit = char::from(d).to_digit(16)?;
-                    Some(acc << 4 | digit as u16)
+                    let digit = match d {
+                        b'0'..=b'9' => d - b'0',
+                        b'a'..=b'f' => d - b'a' + 10,
+                        b'A'..=b'F' => d - b'A' + 10,
+                        _ => return None,
+                    };
+                    Some(acc << 4 | u16::from(digit))
                 })
             }
         }
@@ -78,7 +83,7 @@ pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
     // `_split_scope_id` refuses an empty scope or a second '%'; jsonschema
     // refuses any non-empty scope. So no '%' survives either way.
     // '/' is refused by the constructor (and would fail the hex check anyway).
-    if s.bytes().any(|b| b == b'%' || b == b'/') {
+    if memchr::memchr2(b'%', b'/', s.as_bytes()).is_some() {
         return None;
     }
 
@@ -89,15 +94,13 @@ pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
     let mut slots = [Part::Text(""); MAX_PARTS + 2];
     let mut n = 0;
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate().chain([(s.len(), b':')]) {
-        if b == b':' {
-            if n == MAX_PARTS + 1 {
-                return None;
-            }
-            slots[n] = Part::Text(&s[start..i]);
-            n += 1;
-            start = i + 1;
+    for colon in memchr::memchr_iter(b':', s.as_bytes()).chain([s.len()]) {
+        if n == MAX_PARTS + 1 {
+            return None;
         }
+        slots[n] = Part::Text(s.get(start..colon)?);
+        n += 1;
+        start = colon + 1;
     }
 
     // At least 2 colons (3 parts).
@@ -107,7 +110,7 @@ pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
 
     // An IPv4 suffix is converted into two hextets.
     if let Part::Text(last) = slots[n - 1] {
-        if last.contains('.') {
+        if memchr::memchr(b'.', last.as_bytes()).is_some() {
             let v4 = u32::from(parse_ipv4(last)?);
             // Truncation intended: the high and low 16 bits.
             slots[n - 1] = Part::Value((v4 >> 16) as u16);
