@@ -260,8 +260,8 @@ impl Metrics {
         })
     }
 
-    /// Count one finished exchange.
-    /// Count `x`, which took `duration` from its head to its end.
+    /// Count one finished exchange, `x`, which took `duration` from its
+    /// head to its end.
     pub fn observe(&self, x: &Exchange, duration: Duration) {
         let v = &x.validation;
         let operation = v.operation.as_str();

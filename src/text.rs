@@ -40,7 +40,7 @@ pub(crate) fn put_decimal(buf: &mut [u8], at: usize, value: u64) -> usize {
 
 /// Writes `v` as Nova does (`2.19`) into `buf` at `at`; returns the end.
 /// At most 11 bytes.
-pub(crate) fn put_version(buf: &mut [u8], at: usize, v: Microversion) -> usize {
+fn put_version(buf: &mut [u8], at: usize, v: Microversion) -> usize {
     let at = put_decimal(buf, at, u64::from(v.major));
     let at = put(buf, at, b".");
     put_decimal(buf, at, u64::from(v.minor))

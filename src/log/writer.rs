@@ -251,20 +251,16 @@ mod tests {
     fn the_writer_ends_when_every_sender_is_gone() {
         let (tx, rx) = mpsc::channel();
         let shared = Shared {
-            tx: Mutex::new(tx),
-            queued: AtomicUsize::new(0),
+            // Not the writer's channel: only `tx` below sends to it.
+            tx: Mutex::new(mpsc::channel().0),
+            queued: AtomicUsize::new(5),
             dropped: AtomicU64::new(0),
         };
+        tx.send(Message::Lines(b"last\n".to_vec())).unwrap();
+        drop(tx);
         let sink = Sink::default();
-        let sender = shared.tx.lock().unwrap().clone();
-        shared.queued.fetch_add(5, Ordering::Relaxed);
-        sender.send(Message::Lines(b"last\n".to_vec())).unwrap();
-        drop(sender);
-        drop(std::mem::replace(
-            &mut *shared.tx.lock().unwrap(),
-            mpsc::channel().0,
-        ));
         write_out(rx, &shared, sink.clone());
         assert_eq!(*sink.0.lock().unwrap(), b"last\n");
+        assert_eq!(shared.queued.load(Ordering::Relaxed), 0);
     }
 }
