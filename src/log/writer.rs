@@ -9,7 +9,7 @@
 //! line as it comes. What waits here is bounded in bytes: past the bound a
 //! batch is dropped and its lines counted, never waited for.
 //!
-//! While lines keep coming the writer collects them every [`LINGER`]
+//! While lines keep coming the writer collects them every `LINGER` (10 ms)
 //! instead of waiting to be woken: waking it is a system call for the worker
 //! that hands over, and on a busy CPU a switch to this thread and back. It
 //! waits to be woken only once a round finds nothing.
