@@ -77,6 +77,11 @@ impl RequestHead {
         self.text(&self.target)
     }
 
+    /// The target's bytes, without the UTF-8 check of [`Self::target`].
+    pub fn target_bytes(&self) -> &[u8] {
+        &self.bytes[self.target.clone()]
+    }
+
     fn text(&self, r: &Range<usize>) -> &str {
         // httparse gave these as `&str`.
         std::str::from_utf8(&self.bytes[r.clone()]).unwrap_or("")

@@ -14,10 +14,59 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+/// A connection's one timer. Setting a deadline later than the one the
+/// timer is armed for leaves the timer where it is: it fires early, sees
+/// the deadline has moved, and is moved then. A connection that sets a
+/// deadline for every wait (every exchange) so moves its timer about once
+/// per timeout, not once per exchange.
+pub struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    at: Instant,
+}
+
+impl Deadline {
+    /// A deadline of now: every wait sets its own.
+    pub fn new() -> Self {
+        let sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
+        let at = sleep.deadline();
+        Deadline { sleep, at }
+    }
+
+    pub fn set(&mut self, at: Instant) {
+        self.at = at;
+        if self.sleep.deadline() > at {
+            self.sleep.as_mut().reset(at);
+        }
+    }
+
+    /// Ready once the deadline has passed.
+    pub fn poll_passed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match self.sleep.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if self.sleep.deadline() >= self.at => return Poll::Ready(()),
+                // Fired for an earlier deadline than the one set since.
+                Poll::Ready(()) => self.sleep.as_mut().reset(self.at),
+            }
+        }
+    }
+
+    /// [`Self::poll_passed`] as a future, for `select!`.
+    pub fn passed(&mut self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.poll_passed(cx))
+    }
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Poll `op` until it is ready, or until it has stayed pending for `limit`
-/// (`None`). The timer is only touched when `op` has to wait.
+/// (`None`). The deadline is only set when `op` has to wait.
 pub async fn within<T>(
-    sleep: &mut Pin<Box<Sleep>>,
+    deadline: &mut Deadline,
     limit: Duration,
     mut op: impl FnMut(&mut Context<'_>) -> Poll<T>,
 ) -> Option<T> {
@@ -28,9 +77,9 @@ pub async fn within<T>(
         }
         if !armed {
             armed = true;
-            sleep.as_mut().reset(Instant::now() + limit);
+            deadline.set(Instant::now() + limit);
         }
-        match sleep.as_mut().poll(cx) {
+        match deadline.poll_passed(cx) {
             Poll::Ready(()) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -41,6 +90,42 @@ pub async fn within<T>(
 /// A released buffer's first read goes through this much room on the
 /// stack (see [`poll_read_waiting`]).
 const FIRST_READ: usize = 8 * 1024;
+
+/// Emptied buffers a worker keeps for its connections' next exchanges, of
+/// each kind. Taking one back costs a fraction of allocating 16–32 KiB and
+/// freeing it again every exchange; the bound keeps what a burst leaves
+/// behind to a few hundred KiB per worker.
+const SPARE_BUFFERS: usize = 16;
+
+/// A buffer with more room than this is freed rather than kept: a large
+/// body read once does not stay resident.
+const SPARE_MAX_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static SPARE_READ: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static SPARE_WRITE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keep `buf` for this worker's next exchange, or drop it when enough are
+/// kept (or the thread is ending).
+fn keep<T>(spare: &'static std::thread::LocalKey<RefCell<Vec<T>>>, buf: T) {
+    let _ = spare.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < SPARE_BUFFERS {
+                s.push(buf);
+            }
+        }
+    });
+}
+
+/// A kept buffer, or a new one without memory.
+fn spare<T: Default>(spare: &'static std::thread::LocalKey<RefCell<Vec<T>>>) -> T {
+    spare
+        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
 
 /// One read into `buf`'s spare room (at least `room` bytes of it).
 pub fn poll_read_buf<R: AsyncRead + Unpin>(
@@ -73,6 +158,7 @@ pub fn poll_read_waiting<R: AsyncRead + Unpin>(
     Pin::new(io).poll_read(cx, &mut read).map_ok(|()| {
         let filled = read.filled();
         if !filled.is_empty() {
+            *buf = spare(&SPARE_READ);
             buf.reserve(room.max(filled.len()));
             buf.extend_from_slice(filled);
         }
@@ -80,11 +166,34 @@ pub fn poll_read_waiting<R: AsyncRead + Unpin>(
     })
 }
 
-/// Give back an empty buffer's memory (see [`poll_read_waiting`]).
+/// Give back an empty buffer's memory (see [`poll_read_waiting`]) to the
+/// worker, for another connection's next read.
 pub fn release(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
-        *buf = BytesMut::new();
+        let buf = std::mem::take(buf);
+        if buf.capacity() <= SPARE_MAX_BYTES {
+            keep(&SPARE_READ, buf);
+        }
     }
+}
+
+/// [`release`] for a buffer that is written from.
+pub fn release_vec(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        let buf = std::mem::take(buf);
+        if buf.capacity() <= SPARE_MAX_BYTES {
+            keep(&SPARE_WRITE, buf);
+        }
+    }
+}
+
+/// Room for at least `room` more bytes in a write buffer, from the worker's
+/// kept ones when `out` holds no memory.
+pub fn reserve_vec(out: &mut Vec<u8>, room: usize) {
+    if out.capacity() == 0 {
+        *out = spare(&SPARE_WRITE);
+    }
+    out.reserve(room);
 }
 
 thread_local! {
@@ -223,5 +332,92 @@ mod tests {
         buf.clear();
         release(&mut buf);
         assert_eq!(buf.capacity(), 0);
+    }
+
+    fn kept_read_buffers() -> usize {
+        SPARE_READ.with(|s| s.borrow().len())
+    }
+
+    #[test]
+    fn a_released_buffer_serves_the_next_waiting_read() {
+        let data = [7u8; 100];
+        let mut first = BytesMut::with_capacity(16 * 1024);
+        let memory = first.as_ptr();
+        release(&mut first);
+        assert_eq!(first.capacity(), 0);
+        assert_eq!(kept_read_buffers(), 1);
+        let mut second = BytesMut::new();
+        assert_eq!(read_once(true, &mut &data[..], &mut second, 16 * 1024), 100);
+        assert_eq!(second.as_ptr(), memory, "the kept buffer is reused");
+        assert_eq!(&second[..], &data[..]);
+        assert_eq!(kept_read_buffers(), 0);
+    }
+
+    #[test]
+    fn buffers_are_kept_up_to_a_bound_and_a_size() {
+        for _ in 0..SPARE_BUFFERS + 5 {
+            release(&mut BytesMut::with_capacity(1024));
+        }
+        assert_eq!(kept_read_buffers(), SPARE_BUFFERS);
+        SPARE_READ.with(|s| s.borrow_mut().clear());
+        release(&mut BytesMut::with_capacity(SPARE_MAX_BYTES + 1));
+        assert_eq!(kept_read_buffers(), 0, "a large buffer is freed");
+        let mut holding = BytesMut::from(&b"x"[..]);
+        release(&mut holding);
+        assert_eq!((kept_read_buffers(), &holding[..]), (0, &b"x"[..]));
+
+        let mut out = Vec::with_capacity(4096);
+        let memory = out.as_ptr();
+        release_vec(&mut out);
+        assert_eq!(out.capacity(), 0);
+        let mut next = Vec::new();
+        reserve_vec(&mut next, 100);
+        assert_eq!(next.as_ptr(), memory);
+    }
+
+    #[tokio::test]
+    async fn a_later_deadline_is_still_kept_to() {
+        let mut deadline = Deadline::new();
+        let start = Instant::now();
+        deadline.set(start + Duration::from_millis(10));
+        let later = start + Duration::from_millis(60);
+        deadline.set(later);
+        assert!(deadline.sleep.deadline() < later, "not moved yet");
+        // The timer fires for the first deadline and is moved to the second.
+        deadline.passed().await;
+        assert!(Instant::now() >= later);
+    }
+
+    #[tokio::test]
+    async fn an_earlier_deadline_moves_the_timer() {
+        let mut deadline = Deadline::new();
+        deadline.set(Instant::now() + Duration::from_secs(600));
+        assert!(!futures_ready(deadline.passed()));
+        let soon = Instant::now() + Duration::from_millis(20);
+        deadline.set(soon);
+        tokio::time::timeout(Duration::from_secs(60), deadline.passed())
+            .await
+            .expect("the earlier deadline fires");
+        assert!(Instant::now() >= soon);
+    }
+
+    #[tokio::test]
+    async fn within_gives_up_after_the_limit() {
+        let mut deadline = Deadline::new();
+        let start = Instant::now();
+        let never = within(&mut deadline, Duration::from_millis(20), |_| {
+            Poll::<()>::Pending
+        })
+        .await;
+        assert_eq!(never, None);
+        assert!(Instant::now() >= start + Duration::from_millis(20));
+        let ready = within(&mut deadline, Duration::from_millis(20), |_| Poll::Ready(5)).await;
+        assert_eq!(ready, Some(5));
+    }
+
+    /// Whether `f` is ready at its first poll.
+    fn futures_ready(f: impl Future<Output = ()>) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        std::pin::pin!(f).poll(&mut cx).is_ready()
     }
 }

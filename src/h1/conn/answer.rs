@@ -1,14 +1,12 @@
 //! The answer's way back: Nova's answer relayed to the client by its
 //! framing, or nova-guard's own answer written in its place.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Buf;
-use tokio::time::Sleep;
 
 use super::{
     gone, push_chunk, push_line, take_front, upstream_error, ClientStream, Conn, Event, Failure,
@@ -17,7 +15,7 @@ use super::{
 use crate::error::{ErrorKind, ProxyError};
 use crate::exchange::{Exchange, HungUp};
 use crate::h1::head::Version;
-use crate::h1::io::{poll_read_buf, poll_read_waiting, push_date, within};
+use crate::h1::io::{poll_read_buf, poll_read_waiting, push_date, reserve_vec, within, Deadline};
 use crate::h1::response::{self, BodyFraming, ResponseHead};
 use crate::rescue::{rescue, Answer, Fault};
 use crate::upstream::Io;
@@ -84,10 +82,10 @@ where
                 }
                 if !armed {
                     armed = true;
-                    let deadline = tokio::time::Instant::now() + self.shared.upstream_timeout;
-                    self.sleep.as_mut().reset(deadline);
+                    self.deadline
+                        .set(tokio::time::Instant::now() + self.shared.upstream_timeout);
                 }
-                match self.sleep.as_mut().poll(cx) {
+                match self.deadline.poll_passed(cx) {
                     Poll::Ready(()) => Poll::Ready(None),
                     Poll::Pending => Poll::Pending,
                 }
@@ -143,7 +141,7 @@ where
         x.status = response.status;
         let out = &mut self.wbuf;
         out.clear();
-        out.reserve(HEAD_ROOM + response_room(response.framing));
+        reserve_vec(out, HEAD_ROOM + response_room(response.framing));
         out.extend_from_slice(b"HTTP/1.1 ");
         crate::text::push_u64(out, u64::from(response.status));
         out.push(b' ');
@@ -193,7 +191,7 @@ where
                         self.flush_client().await.map_err(|_| HungUp::Client)?;
                         let timeout = self.shared.send_timeout;
                         let piece = &self.ubuf[..take];
-                        write_all(&mut self.client, &mut self.sleep, timeout, piece)
+                        write_all(&mut self.client, &mut self.deadline, timeout, piece)
                             .await
                             .map_err(|_| HungUp::Client)?;
                     }
@@ -249,11 +247,11 @@ where
                 x.bytes_out += self.ubuf.len() as u64;
                 self.flush_client().await.map_err(|_| HungUp::Client)?;
                 let timeout = self.shared.send_timeout;
-                write_all(&mut self.client, &mut self.sleep, timeout, &self.ubuf)
+                write_all(&mut self.client, &mut self.deadline, timeout, &self.ubuf)
                     .await
                     .map_err(|_| HungUp::Client)?;
                 self.ubuf.clear();
-                let read = within(&mut self.sleep, upstream_timeout, |cx| {
+                let read = within(&mut self.deadline, upstream_timeout, |cx| {
                     poll_read_buf(&mut *io, cx, &mut self.ubuf, UPSTREAM_CHUNK)
                 })
                 .await;
@@ -285,7 +283,7 @@ where
         limit: Duration,
         x: &mut Exchange,
     ) -> Result<(), HungUp> {
-        let read = within(&mut self.sleep, limit, |cx| {
+        let read = within(&mut self.deadline, limit, |cx| {
             poll_read_buf(&mut *io, cx, &mut self.ubuf, UPSTREAM_CHUNK)
         })
         .await;
@@ -314,7 +312,7 @@ where
     /// Write `wbuf` to the client; it must take bytes within the send timeout.
     pub(super) async fn flush_client(&mut self) -> io::Result<()> {
         let timeout = self.shared.send_timeout;
-        let wrote = write_all(&mut self.client, &mut self.sleep, timeout, &self.wbuf).await;
+        let wrote = write_all(&mut self.client, &mut self.deadline, timeout, &self.wbuf).await;
         self.wbuf.clear();
         wrote
     }
@@ -356,7 +354,7 @@ where
             || self.served >= self.shared.max_requests;
         let out = &mut self.wbuf;
         out.clear();
-        out.reserve(HEAD_ROOM + answer.body().len());
+        reserve_vec(out, HEAD_ROOM + answer.body().len());
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(answer.status().as_str().as_bytes());
         out.push(b' ');
@@ -394,19 +392,18 @@ where
         if self.client_eof {
             return;
         }
-        let _ = within(&mut self.sleep, self.shared.send_timeout, |cx| {
+        let _ = within(&mut self.deadline, self.shared.send_timeout, |cx| {
             Pin::new(&mut self.client).poll_shutdown(cx)
         })
         .await;
         let mut dropped = 0usize;
-        let deadline = tokio::time::Instant::now() + LINGER;
-        self.sleep.as_mut().reset(deadline);
+        self.deadline.set(tokio::time::Instant::now() + LINGER);
         while dropped < LINGER_BYTES {
             self.rbuf.clear();
             let read = tokio::select! {
                 biased;
                 read = std::future::poll_fn(|cx| poll_read_buf(&mut self.client, cx, &mut self.rbuf, READ_CHUNK)) => read,
-                () = &mut self.sleep => break,
+                () = self.deadline.passed() => break,
             };
             match read {
                 Ok(0) | Err(_) => break,
@@ -431,13 +428,13 @@ fn response_room(framing: BodyFraming) -> usize {
 /// each time it is asked.
 async fn write_all<C: ClientStream>(
     client: &mut C,
-    sleep: &mut Pin<Box<Sleep>>,
+    deadline: &mut Deadline,
     limit: Duration,
     bytes: &[u8],
 ) -> io::Result<()> {
     let mut at = 0;
     while at < bytes.len() {
-        let wrote = within(sleep, limit, |cx| {
+        let wrote = within(deadline, limit, |cx| {
             Pin::new(&mut *client).poll_write(cx, &bytes[at..])
         })
         .await;

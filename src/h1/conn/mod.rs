@@ -23,11 +23,10 @@ use http::{Method, StatusCode};
 use ipnetwork::IpNetwork;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use super::head::{self, HeadError, HeadScanner, Limits, RequestHead, Version};
-use super::io::{poll_read_waiting, release, within};
+use super::io::{poll_read_waiting, release, release_vec, within, Deadline};
 use crate::admit::{admit, Context as AdmitContext, Refusal};
 use crate::error::{ErrorKind, ProxyError, CLIENT_CLOSED};
 use crate::exchange::{
@@ -183,7 +182,7 @@ struct Conn<C> {
     /// The client shut its sending side while its request was at Nova: it
     /// may have given up, or only half-closed.
     closed_while_waiting: bool,
-    sleep: Pin<Box<Sleep>>,
+    deadline: Deadline,
     /// The listener's address: the Host of requests that name none.
     local_host: Arc<str>,
     /// The peer's address as text: the `X-Forwarded-For` of its requests.
@@ -321,7 +320,7 @@ where
             close_requested: false,
             linger_after: false,
             closed_while_waiting: false,
-            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            deadline: Deadline::new(),
             local_host: peer.local.to_string().into(),
             peer_text: {
                 let mut text = String::new();
@@ -348,7 +347,7 @@ where
                 break;
             }
         }
-        let _ = within(&mut self.sleep, self.shared.send_timeout, |cx| {
+        let _ = within(&mut self.deadline, self.shared.send_timeout, |cx| {
             Pin::new(&mut self.client).poll_shutdown(cx)
         })
         .await;
@@ -366,8 +365,8 @@ where
         let first = self.served == 0;
         let limits = self.shared.limits;
         self.scanner.reset();
-        let deadline = tokio::time::Instant::now() + self.shared.header_timeout;
-        self.sleep.as_mut().reset(deadline);
+        self.deadline
+            .set(tokio::time::Instant::now() + self.shared.header_timeout);
         loop {
             match self.scanner.scan(&self.rbuf, &limits, first) {
                 Ok(Some(len)) => {
@@ -402,7 +401,7 @@ where
                 // Re-checked at the top of the loop.
                 _ = self.drain.changed(), if !draining => {}
                 // Idle, or a head too slow: closed without an answer.
-                () = &mut self.sleep => return Next::Closed,
+                () = self.deadline.passed() => return Next::Closed,
             }
         }
     }
@@ -621,12 +620,8 @@ where
     fn release_buffers(&mut self) {
         release(&mut self.rbuf);
         release(&mut self.ubuf);
-        if self.wbuf.is_empty() {
-            self.wbuf = Vec::new();
-        }
-        if self.obuf.is_empty() {
-            self.obuf = Vec::new();
-        }
+        release_vec(&mut self.wbuf);
+        release_vec(&mut self.obuf);
     }
 
     /// Whether the client resets the connection within a moment of its answer.

@@ -17,7 +17,7 @@ use crate::admit::Line;
 use crate::error::{ErrorKind, ProxyError, CLIENT_CLOSED};
 use crate::exchange::{Exchange, HungUp, Rule, Verdict};
 use crate::h1::head::{RequestHead, Version};
-use crate::h1::io::{poll_read_buf, poll_read_waiting, within};
+use crate::h1::io::{poll_read_buf, poll_read_waiting, reserve_vec, within};
 use crate::h1::response::{BodyFraming, ResponseHead};
 use crate::rescue::Fault;
 use crate::upstream::Io;
@@ -78,13 +78,13 @@ where
             }
             if !armed {
                 armed = true;
-                let deadline = tokio::time::Instant::now() + self.shared.body_timeout;
-                self.sleep.as_mut().reset(deadline);
+                self.deadline
+                    .set(tokio::time::Instant::now() + self.shared.body_timeout);
             }
             let read = tokio::select! {
                 biased;
                 read = std::future::poll_fn(|cx| poll_read_buf(&mut self.client, cx, &mut self.rbuf, READ_CHUNK)) => read,
-                () = &mut self.sleep => {
+                () = self.deadline.passed() => {
                     return Err(Read::Failed(ProxyError::new(ErrorKind::ClientBodyTimeout)));
                 }
             };
@@ -318,17 +318,23 @@ where
             Body::Whole(bytes) => bytes.len(),
             Body::Stream { .. } => 0,
         };
-        out.reserve(HEAD_ROOM + whole);
+        reserve_vec(out, HEAD_ROOM + whole);
         out.extend_from_slice(head.method_bytes());
         out.push(b' ');
-        let (_, origin) = split_target(head.target());
-        if origin.starts_with(['/', '?']) {
+        // Nearly every target is already in origin form.
+        let target = head.target_bytes();
+        let origin = if target.starts_with(b"/") {
+            target
+        } else {
+            split_target(head.target()).1.as_bytes()
+        };
+        if origin.starts_with(b"/") || origin.starts_with(b"?") {
             out.extend_from_slice(self.shared.upstream.base_path.as_bytes());
         }
-        if origin.starts_with('?') {
+        if origin.starts_with(b"?") {
             out.push(b'/');
         }
-        out.extend_from_slice(origin.as_bytes());
+        out.extend_from_slice(origin);
         out.extend_from_slice(b" HTTP/1.1\r\n");
         for line in lines {
             push_line(out, line.name, &line.value);
@@ -371,7 +377,7 @@ where
     async fn write_upstream(&mut self, io: &mut Io) -> Result<(), Failure> {
         let mut at = 0;
         while at < self.obuf.len() {
-            let wrote = within(&mut self.sleep, self.shared.upstream_timeout, |cx| {
+            let wrote = within(&mut self.deadline, self.shared.upstream_timeout, |cx| {
                 Pin::new(&mut *io).poll_write(cx, &self.obuf[at..])
             })
             .await;
@@ -472,7 +478,7 @@ where
             } else {
                 body_timeout
             };
-            let event = within(&mut self.sleep, limit, |cx| {
+            let event = within(&mut self.deadline, limit, |cx| {
                 // Nova answering already: stop sending.
                 if let Poll::Ready(r) = poll_read_waiting(&mut *io, cx, &mut self.ubuf, 4096) {
                     return Poll::Ready(Event::Nova(r));
