@@ -511,10 +511,17 @@ fn ipv6_rewrite(addr: std::net::Ipv6Addr, value: &Value<'_>) -> Option<Rewrite> 
     let Value::Str(token) = value else {
         return None;
     };
-    let canonical = ipv6::canonical(addr);
-    (token.text.as_bytes() != canonical.as_bytes()).then(|| Rewrite {
+    let mut replacement = String::with_capacity(41);
+    replacement.push('"');
+    ipv6::push_canonical(&mut replacement, addr);
+    if token.text.as_bytes() == replacement.as_bytes().get(1..)? {
+        return None;
+    }
+    // Hex digits, ':' and '.': nothing to escape in the JSON string.
+    replacement.push('"');
+    Some(Rewrite {
         span: token.span.clone(),
-        replacement: json_string(&canonical),
+        replacement,
     })
 }
 

@@ -11,9 +11,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// `ipaddress.IPv4Address(s)` succeeds.
-pub fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+pub fn parse_ipv4(s: impl AsRef<[u8]>) -> Option<Ipv4Addr> {
     // Exactly four '.'-separated octets (an empty string yields one part).
-    let mut parts = s.as_bytes().split(|&b| b == b'.');
+    let mut parts = s.as_ref().split(|&b| b == b'.');
     let mut octets = [0u8; 4];
     for octet in &mut octets {
         *octet = parse_octet(parts.next()?)?;
@@ -39,13 +39,13 @@ fn parse_octet(b: &[u8]) -> Option<u8> {
 /// already-numeric hextets, as CPython appends `'%x'` strings for it.
 #[derive(Clone, Copy)]
 enum Part<'a> {
-    Text(&'a str),
+    Text(&'a [u8]),
     Value(u16),
 }
 
 impl Part<'_> {
     fn is_empty(self) -> bool {
-        matches!(self, Part::Text(""))
+        matches!(self, Part::Text([]))
     }
 
     /// `IPv6Address._parse_hextet`: 1-4 hex digits (an empty part fails in
@@ -53,8 +53,7 @@ impl Part<'_> {
     fn hextet(self) -> Option<u16> {
         match self {
             Part::Value(v) => Some(v),
-            Part::Text(t) => {
-                let b = t.as_bytes();
+            Part::Text(b) => {
                 if b.is_empty() || b.len() > 4 {
                     return None;
                 }
@@ -79,28 +78,31 @@ impl Part<'_> {
 const MAX_PARTS: usize = 9;
 
 /// `ipaddress.IPv6Address(s)` succeeds and has no scope id.
-pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
-    // `_split_scope_id` refuses an empty scope or a second '%'; jsonschema
-    // refuses any non-empty scope. So no '%' survives either way.
-    // '/' is refused by the constructor (and would fail the hex check anyway).
-    if memchr::memchr2(b'%', b'/', s.as_bytes()).is_some() {
-        return None;
-    }
-
+pub fn parse_ipv6(s: impl AsRef<[u8]>) -> Option<Ipv6Addr> {
+    let s = s.as_ref();
     // Collect at most MAX_PARTS + 1 pieces: enough to tell "too many" while
     // keeping the work bounded for hostile input. The IPv4 suffix turns one
     // piece into two, so allow one more before deciding. A fixed array: no
-    // allocation per address.
-    let mut slots = [Part::Text(""); MAX_PARTS + 2];
+    // allocation per address. One pass over bytes: addresses are short.
+    let mut slots = [Part::Text(&[]); MAX_PARTS + 2];
     let mut n = 0;
     let mut start = 0;
-    for colon in memchr::memchr_iter(b':', s.as_bytes()).chain([s.len()]) {
-        if n == MAX_PARTS + 1 {
-            return None;
+    for (at, &b) in s.iter().enumerate().chain([(s.len(), &b':')]) {
+        match b {
+            // `_split_scope_id` refuses an empty scope or a second '%';
+            // jsonschema refuses any non-empty scope. So no '%' survives
+            // either way. '/' is refused by the constructor.
+            b'%' | b'/' => return None,
+            b':' => {
+                if n == MAX_PARTS + 1 {
+                    return None;
+                }
+                slots[n] = Part::Text(s.get(start..at)?);
+                n += 1;
+                start = at + 1;
+            }
+            _ => {}
         }
-        slots[n] = Part::Text(s.get(start..colon)?);
-        n += 1;
-        start = colon + 1;
     }
 
     // At least 2 colons (3 parts).
@@ -110,7 +112,7 @@ pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
 
     // An IPv4 suffix is converted into two hextets.
     if let Part::Text(last) = slots[n - 1] {
-        if memchr::memchr(b'.', last.as_bytes()).is_some() {
+        if last.contains(&b'.') {
             let v4 = u32::from(parse_ipv4(last)?);
             // Truncation intended: the high and low 16 bits.
             slots[n - 1] = Part::Value((v4 >> 16) as u16);
@@ -190,6 +192,13 @@ pub fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
 /// (IPv4-compatible, `::a.b.c.d` with a non-zero group 6) or exactly
 /// groups 0-4 followed by `ffff` (IPv4-mapped).
 pub fn canonical(addr: Ipv6Addr) -> String {
+    let mut out = String::with_capacity(39);
+    push_canonical(&mut out, addr);
+    out
+}
+
+/// [`canonical`], appended to `out`.
+pub fn push_canonical(out: &mut String, addr: Ipv6Addr) {
     let words = addr.segments();
 
     // Longest run of zero groups; `>` keeps the leftmost on ties.
@@ -215,7 +224,6 @@ pub fn canonical(addr: Ipv6Addr) -> String {
     // A single zero group is written as "0", not "::".
     let best = best.filter(|&(_, len)| len >= 2);
 
-    let mut out = String::with_capacity(39);
     for (i, &word) in words.iter().enumerate() {
         if let Some((base, len)) = best {
             if i >= base && i < base + len {
@@ -235,16 +243,15 @@ pub fn canonical(addr: Ipv6Addr) -> String {
                 if k != 0 {
                     out.push('.');
                 }
-                push_decimal(&mut out, *octet);
+                push_decimal(out, *octet);
             }
-            return out;
+            return;
         }
-        push_hex(&mut out, word);
+        push_hex(out, word);
     }
     if best.is_some_and(|(base, len)| base + len == 8) {
         out.push(':');
     }
-    out
 }
 
 /// `'%x' % word`: lowercase, no leading zeros.

@@ -99,7 +99,8 @@ impl Field {
                 let Some(s) = string(v) else {
                     return Some(type_error(v, u, "'string'"));
                 };
-                match s.as_str().and_then(ipv6::parse_ipv4) {
+                // A lone surrogate is no digit: the bytes decide alone.
+                match ipv6::parse_ipv4(s.as_bytes()) {
                     Some(_) => None,
                     None => Some(keyword(v, Rule::Format, u, " is not a 'ipv4'")),
                 }
@@ -180,9 +181,7 @@ fn ipv6_field(v: &Value<'_>, u: Unicode) -> Result<Ipv6Addr, FieldError> {
     let Some(s) = string(v) else {
         return Err(type_error(v, u, "'string'"));
     };
-    s.as_str()
-        .and_then(ipv6::parse_ipv6)
-        .ok_or_else(|| keyword(v, Rule::Format, u, " is not a 'ipv6'"))
+    ipv6::parse_ipv6(s.as_bytes()).ok_or_else(|| keyword(v, Rule::Format, u, " is not a 'ipv6'"))
 }
 
 /// jsonschema's "string" type: a Python str.
