@@ -29,9 +29,16 @@ pub(crate) fn contains(s: &[u8], b: u8) -> bool {
     chunks.any(|c| bytes_equal(word(c), b) != 0) || chunks.remainder().contains(&b)
 }
 
-/// Whether some byte of `w` is a control character (below 0x20).
-pub(crate) fn has_control(w: u64) -> bool {
-    w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+/// The high bit of every byte of `w` below 0x20, exact as [`bytes_equal`]
+/// is: for "none" and for the lowest one.
+pub(crate) fn controls(w: u64) -> u64 {
+    w.wrapping_sub(ONES * 0x20) & !w & HIGH
+}
+
+/// The index of the byte whose high bit is the lowest set in `mask` (a
+/// mask from [`bytes_equal`] or [`controls`], not zero).
+pub(crate) fn first_flagged(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
 }
 
 /// The eight bytes of `w` with `A`-`Z` made lowercase, the others as they
@@ -52,6 +59,16 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn the_lowest_flag_is_the_first_matching_byte(
+            bytes in prop::collection::vec(prop::sample::select(b"\x00\x1f\x20\x7f\x80\xff\"\\a".to_vec()), 8),
+        ) {
+            let w = word(&bytes);
+            let mask = bytes_equal(w, b'"') | bytes_equal(w, b'\\') | controls(w);
+            let naive = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!((mask != 0).then(|| first_flagged(mask)), naive);
+        }
+
         #[test]
         fn contains_answers_as_a_byte_at_a_time_search_would(
             s in prop::collection::vec(prop::sample::select(b"_-aZ\x00\x80\xff".to_vec()), 0..40),

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::swar::{bytes_equal, has_control, word};
+use crate::swar::{bytes_equal, controls, first_flagged, word};
 
 /// Deepest nesting of arrays and objects judged. CPython counts each level
 /// against its recursion limit of 1000, shared with the Python frames of the
@@ -255,10 +255,12 @@ pub(crate) fn string_stop(s: &[u8]) -> Option<usize> {
     let mut chunks = s.chunks_exact(8);
     let mut offset = 0;
     for chunk in chunks.by_ref() {
-        // Exact "none" answers: a clean word is skipped whole.
+        // Exact for "none" and for the lowest flag: a clean word is skipped
+        // whole, and the first stop byte is the lowest flagged one.
         let x = word(chunk);
-        if bytes_equal(x, b'"') != 0 || bytes_equal(x, b'\\') != 0 || has_control(x) {
-            break;
+        let stops = bytes_equal(x, b'"') | bytes_equal(x, b'\\') | controls(x);
+        if stops != 0 {
+            return Some(offset + first_flagged(stops));
         }
         offset += 8;
     }

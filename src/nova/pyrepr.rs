@@ -9,7 +9,7 @@
 
 use super::json::{push_code_point, CodePoints, Object, Value};
 use super::unicode::Unicode;
-use crate::swar::{bytes_equal, has_control, word, HIGH};
+use crate::swar::{bytes_equal, controls, first_flagged, word, HIGH};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -242,12 +242,16 @@ fn plain_run(s: &[u8]) -> usize {
     let mut offset = 0;
     for chunk in s.chunks_exact(8) {
         // Each test is exact when it finds nothing, so a word that passes
-        // them all is plain throughout.
+        // them all is plain throughout; and exact for its lowest flag, so
+        // the first byte that is not plain is the lowest flagged.
         let x = word(chunk);
-        let stops =
-            bytes_equal(x, b'"') | bytes_equal(x, b'\\') | bytes_equal(x, 0x7F) | (x & HIGH);
-        if stops != 0 || has_control(x) {
-            break;
+        let stops = bytes_equal(x, b'"')
+            | bytes_equal(x, b'\\')
+            | bytes_equal(x, 0x7F)
+            | (x & HIGH)
+            | controls(x);
+        if stops != 0 {
+            return offset + first_flagged(stops);
         }
         offset += 8;
     }
