@@ -1,6 +1,7 @@
-//! Small I/O pieces of the codec: polling with a stall limit, reading into a
-//! growable buffer, the HTTP `Date`, and the stream handed to hyper when a
-//! connection turns out to be HTTP/2.
+//! Small I/O pieces of the codec: the connection's timer and polling with a
+//! stall limit, reading into a growable buffer, the buffers a worker keeps
+//! between exchanges, the HTTP `Date`, and the stream handed to hyper when
+//! a connection turns out to be HTTP/2.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -170,7 +171,10 @@ pub fn poll_read_waiting<R: AsyncRead + Unpin>(
 /// worker, for another connection's next read.
 pub fn release(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
-        let buf = std::mem::take(buf);
+        let mut buf = std::mem::take(buf);
+        // Room taken by bytes already read is given back first (no copy:
+        // the buffer is empty), so that the capacity is all its memory.
+        let _ = buf.try_reclaim(buf.capacity() + 1);
         if buf.capacity() <= SPARE_MAX_BYTES {
             keep(&SPARE_READ, buf);
         }
@@ -362,6 +366,13 @@ mod tests {
         SPARE_READ.with(|s| s.borrow_mut().clear());
         release(&mut BytesMut::with_capacity(SPARE_MAX_BYTES + 1));
         assert_eq!(kept_read_buffers(), 0, "a large buffer is freed");
+        // Read past, its room is smaller than its memory: the memory counts.
+        let mut read = BytesMut::with_capacity(SPARE_MAX_BYTES + 1024);
+        read.extend_from_slice(&vec![1u8; SPARE_MAX_BYTES]);
+        read.advance(SPARE_MAX_BYTES);
+        assert!(read.capacity() <= SPARE_MAX_BYTES);
+        release(&mut read);
+        assert_eq!(kept_read_buffers(), 0, "a large buffer read past is freed");
         let mut holding = BytesMut::from(&b"x"[..]);
         release(&mut holding);
         assert_eq!((kept_read_buffers(), &holding[..]), (0, &b"x"[..]));

@@ -670,14 +670,18 @@ enum Read {
 /// The first `len` bytes of `buf`, taken out of it. Small ones (heads, most
 /// bodies) are copied, so that the buffer is not held by them for the rest
 /// of the exchange and its next reads reuse it; large ones are split off, so
-/// that they are not held twice.
+/// that they are not held twice, and what follows them (most often nothing)
+/// moves to memory of its own: a buffer the worker keeps for reuse never
+/// shares its memory with bytes handed on.
 fn take_front(buf: &mut BytesMut, len: usize) -> Bytes {
     if len <= COPY_AT_MOST {
         let taken = Bytes::copy_from_slice(&buf[..len]);
         buf.advance(len);
         taken
     } else {
-        buf.split_to(len).freeze()
+        let taken = buf.split_to(len).freeze();
+        *buf = BytesMut::from(&buf[..]);
+        taken
     }
 }
 
@@ -708,6 +712,26 @@ fn request_line(bytes: &[u8]) -> Option<RequestLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_body_taken_shares_no_memory_with_what_follows() {
+        let mut bytes = vec![b'b'; COPY_AT_MOST + 10];
+        bytes.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        let mut buf = BytesMut::from(&bytes[..]);
+        let body = take_front(&mut buf, COPY_AT_MOST + 10);
+        assert_eq!(&body[..], &bytes[..COPY_AT_MOST + 10]);
+        assert_eq!(&buf[..], b"GET / HTTP/1.1\r\n");
+        let (start, end) = (bytes_start(&body), bytes_start(&body) + body.len() + 64);
+        assert!(!(start..end).contains(&(buf.as_ptr() as usize)));
+        // Nothing after it: nothing held.
+        let mut buf = BytesMut::from(&bytes[..COPY_AT_MOST + 10]);
+        let _body = take_front(&mut buf, COPY_AT_MOST + 10);
+        assert_eq!(buf.capacity(), 0);
+    }
+
+    fn bytes_start(b: &Bytes) -> usize {
+        b.as_ptr() as usize
+    }
 
     #[test]
     fn targets_as_sent_to_nova() {
