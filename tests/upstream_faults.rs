@@ -237,8 +237,8 @@ async fn keep_alive_client(
 async fn a_nova_restarted_under_load_gets_every_client_a_whole_answer() {
     const CLIENTS: usize = 20;
     const EACH: usize = 10;
-    let addr = free_port();
-    let first = Upstream::start_on(addr).await;
+    let first = Upstream::start().await;
+    let addr = first.addr;
     let guard = Guard::start(&first.url(), &[]);
     let done = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)

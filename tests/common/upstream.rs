@@ -44,8 +44,20 @@ impl Upstream {
     }
 
     /// Listen on `addr` (a fixed port, to stand for a Nova that restarts).
+    /// The port was free a moment ago; while it is taken (another test's
+    /// connection may hold it for an instant), binding is tried again.
     pub async fn start_on(addr: SocketAddr) -> Upstream {
-        let listener = TcpListener::bind(addr).await.unwrap();
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on {addr}: {e}"),
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
