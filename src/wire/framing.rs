@@ -3,7 +3,7 @@
 //! requests and the tracker that follows hyper), so that what is forwarded
 //! can only be read one way.
 
-use crate::swar::{bytes_equal, to_lower, word};
+use crate::swar::{bytes_equal, first_flagged, to_lower, word};
 
 /// Why a request's framing was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub fn next_lf(buf: &[u8], from: usize) -> Option<usize> {
         // The lowest flag is exact: the first `\n` of the eight.
         let found = bytes_equal(word(chunk), b'\n');
         if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+            return Some(at + first_flagged(found));
         }
         at += 8;
     }
