@@ -107,9 +107,13 @@ thread_local! {
     static SPARE_WRITE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Keep `buf` for this worker's next exchange, or drop it when enough are
-/// kept (or the thread is ending).
-fn keep<T>(spare: &'static std::thread::LocalKey<RefCell<Vec<T>>>, buf: T) {
+/// Keep `buf`, whose memory is `size` bytes, for this worker's next
+/// exchange; or drop it when it is too large, when enough are kept, or when
+/// the thread is ending.
+fn keep<T>(spare: &'static std::thread::LocalKey<RefCell<Vec<T>>>, buf: T, size: usize) {
+    if size > SPARE_MAX_BYTES {
+        return;
+    }
     let _ = spare.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
             if s.len() < SPARE_BUFFERS {
@@ -175,19 +179,16 @@ pub fn release(buf: &mut BytesMut) {
         // Room taken by bytes already read is given back first (no copy:
         // the buffer is empty), so that the capacity is all its memory.
         let _ = buf.try_reclaim(buf.capacity() + 1);
-        if buf.capacity() <= SPARE_MAX_BYTES {
-            keep(&SPARE_READ, buf);
-        }
+        let size = buf.capacity();
+        keep(&SPARE_READ, buf, size);
     }
 }
 
 /// [`release`] for a buffer that is written from.
 pub fn release_vec(buf: &mut Vec<u8>) {
     if buf.is_empty() && buf.capacity() > 0 {
-        let buf = std::mem::take(buf);
-        if buf.capacity() <= SPARE_MAX_BYTES {
-            keep(&SPARE_WRITE, buf);
-        }
+        let size = buf.capacity();
+        keep(&SPARE_WRITE, std::mem::take(buf), size);
     }
 }
 
