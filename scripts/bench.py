@@ -53,8 +53,10 @@ WORKLOADS = {
     "stream_10m": ("GET", "/v2.1/bench/stream", {"X-Auth-Token": TOKEN}, None, 200, 200, "MiB"),
 }
 RATE_WORKLOADS = ["put_valid", "put_invalid", "get_1k"]
-TARGETS = ["direct", "nginx", "haproxy", "nova-guard"]
-PROXIES = ["nginx", "haproxy", "nova-guard"]
+# relay: examples/bench_relay, bytes copied both ways and nothing else, the
+# floor of any proxy here (its CPU per request is the kernel's and the runtime's).
+TARGETS = ["direct", "nginx", "haproxy", "relay", "nova-guard"]
+PROXIES = ["nginx", "haproxy", "relay", "nova-guard"]
 # --baseline BIN: another nova-guard build, measured in the same run.
 BASELINE = "nova-guard-baseline"
 
@@ -627,7 +629,7 @@ def profile(opts, target, workload, lua, out_dir):
 
 
 def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
-    """Instructions per request (valgrind's callgrind) of nginx and nova-guard
+    """Instructions per request (valgrind's callgrind) of nginx, the relay and nova-guard
     forwarding the same workload: a count the machine's noise does not move."""
     workload = opts.instructions
     _method, path, *_ = WORKLOADS[workload]
@@ -637,7 +639,7 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
     up = start([upstream_bin, f"127.0.0.1:{up_port}"], None, name="upstream")
     wait_listening(up_port, up, "bench_upstream")
     rows, top = [], ""
-    for name in ("nginx", "nova-guard"):
+    for name in ("nginx", "relay", "nova-guard"):
         port = free_port()
         data = os.path.join(out_dir, f"callgrind-{name}-{workload}.out")
         vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={data}"]
@@ -650,6 +652,9 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
             p = start(vg + ["nginx", "-e", os.path.join(tmp, "nginx-error.log"), "-p", tmp,
                             "-c", conf], None)
             stop = signal.SIGQUIT
+        elif name == "relay":
+            p = start(vg + [opts.relay_bin, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"], None)
+            stop = signal.SIGTERM
         else:
             env = guard_env(port, up_port)
             env["NOVA_GUARD_WORKERS"] = "1"
@@ -741,7 +746,7 @@ def main():
                          "record a perf profile of it (--duration seconds, first --conns)")
     ap.add_argument("--instructions", metavar="WORKLOAD",
                     help="instead of comparing: count the instructions per request of "
-                         "nginx and nova-guard under WORKLOAD with valgrind's callgrind "
+                         "nginx, the byte relay and nova-guard under WORKLOAD with valgrind's callgrind "
                          "(--duration seconds)")
     ap.add_argument("--baseline", metavar="BIN",
                     help="another nova-guard binary (e.g. an earlier commit's release "
@@ -797,8 +802,9 @@ def main():
         ap.error("at most 60 s per run and 20 repeats")
     opts.load_bin = os.path.join(opts.bin_dir, "examples", "bench_load")
     upstream_bin = os.path.join(opts.bin_dir, "examples", "bench_upstream")
+    opts.relay_bin = os.path.join(opts.bin_dir, "examples", "bench_relay")
     guard_bin = os.path.join(opts.bin_dir, "nova-guard")
-    for b in (opts.load_bin, upstream_bin, guard_bin):
+    for b in (opts.load_bin, upstream_bin, opts.relay_bin, guard_bin):
         if not os.access(b, os.X_OK):
             raise SystemExit(f"{b} is missing: run scripts/bench, which builds it")
     for tool in ("wrk", "nginx", "haproxy", "taskset"):
@@ -855,6 +861,12 @@ def main():
             p = start(["haproxy", "-db", "-f", conf], opts.proxy_cpu)
             wait_listening(port, p, "haproxy")
             targets["haproxy"] = Target("haproxy", port, p)
+        if "relay" in opts.targets:
+            port = free_port()
+            p = start([opts.relay_bin, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"],
+                      opts.proxy_cpu)
+            wait_listening(port, p, "bench_relay")
+            targets["relay"] = Target("relay", port, p)
         for name, binary in (("nova-guard", guard_bin), (BASELINE, opts.baseline)):
             if name not in opts.targets:
                 continue
