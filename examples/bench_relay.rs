@@ -30,51 +30,40 @@ async fn relay(mut client: TcpStream, upstream: String) {
     let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut nova, BUFFER, BUFFER).await;
 }
 
-fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(upstream), None) = (args.next(), args.next(), args.next()) else {
         eprintln!("usage: bench_relay LISTEN UPSTREAM");
         return ExitCode::from(2);
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let listener = match TcpListener::bind(&listen).await {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("runtime: {e}");
+            eprintln!("{listen}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
-        let listener = match TcpListener::bind(&listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("{listen}: {e}");
-                return ExitCode::FAILURE;
+    println!("listening {listen}");
+    // A clean exit on SIGTERM, so that a profiler around it writes its data.
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        eprintln!("cannot watch SIGTERM");
+        return ExitCode::FAILURE;
+    };
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = term.recv() => return ExitCode::SUCCESS,
+        };
+        match accepted {
+            Ok((client, _)) => {
+                tokio::spawn(relay(client, upstream.clone()));
             }
-        };
-        println!("listening {listen}");
-        // A clean exit on SIGTERM, so that a profiler around it writes its data.
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            eprintln!("cannot watch SIGTERM");
-            return ExitCode::FAILURE;
-        };
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = term.recv() => return ExitCode::SUCCESS,
-            };
-            match accepted {
-                Ok((client, _)) => {
-                    tokio::spawn(relay(client, upstream.clone()));
-                }
-                Err(e) => {
-                    // Out of descriptors, say: wait instead of spinning.
-                    eprintln!("accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
+            Err(e) => {
+                // Out of descriptors, say: wait instead of spinning.
+                eprintln!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
-    })
+    }
 }
