@@ -418,6 +418,17 @@ def fmt(v, digits=0):
     return f"{v:,.{digits}f}"
 
 
+def p99_by_repeat(m, base):
+    """A target's p99 over nginx's, repeat by repeat (each repeat runs every
+    target back to back, so both were taken under much the same machine)."""
+    nginx = base.get("by_repeat", {})
+    return [p / nginx[i] for i, p in m["by_repeat"].items() if nginx.get(i)]
+
+
+def relay_cmd(opts, port, up_port):
+    return [opts.relay_bin, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"]
+
+
 def ratio(v, base):
     if v is None or not base:
         return "—"
@@ -486,9 +497,7 @@ def report(opts, info, results, rate_results, rates, idle, idle_after, started_a
           f"{opts.rate_connections} connections)\n")
         # The repeats' lowest and highest p99 next to their median: a stall of
         # the machine in one repeat moves a p99 more than any proxy does.
-        # Each repeat runs every target back to back, so a repeat's p99s were
-        # taken under much the same machine: their ratio, repeat by repeat,
-        # is steadier than a ratio of medians.
+        # The p99 by repeat (p99_by_repeat) is steadier than a ratio of medians.
         w("| workload | rate | target | p50 | p99 | p99 of the repeats, lowest–highest "
           "| p99 × nginx | p99 ÷ nginx's, by repeat: median; repeats ≤ 1 | p99.9 | achieved "
           "| CPU per req | × nginx | wrong status |")
@@ -510,8 +519,7 @@ def report(opts, info, results, rate_results, rates, idle, idle_after, started_a
                 m = med_by[t]
                 spread = (f"{fmt(m['p99_range'][0])}–{fmt(m['p99_range'][1])} µs"
                           if m["p99_range"] else "—")
-                base = n.get("by_repeat", {})
-                paired = [p / base[i] for i, p in m["by_repeat"].items() if base.get(i)]
+                paired = p99_by_repeat(m, n)
                 by_repeat = (f"{statistics.median(paired):.2f}×; "
                              f"{sum(1 for x in paired if x <= 1)} of {len(paired)}"
                              if paired and t != "nginx" else "—")
@@ -594,9 +602,7 @@ def report(opts, info, results, rate_results, rates, idle, idle_after, started_a
             s = summary.get(("rate", workload))
             if s:
                 x = r_(s["nova-guard"]["p99_us"], s["nginx"]["p99_us"])
-                base = s["nginx"].get("by_repeat", {})
-                paired = [p / base[i] for i, p in s["nova-guard"]["by_repeat"].items()
-                          if base.get(i)]
+                paired = p99_by_repeat(s["nova-guard"], s["nginx"])
                 by_repeat = (f" (by repeat: {statistics.median(paired):.2f}×, "
                              f"{sum(1 for v in paired if v <= 1)} of {len(paired)} ≤ 1)"
                              if paired else "")
@@ -675,7 +681,7 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
                             "-c", conf], None)
             stop = signal.SIGQUIT
         elif name == "relay":
-            p = start(vg + [opts.relay_bin, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"], None)
+            p = start(vg + relay_cmd(opts, port, up_port), None)
             stop = signal.SIGTERM
         else:
             env = guard_env(port, up_port)
@@ -888,8 +894,7 @@ def main():
             targets["haproxy"] = Target("haproxy", port, p)
         if "relay" in opts.targets:
             port = free_port()
-            p = start([opts.relay_bin, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"],
-                      opts.proxy_cpu)
+            p = start(relay_cmd(opts, port, up_port), opts.proxy_cpu)
             wait_listening(port, p, "bench_relay")
             targets["relay"] = Target("relay", port, p)
         for name, binary in (("nova-guard", guard_bin), (BASELINE, opts.baseline)):
