@@ -41,7 +41,24 @@ struct Shared {
     tx: Mutex<Sender<Message>>,
     queued: AtomicUsize,
     dropped: AtomicU64,
+    /// Written batches' memory, emptied, for the workers' next batches: a
+    /// batch is then neither allocated by a worker nor freed by this thread.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
+
+impl Shared {
+    fn new(tx: Sender<Message>) -> Self {
+        Shared {
+            tx: Mutex::new(tx),
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Emptied batches kept for reuse: about one per worker.
+const SPARE_BATCHES: usize = 8;
 
 static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
 
@@ -63,11 +80,7 @@ pub struct Guard {
 /// one; later ones return a guard that stops nothing.
 pub fn start(out: impl Write + Send + 'static) -> Guard {
     let (tx, rx) = mpsc::channel();
-    let shared = Arc::new(Shared {
-        tx: Mutex::new(tx),
-        queued: AtomicUsize::new(0),
-        dropped: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(tx));
     if SHARED.set(shared.clone()).is_err() {
         return Guard { thread: None };
     }
@@ -80,10 +93,20 @@ pub fn start(out: impl Write + Send + 'static) -> Guard {
 
 fn write_out(rx: Receiver<Message>, shared: &Shared, mut out: impl Write) {
     let mut next = rx.recv();
-    while let Ok(Message::Lines(bytes)) = next {
+    while let Ok(Message::Lines(mut bytes)) = next {
         // One write for the batch; an error (stdout closed) loses it.
         let _ = out.write_all(&bytes).and_then(|()| out.flush());
         shared.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+        // A worker's batch (not a line handed over alone, nor one grown
+        // by an outsized line).
+        if (BATCH_BYTES..=4 * BATCH_BYTES).contains(&bytes.capacity()) {
+            bytes.clear();
+            if let Ok(mut spare) = shared.spare.lock() {
+                if spare.len() < SPARE_BATCHES {
+                    spare.push(bytes);
+                }
+            }
+        }
         next = match rx.try_recv() {
             Ok(message) => Ok(message),
             Err(TryRecvError::Disconnected) => return,
@@ -155,14 +178,19 @@ pub fn write(line: &[u8]) {
 pub fn flush() {
     let bytes = BATCH.with(|batch| match batch.try_borrow_mut() {
         Ok(mut batch) if !batch.is_empty() => {
-            let cap = batch.capacity();
-            Some(std::mem::replace(&mut *batch, Vec::with_capacity(cap)))
+            let next = spare_batch().unwrap_or_else(|| Vec::with_capacity(batch.capacity()));
+            Some(std::mem::replace(&mut *batch, next))
         }
         _ => None,
     });
     if let Some(bytes) = bytes {
         hand_over(bytes);
     }
+}
+
+/// An emptied batch the writer gave back, if there is one.
+fn spare_batch() -> Option<Vec<u8>> {
+    SHARED.get()?.spare.lock().ok()?.pop()
 }
 
 fn hand_over(bytes: Vec<u8>) {
@@ -219,11 +247,7 @@ mod tests {
     #[test]
     fn batches_handed_over_busy_or_quiet_are_all_written_in_order() {
         let (tx, rx) = mpsc::channel();
-        let shared = Arc::new(Shared {
-            tx: Mutex::new(tx.clone()),
-            queued: AtomicUsize::new(0),
-            dropped: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(tx.clone()));
         let sink = Sink::default();
         let writer = std::thread::spawn({
             let (shared, sink) = (shared.clone(), sink.clone());
@@ -250,17 +274,34 @@ mod tests {
     #[test]
     fn the_writer_ends_when_every_sender_is_gone() {
         let (tx, rx) = mpsc::channel();
-        let shared = Shared {
-            // Not the writer's channel: only `tx` below sends to it.
-            tx: Mutex::new(mpsc::channel().0),
-            queued: AtomicUsize::new(5),
-            dropped: AtomicU64::new(0),
-        };
+        // Not the writer's channel: only `tx` below sends to it.
+        let shared = Shared::new(mpsc::channel().0);
+        shared.queued.store(5, Ordering::Relaxed);
         tx.send(Message::Lines(b"last\n".to_vec())).unwrap();
         drop(tx);
         let sink = Sink::default();
         write_out(rx, &shared, sink.clone());
         assert_eq!(*sink.0.lock().unwrap(), b"last\n");
         assert_eq!(shared.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_written_batch_comes_back_empty_and_a_lone_line_does_not() {
+        let (tx, rx) = mpsc::channel();
+        let shared = Shared::new(mpsc::channel().0);
+        let mut batch = Vec::with_capacity(BATCH_BYTES + 1024);
+        batch.extend_from_slice(b"one\ntwo\n");
+        let memory = batch.as_ptr();
+        shared.queued.store(8 + 5, Ordering::Relaxed);
+        tx.send(Message::Lines(batch)).unwrap();
+        tx.send(Message::Lines(b"lone\n".to_vec())).unwrap();
+        drop(tx);
+        let sink = Sink::default();
+        write_out(rx, &shared, sink.clone());
+        assert_eq!(*sink.0.lock().unwrap(), b"one\ntwo\nlone\n");
+        let spare = shared.spare.lock().unwrap();
+        assert_eq!(spare.len(), 1);
+        assert!(spare[0].is_empty());
+        assert_eq!(spare[0].as_ptr(), memory);
     }
 }
