@@ -59,6 +59,29 @@ impl Peer {
     }
 }
 
+/// A peer's address as text, written once per connection rather than
+/// once per exchange: the access line's `peer` (`addr`) and, when the
+/// client is the peer, `client` (`ip`), and the `X-Forwarded-For` sent to
+/// Nova (`ip`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct PeerText {
+    pub addr: Box<str>,
+    pub ip: Box<str>,
+}
+
+impl PeerText {
+    pub fn new(remote: SocketAddr) -> Self {
+        let mut addr = String::new();
+        crate::text::push_socket_addr(&mut addr, remote);
+        let mut ip = String::new();
+        crate::text::push_ip(&mut ip, remote.ip());
+        PeerText {
+            addr: addr.into(),
+            ip: ip.into(),
+        }
+    }
+}
+
 /// `::ffff:a.b.c.d` as `a.b.c.d`: the same host, and how trust lists and
 /// logs name it.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
@@ -394,6 +417,8 @@ pub struct Refused {
 pub struct Exchange {
     pub start: std::time::Instant,
     pub peer: Peer,
+    /// `peer` as text, from a transport that keeps it per connection.
+    pub peer_text: Option<std::sync::Arc<PeerText>>,
     pub protocol: Protocol,
     /// `None` for a head refused before it was read whole.
     pub request_id: Option<RequestId>,
@@ -424,6 +449,7 @@ impl Exchange {
         Exchange {
             start: std::time::Instant::now(),
             peer,
+            peer_text: None,
             protocol,
             request_id: None,
             method: None,

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 /// A connection's one timer. Setting a deadline later than the one the
@@ -86,6 +87,65 @@ pub async fn within<T>(
         }
     })
     .await
+}
+
+/// A connection's view of its listener's drain signal, which goes from
+/// `false` to `true` once. Asking whether it is set reads the channel's
+/// version, not its locked value; waiting for it keeps one registration
+/// for the connection's life, where a `changed()` per wait would make and
+/// drop one every exchange.
+pub struct Drain {
+    rx: watch::Receiver<bool>,
+    /// Ready with the value once it changes (or the channel closes); gone
+    /// once it has been.
+    wait: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
+}
+
+impl Drain {
+    pub fn new(rx: watch::Receiver<bool>) -> Self {
+        let mut waiting = rx.clone();
+        let wait = Box::pin(async move {
+            let _ = waiting.changed().await;
+            let set = *waiting.borrow();
+            set
+        });
+        Drain {
+            rx,
+            wait: Some(wait),
+        }
+    }
+
+    /// Whether the listener is draining. `rx` is never marked seen, so a
+    /// change stays a change.
+    pub fn is_set(&self) -> bool {
+        match self.rx.has_changed() {
+            Ok(false) => false,
+            Ok(true) | Err(_) => *self.rx.borrow(),
+        }
+    }
+
+    /// Ready once draining begins; never, if the channel closes without it.
+    pub fn poll_set(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(wait) = self.wait.as_mut() else {
+            return Poll::Pending;
+        };
+        match wait.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(set) => {
+                self.wait = None;
+                if set {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    /// [`Self::poll_set`] as a future, for `select!`.
+    pub fn set(&mut self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.poll_set(cx))
+    }
 }
 
 /// A released buffer's first read goes through this much room on the

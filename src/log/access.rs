@@ -90,6 +90,8 @@ enum Value<'a> {
     Plain(&'a [u8]),
     Addr(SocketAddr),
     Ip(IpAddr),
+    /// An address already written as text ([`crate::exchange::PeerText`]).
+    AddrText(&'a str),
     Version(Microversion),
     U64(u64),
     Bool(bool),
@@ -138,7 +140,7 @@ impl Line<'_> {
                         out.push(b'"');
                     }
                     // Nothing in these needs escaping.
-                    Value::Addr(_) | Value::Ip(_) | Value::Version(_) => {
+                    Value::Addr(_) | Value::Ip(_) | Value::AddrText(_) | Value::Version(_) => {
                         out.push(b'"');
                         push_plain(out, &value);
                         out.push(b'"');
@@ -191,6 +193,7 @@ fn push_plain(out: &mut Vec<u8>, value: &Value<'_>) {
         Value::Plain(s) => out.extend_from_slice(s),
         Value::Addr(a) => text::push_socket_addr(out, a),
         Value::Ip(ip) => text::push_ip(out, ip),
+        Value::AddrText(s) => out.extend_from_slice(s.as_bytes()),
         Value::Version(v) => text::push_version(out, v),
         Value::U64(n) => text::push_u64(out, n),
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
@@ -227,8 +230,18 @@ pub fn format_line(out: &mut Vec<u8>, x: &Exchange, duration: Duration, format: 
     );
     line.opt_str(key!("global_request_id"), x.global_request_id.as_deref());
     line.opt_str(key!("trace_id"), x.trace_id.as_deref());
-    line.field(key!("peer"), Value::Addr(x.peer.remote));
-    line.field(key!("client"), Value::Ip(x.client));
+    let peer_text = x.peer_text.as_deref();
+    line.field(
+        key!("peer"),
+        peer_text.map_or(Value::Addr(x.peer.remote), |t| Value::AddrText(&t.addr)),
+    );
+    line.field(
+        key!("client"),
+        match peer_text {
+            Some(t) if x.client == x.peer.remote.ip() => Value::AddrText(&t.ip),
+            _ => Value::Ip(x.client),
+        },
+    );
     line.field(
         key!("protocol"),
         Value::Plain(x.protocol.as_str().as_bytes()),
@@ -467,6 +480,45 @@ mod tests {
             let mut out = Vec::new();
             push_plain(&mut out, value);
             assert_eq!(out, expected.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_peer_written_once_per_connection_reads_as_one_written_each_time() {
+        let peers = [
+            "192.0.2.1:40000",
+            "[::ffff:198.51.100.7]:1",
+            "[2001:db8::1]:8775",
+        ];
+        for peer in peers {
+            let peer = Peer::new(
+                peer.parse().unwrap(),
+                "127.0.0.1:8775".parse().unwrap(),
+                false,
+            );
+            // The client as the peer, and as an address a trusted proxy named.
+            for client in [peer.remote.ip(), "203.0.113.9".parse().unwrap()] {
+                for format in [Format::Json, Format::Text] {
+                    let mut x = full();
+                    x.peer = peer;
+                    x.client = client;
+                    let line = |x: &Exchange| {
+                        let mut bytes = Vec::new();
+                        format_line(&mut bytes, x, Duration::from_micros(1500), format);
+                        // The timestamps differ; the rest must not.
+                        let at = bytes.iter().position(|&b| b == b',' || b == b' ');
+                        bytes.split_off(at.unwrap())
+                    };
+                    let each_time = line(&x);
+                    x.peer_text = Some(std::sync::Arc::new(crate::exchange::PeerText::new(
+                        peer.remote,
+                    )));
+                    assert_eq!(
+                        String::from_utf8(line(&x)).unwrap(),
+                        String::from_utf8(each_time).unwrap()
+                    );
+                }
+            }
         }
     }
 }

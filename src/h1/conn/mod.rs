@@ -26,11 +26,11 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::head::{self, HeadError, HeadScanner, Limits, RequestHead, Version};
-use super::io::{poll_read_waiting, release, release_vec, within, Deadline};
+use super::io::{poll_read_waiting, release, release_vec, within, Deadline, Drain};
 use crate::admit::{admit, Context as AdmitContext, Refusal};
 use crate::error::{ErrorKind, ProxyError, CLIENT_CLOSED};
 use crate::exchange::{
-    trace_id, Exchange, HungUp, Peer, Protocol, RequestId, Rule, ValidationInfo, Verdict,
+    trace_id, Exchange, HungUp, Peer, PeerText, Protocol, RequestId, Rule, ValidationInfo, Verdict,
 };
 use crate::guard::{self, Guard, Heads, Outcome, Plan};
 use crate::log::access::finish;
@@ -160,7 +160,7 @@ struct Conn<C> {
     client: C,
     peer: Peer,
     shared: Arc<Shared>,
-    drain: watch::Receiver<bool>,
+    drain: Drain,
     /// Read from the client, not yet used.
     rbuf: BytesMut,
     /// To write to the client.
@@ -185,8 +185,9 @@ struct Conn<C> {
     deadline: Deadline,
     /// The listener's address: the Host of requests that name none.
     local_host: Arc<str>,
-    /// The peer's address as text: the `X-Forwarded-For` of its requests.
-    peer_text: Arc<str>,
+    /// The peer's address as text: the `X-Forwarded-For` of its requests,
+    /// and their access lines' `peer` and `client`.
+    peer_text: Arc<PeerText>,
 }
 
 enum Next {
@@ -308,7 +309,7 @@ where
             client,
             peer,
             shared,
-            drain,
+            drain: Drain::new(drain),
             rbuf: BytesMut::new(),
             wbuf: Vec::new(),
             ubuf: BytesMut::new(),
@@ -322,11 +323,7 @@ where
             closed_while_waiting: false,
             deadline: Deadline::new(),
             local_host: peer.local.to_string().into(),
-            peer_text: {
-                let mut text = String::new();
-                crate::text::push_ip(&mut text, peer.remote.ip());
-                text.into()
-            },
+            peer_text: Arc::new(PeerText::new(peer.remote)),
         }
     }
 
@@ -355,7 +352,7 @@ where
     }
 
     fn draining(&self) -> bool {
-        *self.drain.borrow()
+        self.drain.is_set()
     }
 
     /// The next request head: within the header timeout, counted from now
@@ -399,7 +396,7 @@ where
                     }
                 }
                 // Re-checked at the top of the loop.
-                _ = self.drain.changed(), if !draining => {}
+                () = self.drain.set(), if !draining => {}
                 // Idle, or a head too slow: closed without an answer.
                 () = self.deadline.passed() => return Next::Closed,
             }
@@ -438,6 +435,7 @@ where
         let version = head.version;
         self.close_requested = head.close;
         let mut x = Exchange::new(self.peer, protocol(version));
+        x.peer_text = Some(Arc::clone(&self.peer_text));
         x.request_id = Some(request_id);
         let method = Method::from_bytes(head.method_bytes()).unwrap_or(Method::GET);
         x.method = Some(method.clone());
@@ -455,7 +453,7 @@ where
             trusted_proxies: &shared.trusted_proxies,
             tls: self.peer.tls,
             default_host: default_host.as_bytes(),
-            peer_text: peer_text.as_bytes(),
+            peer_text: peer_text.ip.as_bytes(),
             request_id: &request_id,
         };
         let admitted = match admit(head.headers(), &ctx) {
