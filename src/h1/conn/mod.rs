@@ -188,6 +188,51 @@ struct Conn<C> {
     /// The peer's address as text: the `X-Forwarded-For` of its requests,
     /// and their access lines' `peer` and `client`.
     peer_text: Arc<PeerText>,
+    kept: Kept,
+}
+
+/// The last exchange's strings, emptied: the next exchange's path, user
+/// agent and Nova's request id are copied into memory the connection
+/// already holds rather than allocated and freed each time.
+#[derive(Default)]
+struct Kept {
+    path: String,
+    user_agent: String,
+    upstream_request_id: String,
+}
+
+/// A kept string longer than this is let go: a connection holds no more
+/// than a few small ones.
+const KEPT_MAX_BYTES: usize = 512;
+
+impl Kept {
+    fn take_back(&mut self, x: &mut Exchange) {
+        let slots = [
+            (&mut x.path, &mut self.path),
+            (&mut x.user_agent, &mut self.user_agent),
+            (&mut x.upstream.request_id, &mut self.upstream_request_id),
+        ];
+        for (slot, kept) in slots {
+            if let Some(mut text) = slot.take() {
+                if text.capacity() <= KEPT_MAX_BYTES {
+                    text.clear();
+                    *kept = text;
+                }
+            }
+        }
+    }
+}
+
+/// `bytes` as text (invalid UTF-8 replaced, as [`crate::text::lossy`]),
+/// written into `kept`'s memory.
+fn text_in(kept: &mut String, bytes: &[u8]) -> String {
+    let mut text = std::mem::take(kept);
+    text.clear();
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => text.push_str(valid),
+        Err(_) => text.push_str(&String::from_utf8_lossy(bytes)),
+    }
+    text
 }
 
 enum Next {
@@ -324,6 +369,7 @@ where
             deadline: Deadline::new(),
             local_host: peer.local.to_string().into(),
             peer_text: Arc::new(PeerText::new(peer.remote)),
+            kept: Kept::default(),
         }
     }
 
@@ -441,7 +487,7 @@ where
         x.method = Some(method.clone());
         let target = head.target();
         let (authority, origin) = split_target(target);
-        x.path = Some(logged_path(origin).to_owned());
+        x.path = Some(text_in(&mut self.kept.path, logged_path(origin).as_bytes()));
 
         let shared = self.shared.clone();
         // Shared, not copied: the admitted lines borrow them across `forward`.
@@ -472,7 +518,9 @@ where
             }
         };
         x.client = admitted.client;
-        x.user_agent = admitted.user_agent.map(crate::text::lossy);
+        x.user_agent = admitted
+            .user_agent
+            .map(|ua| text_in(&mut self.kept.user_agent, ua));
         x.global_request_id = admitted.global_request_id.map(crate::text::lossy);
         x.trace_id = admitted.traceparent.and_then(trace_id).map(str::to_owned);
         x.dropped_headers = admitted.underscored;
@@ -609,6 +657,7 @@ where
             self.linger().await;
         }
         self.release_buffers();
+        self.kept.take_back(x);
         fate
     }
 
@@ -726,6 +775,30 @@ mod tests {
         let mut buf = BytesMut::from(&bytes[..COPY_AT_MOST + 10]);
         let _body = take_front(&mut buf, COPY_AT_MOST + 10);
         assert_eq!(buf.capacity(), 0);
+    }
+
+    #[test]
+    fn kept_strings_are_reused_and_read_as_fresh_ones() {
+        let mut kept = Kept::default();
+        let peer = Peer::new(
+            "192.0.2.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            false,
+        );
+        let mut x = Exchange::new(peer, Protocol::Http11);
+        x.path = Some(text_in(&mut kept.path, b"/v2.1/servers"));
+        x.user_agent = Some(text_in(&mut kept.user_agent, b"curl/\xff8"));
+        assert_eq!(x.user_agent.as_deref(), Some("curl/\u{fffd}8"));
+        assert_eq!(x.user_agent, Some(crate::text::lossy(b"curl/\xff8")));
+        x.upstream.request_id = Some("x".repeat(KEPT_MAX_BYTES + 1));
+        let memory = x.path.as_ref().unwrap().as_ptr();
+        kept.take_back(&mut x);
+        assert!(x.path.is_none() && x.user_agent.is_none());
+        assert!(kept.path.is_empty() && kept.path.as_ptr() == memory);
+        // Too large to keep.
+        assert_eq!(kept.upstream_request_id.capacity(), 0);
+        let again = text_in(&mut kept.path, b"/v2.1/flavors");
+        assert_eq!((again.as_str(), again.as_ptr()), ("/v2.1/flavors", memory));
     }
 
     #[test]

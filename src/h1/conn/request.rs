@@ -10,8 +10,8 @@ use http::Method;
 use tokio::io::AsyncWrite;
 
 use super::{
-    push_chunk, push_line, split_target, take_front, upstream_error, Body, ClientStream, Conn,
-    Event, Failure, Fate, Read, HEAD_ROOM, READ_CHUNK, WRITE_BATCH,
+    push_chunk, push_line, split_target, take_front, text_in, upstream_error, Body, ClientStream,
+    Conn, Event, Failure, Fate, Read, HEAD_ROOM, READ_CHUNK, WRITE_BATCH,
 };
 use crate::admit::Line;
 use crate::error::{ErrorKind, ProxyError, CLIENT_CLOSED};
@@ -187,7 +187,7 @@ where
         x.upstream.status = Some(response.status);
         x.upstream.request_id = response
             .header("x-openstack-request-id")
-            .map(crate::text::lossy);
+            .map(|id| text_in(&mut self.kept.upstream_request_id, id));
         if let Body::Stream { .. } = body {
             x.bytes_in = x.bytes_in.max(sent.bytes);
         }
