@@ -309,6 +309,71 @@ mod tests {
     }
 
     #[test]
+    fn framing_and_hop_by_hop_lines_across_several_lines() {
+        type Case = (
+            &'static [u8],
+            bool,
+            Result<(BodyFraming, bool), BadResponse>,
+        );
+        let cases: &[Case] = &[
+            // The last coding of the last line decides.
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                Ok((BodyFraming::UntilClose, true)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok((BodyFraming::Chunked, false)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n",
+                false,
+                Ok((BodyFraming::UntilClose, true)),
+            ),
+            // Lengths that do not agree matter only when they frame the body.
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Ok((BodyFraming::Chunked, false)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                true,
+                Ok((BodyFraming::Empty, false)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+                false,
+                Ok((BodyFraming::Length(3), false)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: x\r\n\r\n",
+                false,
+                Err(BadResponse::Length),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: x, Keep-Alive\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Ok((BodyFraming::Length(0), false)),
+            ),
+        ];
+        for (text, head_request, expected) in cases {
+            let got = head(text, *head_request).map(|h| (h.framing, h.close));
+            assert_eq!(&got, expected, "{:?}", String::from_utf8_lossy(text));
+        }
+        // A `Connection` line after the line it names.
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\nTE: x\r\nConnection: ,x-a,\r\nX-B: 2\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        let kept: Vec<_> = h.end_to_end().map(|(n, _)| n).collect();
+        assert_eq!(kept, [&b"X-B"[..]]);
+    }
+
+    #[test]
     fn hop_by_hop_headers_stay_between_nova_and_nova_guard() {
         let h = head(
             b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\nX-OpenStack-Request-ID: req-1\r\nVary: A\r\nVary: B\r\n\r\n",
