@@ -106,8 +106,7 @@ impl Drain {
         let mut waiting = rx.clone();
         let wait = Box::pin(async move {
             let _ = waiting.changed().await;
-            let set = *waiting.borrow();
-            set
+            *waiting.borrow()
         });
         Drain {
             rx,
