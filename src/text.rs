@@ -56,9 +56,16 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
 /// does; valid text (nearly all of it) is checked and copied without its
 /// character-by-character decoding.
 pub fn lossy(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    push_lossy(&mut text, bytes);
+    text
+}
+
+/// [`lossy`], appended to `out` (whose memory may be reused).
+pub fn push_lossy(out: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 

@@ -142,7 +142,7 @@ impl Drain {
     }
 
     /// [`Self::poll_set`] as a future, for `select!`.
-    pub fn set(&mut self) -> impl Future<Output = ()> + '_ {
+    pub fn wait_set(&mut self) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(|cx| self.poll_set(cx))
     }
 }

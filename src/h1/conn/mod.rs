@@ -223,15 +223,11 @@ impl Kept {
     }
 }
 
-/// `bytes` as text (invalid UTF-8 replaced, as [`crate::text::lossy`]),
-/// written into `kept`'s memory.
+/// [`crate::text::lossy`], written into `kept`'s memory.
 fn text_in(kept: &mut String, bytes: &[u8]) -> String {
     let mut text = std::mem::take(kept);
     text.clear();
-    match std::str::from_utf8(bytes) {
-        Ok(valid) => text.push_str(valid),
-        Err(_) => text.push_str(&String::from_utf8_lossy(bytes)),
-    }
+    crate::text::push_lossy(&mut text, bytes);
     text
 }
 
@@ -442,7 +438,7 @@ where
                     }
                 }
                 // Re-checked at the top of the loop.
-                () = self.drain.set(), if !draining => {}
+                () = self.drain.wait_set(), if !draining => {}
                 // Idle, or a head too slow: closed without an answer.
                 () = self.deadline.passed() => return Next::Closed,
             }
