@@ -420,9 +420,13 @@ def fmt(v, digits=0):
 
 def p99_by_repeat(m, base):
     """A target's p99 over nginx's, repeat by repeat (each repeat runs every
-    target back to back, so both were taken under much the same machine)."""
+    target back to back, so both were taken under much the same machine):
+    (median ratio, repeats at or below nginx's, repeats), or None."""
     nginx = base.get("by_repeat", {})
-    return [p / nginx[i] for i, p in m["by_repeat"].items() if nginx.get(i)]
+    paired = [p / nginx[i] for i, p in m["by_repeat"].items() if nginx.get(i)]
+    if not paired:
+        return None
+    return statistics.median(paired), sum(1 for x in paired if x <= 1), len(paired)
 
 
 def relay_cmd(opts, port, up_port):
@@ -520,8 +524,7 @@ def report(opts, info, results, rate_results, rates, idle, idle_after, started_a
                 spread = (f"{fmt(m['p99_range'][0])}–{fmt(m['p99_range'][1])} µs"
                           if m["p99_range"] else "—")
                 paired = p99_by_repeat(m, n)
-                by_repeat = (f"{statistics.median(paired):.2f}×; "
-                             f"{sum(1 for x in paired if x <= 1)} of {len(paired)}"
+                by_repeat = (f"{paired[0]:.2f}×; {paired[1]} of {paired[2]}"
                              if paired and t != "nginx" else "—")
                 w(f"| {workload} | {fmt(rates[workload])}/s | {t} | {fmt(m['p50_us'])} µs "
                   f"| {fmt(m['p99_us'])} µs | {spread} | {ratio(m['p99_us'], n.get('p99_us'))} "
@@ -603,8 +606,7 @@ def report(opts, info, results, rate_results, rates, idle, idle_after, started_a
             if s:
                 x = r_(s["nova-guard"]["p99_us"], s["nginx"]["p99_us"])
                 paired = p99_by_repeat(s["nova-guard"], s["nginx"])
-                by_repeat = (f" (by repeat: {statistics.median(paired):.2f}×, "
-                             f"{sum(1 for v in paired if v <= 1)} of {len(paired)} ≤ 1)"
+                by_repeat = (f" (by repeat: {paired[0]:.2f}×, {paired[1]} of {paired[2]} ≤ 1)"
                              if paired else "")
                 row(f"p99 at {fmt(rates[workload])}/s ≤ nginx ({workload})",
                     ratio(x, 1) + by_repeat, x <= 1.0 if x else None)
