@@ -225,9 +225,22 @@ impl Kept {
 
 /// [`crate::text::lossy`], written into `kept`'s memory.
 fn text_in(kept: &mut String, bytes: &[u8]) -> String {
+    let mut text = reuse(kept);
+    crate::text::push_lossy(&mut text, bytes);
+    text
+}
+
+/// `text`, copied into `kept`'s memory: text already known to be UTF-8 is
+/// not checked again.
+fn str_in(kept: &mut String, text: &str) -> String {
+    let mut out = reuse(kept);
+    out.push_str(text);
+    out
+}
+
+fn reuse(kept: &mut String) -> String {
     let mut text = std::mem::take(kept);
     text.clear();
-    crate::text::push_lossy(&mut text, bytes);
     text
 }
 
@@ -483,7 +496,7 @@ where
         x.method = Some(method.clone());
         let target = head.target();
         let (authority, origin) = split_target(target);
-        x.path = Some(text_in(&mut self.kept.path, logged_path(origin).as_bytes()));
+        x.path = Some(str_in(&mut self.kept.path, logged_path(origin)));
 
         let shared = self.shared.clone();
         // Shared, not copied: the admitted lines borrow them across `forward`.
@@ -793,7 +806,7 @@ mod tests {
         assert!(kept.path.is_empty() && kept.path.as_ptr() == memory);
         // Too large to keep.
         assert_eq!(kept.upstream_request_id.capacity(), 0);
-        let again = text_in(&mut kept.path, b"/v2.1/flavors");
+        let again = str_in(&mut kept.path, "/v2.1/flavors");
         assert_eq!((again.as_str(), again.as_ptr()), ("/v2.1/flavors", memory));
     }
 
