@@ -787,11 +787,18 @@ def main():
     ap.add_argument("--report", metavar="DIR",
                     help="only write DIR/report.md again from DIR/results.json (an earlier "
                          "run's figures, this script's tables)")
+    ap.add_argument("--pool", metavar="DIR", nargs="+",
+                    help="only compare the throughput and p99 repeats of several earlier "
+                         "runs (their DIR/results.json), each repeat against the same "
+                         "run's other targets: medians and middle halves")
     ap.add_argument("--bin-dir", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"))
     opts = ap.parse_args()
     if opts.report:
         rerender(opts.report)
+        return
+    if opts.pool:
+        print(pool(opts.pool))
         return
 
     quick = opts.quick
@@ -1022,6 +1029,71 @@ def main():
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# What --pool compares: (target, over, measure). The relay over HAProxy is
+# there because 1.2× HAProxy is only reachable where the relay reaches it.
+POOLED = [
+    ("nova-guard", "nginx", "cpu_us_per_unit"),
+    ("nova-guard", "nginx", "rate"),
+    ("nova-guard", "haproxy", "rate"),
+    ("relay", "haproxy", "rate"),
+    ("nova-guard", "relay", "rate"),
+]
+
+
+def pooled_ratios(runs):
+    """Ratios of one target's figure to another's, repeat by repeat, over
+    several runs: {(workload, conns, target, over, measure): [ratios]} for the
+    throughput runs, and {workload: [ratios]} of nova-guard's p99 over nginx's
+    at the fixed rate. Only figures of the same run and repeat are paired."""
+    ratios, p99 = {}, {}
+    for saved in runs:
+        by = {(r["repeat"], r["workload"], r["conns"], r["target"]): r for r in saved["throughput"]}
+        for (rep, workload, conns, target), r in sorted(by.items()):
+            for want, over, measure in POOLED:
+                base = by.get((rep, workload, conns, over))
+                if target == want and base and base.get(measure) and r.get(measure):
+                    key = (workload, conns, want, over, measure)
+                    ratios.setdefault(key, []).append(r[measure] / base[measure])
+        rates = {(r["repeat"], r["workload"], r["target"]): r for r in saved["fixed_rate"]}
+        for (rep, workload, target), r in sorted(rates.items()):
+            base = rates.get((rep, workload, "nginx"))
+            if target == "nova-guard" and base and base.get("p99_us") and r.get("p99_us"):
+                p99.setdefault(workload, []).append(r["p99_us"] / base["p99_us"])
+    return ratios, p99
+
+
+def pool(dirs):
+    """pooled_ratios over the runs saved in `dirs`, as tables: each cell the
+    median ratio and, in brackets, the middle half of the ratios."""
+    runs = []
+    for d in dirs:
+        with open(os.path.join(d, "results.json")) as f:
+            runs.append(json.load(f))
+    ratios, p99 = pooled_ratios(runs)
+
+    def cell(values):
+        if not values:
+            return "—"
+        q = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+        return f"{statistics.median(values):.2f}× ({q[0]:.2f}–{q[2]:.2f})"
+
+    measures = {"rate": "throughput", "cpu_us_per_unit": "CPU per unit"}
+    names = {"haproxy": "HAProxy"}
+    heads = [f"{t} ÷ {names.get(o, o)}, {measures[m]}" for t, o, m in POOLED]
+    out = [f"Pooled over {len(runs)} runs, repeat by repeat: median (middle half)\n",
+           "| workload | conns | " + " | ".join(heads) + " | repeats |",
+           "|---|---|" + "---|" * (len(heads) + 1)]
+    for workload, conns in sorted({(k[0], k[1]) for k in ratios}):
+        cells = [ratios.get((workload, conns, t, o, m), []) for t, o, m in POOLED]
+        out.append(f"| {workload} | {conns} | " + " | ".join(cell(v) for v in cells)
+                   + f" | {max(len(v) for v in cells)} |")
+    if p99:
+        out += ["", "| workload | nova-guard's p99 ÷ nginx's, at the fixed rate | repeats |",
+                "|---|---|---|"]
+        out += [f"| {w} | {cell(v)} | {len(v)} |" for w, v in sorted(p99.items())]
+    return "\n".join(out)
 
 
 def rerender(out_dir):
