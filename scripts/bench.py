@@ -1067,10 +1067,7 @@ def pooled_ratios(runs):
 def pool(dirs):
     """pooled_ratios over the runs saved in `dirs`, as tables: each cell the
     median ratio and, in brackets, the middle half of the ratios."""
-    runs = []
-    for d in dirs:
-        with open(os.path.join(d, "results.json")) as f:
-            runs.append(json.load(f))
+    runs = [saved_run(d) for d in dirs]
     ratios, p99 = pooled_ratios(runs)
 
     def cell(values):
@@ -1096,9 +1093,14 @@ def pool(dirs):
     return "\n".join(out)
 
 
-def rerender(out_dir):
+def saved_run(out_dir):
+    """An earlier run's figures, as main() wrote them to out_dir."""
     with open(os.path.join(out_dir, "results.json")) as f:
-        saved = json.load(f)
+        return json.load(f)
+
+
+def rerender(out_dir):
+    saved = saved_run(out_dir)
     opts = argparse.Namespace(**saved["options"])
     for t in opts.targets:
         if t not in TARGETS:
