@@ -1,5 +1,6 @@
 """Session fixtures: one real Nova, and nova-guard in front of it."""
 
+import json
 import os
 import random
 import sys
@@ -32,10 +33,67 @@ def _seed():
     raw = os.environ.get('NOVA_GUARD_DIFF_SEED')
     if raw:
         return int(raw)
-    return random.SystemRandom().randrange(1, 2 ** 31)
+    seed = random.SystemRandom().randrange(1, 2 ** 31)
+    # The worker processes (pytest-xdist) start after this and inherit it:
+    # one seed for the whole session.
+    os.environ['NOVA_GUARD_DIFF_SEED'] = str(seed)
+    return seed
 
 
 SEED = _seed()
+
+
+# Two lanes of about equal length, each run by its own worker process, test
+# after test (run.sh: pytest-xdist), each starting only the Novas its tests
+# use: the session's Nova 34 on cheroot, with its nova-guards; and Nova 34
+# under each WSGI server, then each release's Nova. run.sh prints each
+# test's time.
+LANES = {
+    'test_create_rebuild.py': 'session-nova',
+    'test_differential.py': 'session-nova',
+    'test_fuzz_corpus.py': 'session-nova',
+    'test_forwarding.py': 'other-novas',
+    'test_wsgi_servers.py': 'other-novas',
+    'test_releases.py': 'other-novas',
+}
+
+
+def lane(nodeid):
+    module = nodeid.split('::', 1)[0]
+    if module not in LANES:
+        raise pytest.UsageError('%s: no lane in conftest.LANES' % module)
+    return LANES[module]
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Each lane to one worker, whole. (pytest-xdist's own `loadgroup`
+    does not group under pytest 9.2, which no longer lets it rename tests.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByLane(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return lane(nodeid)
+
+    return ByLane(config, log)
+
+
+def pytest_sessionfinish(session):
+    """In a worker process: hand its tallies to the controller."""
+    out = getattr(session.config, 'workeroutput', None)
+    if out is not None:
+        out['differential'] = json.dumps({'total': TOTAL.to_json(SEED),
+                                          'timings': TIMINGS})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the controller: a worker's tallies join the session's."""
+    raw = getattr(node, 'workeroutput', {}).get('differential')
+    if raw:
+        got = json.loads(raw)
+        TOTAL.merge(harness.Tally.from_json(got['total']))
+        TIMINGS.extend(tuple(t) for t in got['timings'])
 
 
 def pytest_report_header(config):

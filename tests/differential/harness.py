@@ -611,6 +611,15 @@ def compare(case, nova, guard, ask=None, ids=(None, None)):
     return 'disagree', '; '.join(diffs)
 
 
+@dataclasses.dataclass
+class Reported:
+    """A disagreement found in another process, as its report."""
+    text: str
+
+    def report(self, seed=None):
+        return self.text
+
+
 class Tally:
     def __init__(self):
         self.cases = 0
@@ -646,6 +655,20 @@ class Tally:
         self.nova_secs += other.nova_secs
         self.guard_secs += other.guard_secs
         self.accepted += other.accepted
+
+    def to_json(self, seed):
+        """The tally as JSON, its disagreements as their reports: how a
+        worker process hands it to the one that prints the summary."""
+        d = dict(vars(self))
+        d['disagreements'] = [o.report(seed) for o in self.disagreements]
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text):
+        t = cls()
+        vars(t).update(json.loads(text))
+        t.disagreements = [Reported(r) for r in t.disagreements]
+        return t
 
     def summary(self):
         allowed = sum(self.allowed.values())

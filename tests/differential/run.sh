@@ -12,6 +12,8 @@
 # NOVA_GUARD_DIFF_COUNT sets how many bodies are generated (default 2000),
 # NOVA_GUARD_DIFF_FUZZ_CORPUS=<dir> replays the fuzz inputs under <dir>/check
 # and <dir>/ipv6 instead of the committed seeds (-k fuzz_corpus: only those).
+# The tests run in two worker processes (conftest.LANES), each with its own
+# Novas; NOVA_GUARD_DIFF_WORKERS=0 runs them all in pytest's own process.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,4 +28,14 @@ if [[ -z "${NOVA_GUARD_BIN:-}" ]]; then
 fi
 
 cd "$here"
-exec "$venv/bin/python" -m pytest -p no:cacheprovider -ra "$@" .
+workers="${NOVA_GUARD_DIFF_WORKERS:-2}"
+if [[ ! "$workers" =~ ^[0-9]+$ ]]; then
+    echo "NOVA_GUARD_DIFF_WORKERS must be a number of worker processes (0: none), not '$workers'" >&2
+    exit 2
+fi
+spread=()
+if ((workers > 0)); then
+    spread=(-n "$workers")
+fi
+exec "$venv/bin/python" -m pytest -p no:cacheprovider -ra --durations=12 \
+    "${spread[@]}" "$@" .
