@@ -896,14 +896,6 @@ def guard_binary():
         ROOT, 'target', 'release', 'nova-guard')
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def stop(proc, grace=30):
     if proc.poll() is None:
         proc.terminate()
@@ -948,39 +940,59 @@ def start_nova(argv, log_path, what='Nova', timeout=240):
 
 def start_guard(binary, nova_port, log_path, env=None, host='127.0.0.1',
                 answered=True):
-    """nova-guard in front of the Nova on `nova_port`, on `host` and a free
-    port, its output to `log_path`; `env` adds variables (None: removes
-    one). Waits until it answers `GET /` (`answered`) or only listens
-    -> (process, port). Raises RuntimeError with the end of its output."""
+    """nova-guard in front of the Nova on `nova_port`, on `host` and a port
+    of the kernel's choosing (read from its `listening` line: no other
+    process can take it meanwhile), its output to `log_path`; `env` adds
+    variables (None: removes one). Waits until it answers `GET /`
+    (`answered`) or only listens -> (process, port). Raises RuntimeError
+    with the end of its output."""
+    full = dict(os.environ)
+    full.update({
+        'NOVA_GUARD_LISTEN': '%s:0' % host,
+        'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova_port,
+        'NOVA_GUARD_LOG_FORMAT': 'json',
+    })
+    for k, v in (env or {}).items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
     with open(log_path, 'w') as log:
-        for _ in range(3):      # the free port may be taken meanwhile
-            port = free_port()
-            full = dict(os.environ)
-            full.update({
-                'NOVA_GUARD_LISTEN': '%s:%d' % (host, port),
-                'NOVA_GUARD_UPSTREAM': 'http://127.0.0.1:%d' % nova_port,
-                'NOVA_GUARD_LOG_FORMAT': 'json',
-            })
-            for k, v in (env or {}).items():
-                if v is None:
-                    full.pop(k, None)
+        proc = subprocess.Popen([binary], stdout=log, stderr=subprocess.STDOUT,
+                                env=full, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    port = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if port is None:
+            port = _listening_port(log_path)
+        if port is not None:
+            try:
+                if answered:
+                    c = Conn('127.0.0.1', port, timeout=5)
+                    c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
+                    c.close()
                 else:
-                    full[k] = v
-            proc = subprocess.Popen([binary], stdout=log,
-                                    stderr=subprocess.STDOUT, env=full,
-                                    cwd=ROOT)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if answered:
-                        c = Conn('127.0.0.1', port, timeout=5)
-                        c.request('GET', '/', [('Host', '127.0.0.1:%d' % port)])
-                        c.close()
-                    else:
-                        socket.create_connection(('127.0.0.1', port), 1).close()
-                    return proc, port
-                except OSError:
-                    time.sleep(0.1)
-            stop(proc)
+                    socket.create_connection(('127.0.0.1', port), 1).close()
+                return proc, port
+            except OSError:
+                pass
+        time.sleep(0.1)
+    stop(proc)
     raise RuntimeError('nova-guard did not start; its output:\n%s'
                        % open(log_path).read()[-5000:])
+
+
+def _listening_port(log_path):
+    """The port of nova-guard's `listening` line in its log, if it is there."""
+    with open(log_path, encoding='utf-8', errors='replace') as f:
+        for line in f:
+            if '"listening"' not in line:
+                continue
+            try:
+                listen = json.loads(line).get('listen', '')
+            except ValueError:
+                continue
+            port = listen.rpartition(':')[2]
+            if port.isdigit():
+                return int(port)
+    return None
