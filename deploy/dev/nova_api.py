@@ -321,8 +321,10 @@ def pool_sqlite_file_connections():
             fn(url, engine_args, kw)
         if engine_args.get('poolclass') is pool.NullPool:
             engine_args['poolclass'] = pool.QueuePool
-            engine_args['pool_size'] = 4
-            engine_args['max_overflow'] = 16
+            engine_args['pool_size'] = 8
+            # Never wait for a connection: a request may hold one per
+            # database, and a NullPool never made anything wait.
+            engine_args['max_overflow'] = -1
             engine_args['pool_pre_ping'] = False
             engine_args['connect_args']['check_same_thread'] = False
 
