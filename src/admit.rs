@@ -30,6 +30,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use crate::exchange::{client_address, trace_id, Admission, RequestId};
+use crate::nova::urlmap::{self, Apis};
 use crate::swar;
 use crate::wire::framing::{eq_lower, trim};
 
@@ -77,7 +78,8 @@ pub struct Admitted<'a> {
     pub lines: Vec<Line<'a>>,
     /// Lines dropped because their name contains `_`.
     pub underscored: u32,
-    /// A non-empty `X-Auth-Token` is forwarded.
+    /// A non-empty `X-Auth-Token` or `X-Storage-Token` (keystonemiddleware
+    /// reads the second when the first is missing) is forwarded.
     pub token: bool,
     /// `OpenStack-API-Version` as forwarded (lines joined).
     pub api_version: Option<Cow<'a, [u8]>>,
@@ -85,6 +87,8 @@ pub struct Admitted<'a> {
     pub nova_api_version: Option<Cow<'a, [u8]>>,
     /// `Content-Type` as forwarded.
     pub content_type: Option<&'a [u8]>,
+    /// The APIs a `version` parameter of `Accept` may send the request to.
+    pub accept_apis: Apis,
     /// The client as logged: the peer, or behind trusted proxies the address
     /// their `X-Forwarded-For` names.
     pub client: IpAddr,
@@ -104,6 +108,7 @@ impl Admitted<'_> {
             api_version: self.api_version.as_deref().map(<[u8]>::to_vec),
             nova_api_version: self.nova_api_version.as_deref().map(<[u8]>::to_vec),
             content_type: self.content_type.map(<[u8]>::to_vec),
+            accept_apis: self.accept_apis,
             client: Some(self.client),
             user_agent: self.user_agent.map(text),
             global_request_id: self.global_request_id.map(text),
@@ -130,6 +135,7 @@ enum Kind {
     ForwardedOther,
     Te,
     Token,
+    Accept,
     RequestId,
     UserAgent,
     Traceparent,
@@ -157,6 +163,8 @@ const KINDS: &[(&str, Kind)] = &[
     ("x-forwarded-port", Kind::ForwardedOther),
     ("x-forwarded-prefix", Kind::ForwardedOther),
     ("x-auth-token", Kind::Token),
+    ("x-storage-token", Kind::Token),
+    ("accept", Kind::Accept),
     ("x-openstack-request-id", Kind::RequestId),
     ("user-agent", Kind::UserAgent),
     ("traceparent", Kind::Traceparent),
@@ -253,6 +261,7 @@ where
         api_version: None,
         nova_api_version: None,
         content_type: None,
+        accept_apis: Apis::default(),
         client: ctx.peer,
         user_agent: None,
         global_request_id: None,
@@ -345,6 +354,13 @@ where
             }
             Kind::Token => {
                 out.token |= !trim(value).is_empty();
+                lines.push(keep);
+            }
+            Kind::Accept => {
+                // Rare, and only then parsed.
+                if memchr::memmem::find(value, b"version").is_some() {
+                    urlmap::accept_apis(value, &mut out.accept_apis);
+                }
                 lines.push(keep);
             }
             Kind::RequestId => {
@@ -693,6 +709,23 @@ mod tests {
             .collect();
         assert_eq!(sent.len(), 1);
         assert_eq!(&*sent[0].value, id.as_bytes());
+
+        // keystonemiddleware's other spelling.
+        let storage: Vec<(&[u8], &[u8])> = vec![(b"X-Storage-Token", b"tok")];
+        assert!(
+            admit(storage.iter().copied(), &ctx(false, &id))
+                .unwrap()
+                .token
+        );
+        // The APIs an `Accept` names, for a path that names none.
+        let accept: Vec<(&[u8], &[u8])> = vec![
+            (b"Accept", b"application/json"),
+            (b"Accept", b"*/*;version=2/x"),
+        ];
+        let a = admit(accept.iter().copied(), &ctx(false, &id)).unwrap();
+        assert_eq!(a.accept_apis.mode(), Some(crate::nova::Mode::LegacyV2));
+        let accepts = a.lines.iter().filter(|l| l.name == b"Accept").count();
+        assert_eq!(accepts, 2, "both Accept lines forwarded");
 
         let theirs: Vec<(&[u8], &[u8])> = vec![
             (b"X-Auth-Token", b"tok"),

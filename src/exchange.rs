@@ -383,6 +383,7 @@ pub struct Admission {
     pub api_version: Option<Vec<u8>>,
     pub nova_api_version: Option<Vec<u8>>,
     pub content_type: Option<Vec<u8>>,
+    pub accept_apis: crate::nova::urlmap::Apis,
     pub client: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub global_request_id: Option<String>,

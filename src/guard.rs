@@ -26,7 +26,8 @@ use http::{Method, StatusCode};
 
 use crate::exchange::{Operation, RequestId, Rule, ValidationInfo, Verdict};
 use crate::nova::microversion::requested;
-use crate::nova::route::{match_action, match_create, match_update};
+use crate::nova::route::{match_action, match_create, match_update, method_override};
+use crate::nova::urlmap::{content_type_api, Apis};
 use crate::nova::{
     self, check_request, is_rebuild_action, AccessIpPolicy, Microversion, Mode, Profile,
 };
@@ -84,6 +85,8 @@ pub struct Heads<'a> {
     pub api_version: Option<&'a [u8]>,
     pub nova_api_version: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
+    /// The APIs a `version` parameter of `Accept` names.
+    pub accept_apis: Apis,
     /// The body's length, when the request says it.
     pub content_length: Option<u64>,
 }
@@ -125,14 +128,33 @@ pub enum Plan {
 
 /// Decide from the request head alone.
 pub fn plan(settings: &Settings, method: &Method, target: &str, heads: &Heads<'_>) -> Plan {
-    let prefix = &settings.path_prefix;
-    let routed = match *method {
-        Method::PUT => match_update(prefix, target).map(|m| (nova::Operation::Update, m)),
-        Method::POST => match_create(prefix, target)
-            .map(|m| (nova::Operation::Create, m))
-            .or_else(|| match_action(prefix, target).map(|m| (nova::Operation::Rebuild, m))),
-        _ => None,
+    // Nova reads a body for its own POST and PUT alone.
+    if *method != Method::PUT && *method != Method::POST {
+        return Plan::Pass(ValidationInfo::passthrough());
+    }
+    // The router matches the method a `_method` query parameter names.
+    let overridden = method_override(target);
+    let routed_by = overridden.as_deref().unwrap_or(method.as_str());
+    let route = |by_headers| {
+        let prefix = &settings.path_prefix;
+        match routed_by {
+            "PUT" => match_update(prefix, target, by_headers).map(|m| (nova::Operation::Update, m)),
+            "POST" => match_create(prefix, target, by_headers)
+                .map(|m| (nova::Operation::Create, m))
+                .or_else(|| {
+                    match_action(prefix, target, by_headers).map(|m| (nova::Operation::Rebuild, m))
+                }),
+            _ => None,
+        }
     };
+    // A path without an API version goes to the one the headers name.
+    let routed = route(None).or_else(|| {
+        let by_headers = heads
+            .content_type
+            .and_then(content_type_api)
+            .or_else(|| heads.accept_apis.mode())?;
+        route(Some(by_headers))
+    });
     let Some((op, mode)) = routed else {
         return Plan::Pass(ValidationInfo::passthrough());
     };
@@ -340,6 +362,7 @@ mod tests {
             api_version: version,
             nova_api_version: None,
             content_type: ct,
+            accept_apis: Apis::default(),
             content_length: Some(10),
         }
     }
@@ -386,6 +409,129 @@ mod tests {
             Plan::Validate(g) => assert_eq!(g.version, Microversion::new(2, 90)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn routed_as_nova_s_router_routes_it() {
+        let s = settings(Enforcement::Enforce);
+        let id = "4d7e2cde-9a10-4cbb-9d8b-0f0e2d7a1c11";
+        let judged = |method: Method, target: &str, heads: &Heads<'_>| match plan(
+            &s, &method, target, heads,
+        ) {
+            Plan::Validate(g) => Some((g.op, g.mode)),
+            _ => None,
+        };
+        let json = heads(true, None, Some(b"application/json"));
+        let update = Some((nova::Operation::Update, Mode::V21));
+        // Routes' `_method` override: the router's method, Nova's body.
+        for (method, target, want) in [
+            (
+                Method::POST,
+                format!("/v2.1/servers/{id}?_method=PUT"),
+                update,
+            ),
+            (
+                Method::POST,
+                format!("/v2.1/servers/{id}?_method=put"),
+                update,
+            ),
+            (
+                Method::POST,
+                format!("/v2.1/servers/{id}?_method=pu%74"),
+                update,
+            ),
+            (
+                Method::PUT,
+                format!("/v2.1/servers/{id}?_method=PUT"),
+                update,
+            ),
+            (
+                Method::PUT,
+                "/v2.1/servers?_method=POST".into(),
+                Some((nova::Operation::Create, Mode::V21)),
+            ),
+            (
+                Method::PUT,
+                format!("/v2.1/servers/{id}/action?_method=POST"),
+                Some((nova::Operation::Rebuild, Mode::V21)),
+            ),
+            // Nova reads no body for a GET, and routes a PUT elsewhere.
+            (Method::GET, format!("/v2.1/servers/{id}?_method=PUT"), None),
+            (Method::PUT, format!("/v2.1/servers/{id}?_method=GET"), None),
+            (
+                Method::PUT,
+                format!("/v2.1/servers/{id}?_method=PUT&_method=DELETE"),
+                None,
+            ),
+            // Not the text `_method`: no override.
+            (
+                Method::POST,
+                format!("/v2.1/servers/{id}?_metho%64=PUT"),
+                None,
+            ),
+        ] {
+            assert_eq!(
+                judged(method.clone(), &target, &json),
+                want,
+                "{method} {target}"
+            );
+        }
+        // A path without an API version: the one Content-Type, else
+        // Accept, names.
+        let unversioned = format!("/servers/{id}");
+        let project = format!("/6f70656e737461636b20342065766572/servers/{id}");
+        for (ct, accept, want) in [
+            (
+                &b"application/json;version=2.1/x"[..],
+                Apis::default(),
+                Some(Mode::V21),
+            ),
+            (
+                b"application/json; version=2/x",
+                Apis::default(),
+                Some(Mode::LegacyV2),
+            ),
+            (b"application/json;version=2.1", Apis::default(), None),
+            (b"application/json", Apis::default(), None),
+            (
+                b"application/json",
+                Apis {
+                    v21: true,
+                    legacy_v2: false,
+                },
+                Some(Mode::V21),
+            ),
+            (
+                b"application/json",
+                Apis {
+                    v21: true,
+                    legacy_v2: true,
+                },
+                Some(Mode::LegacyV2),
+            ),
+            // Content-Type's version wins over Accept's.
+            (
+                b"application/json;version=2.1/x",
+                Apis {
+                    v21: false,
+                    legacy_v2: true,
+                },
+                Some(Mode::V21),
+            ),
+        ] {
+            let h = Heads {
+                accept_apis: accept,
+                ..heads(true, None, Some(ct))
+            };
+            for target in [&unversioned, &project] {
+                let got = judged(Method::PUT, target, &h).map(|(_, mode)| mode);
+                assert_eq!(got, want, "{target} {:?}", String::from_utf8_lossy(ct));
+            }
+        }
+        // A path that names a version document is not sent on by headers.
+        let h = heads(true, None, Some(b"application/json;version=2.1/x"));
+        assert_eq!(judged(Method::PUT, "/v2.1", &h), None);
+        assert_eq!(judged(Method::PUT, "/v3/servers/x", &h), None);
     }
 
     #[test]

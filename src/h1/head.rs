@@ -253,7 +253,9 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
     if target.len() > limits.max_uri_bytes {
         return Err(HeadError::UriTooLong);
     }
-    if target.bytes().any(|b| FORBIDDEN_IN_TARGET[usize::from(b)]) {
+    if target.bytes().any(|b| FORBIDDEN_IN_TARGET[usize::from(b)])
+        || !is_request_target(method, target)
+    {
         return Err(HeadError::Malformed);
     }
     let version = match version {
@@ -294,6 +296,18 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
         close,
         expect_continue,
     })
+}
+
+/// One of RFC 9112's four forms: origin (`/path`), absolute
+/// (`scheme://...`), asterisk (`*`), or authority (CONNECT's `host:port`).
+/// Anything else, like `%2Fv2/...` or `./v2.1/...`, some WSGI servers still
+/// turn into a path (uWSGI decodes the first, drops the `./` of the second)
+/// that nova-guard would not have routed.
+pub fn is_request_target(method: &str, target: &str) -> bool {
+    target.starts_with('/')
+        || target == "*"
+        || method == "CONNECT"
+        || crate::nova::route::absolute_form(target).is_some()
 }
 
 fn close_token(req: &httparse::Request<'_, '_>) -> bool {
@@ -359,6 +373,31 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(text)
             );
+        }
+    }
+
+    #[test]
+    fn request_targets_in_one_of_the_four_forms() {
+        for (line, ok) in [
+            (&b"PUT /v2.1/servers/x HTTP/1.1"[..], true),
+            (b"PUT http://nova/v2.1/servers/x HTTP/1.1", true),
+            (b"PUT HTTP://nova HTTP/1.1", true),
+            (b"OPTIONS * HTTP/1.1", true),
+            (b"CONNECT nova:8774 HTTP/1.1", true),
+            // uWSGI reads these as /v2/..., /v2.1/...
+            (b"PUT %2Fv2/p/servers/x HTTP/1.1", false),
+            (b"PUT ./v2.1/servers/x HTTP/1.1", false),
+            (b"PUT v2.1/servers/x HTTP/1.1", false),
+            (b"PUT nova:8774 HTTP/1.1", false),
+            (b"PUT 1http://nova/v2.1 HTTP/1.1", false),
+        ] {
+            let mut text = line.to_vec();
+            text.extend_from_slice(b"\r\nHost: h\r\n\r\n");
+            let got = head(&text);
+            assert_eq!(got.is_ok(), ok, "{:?}", String::from_utf8_lossy(line));
+            if !ok {
+                assert!(matches!(got, Err(HeadError::Malformed)));
+            }
         }
     }
 

@@ -65,6 +65,13 @@ fn target_len(uri: &http::Uri) -> usize {
     scheme + authority + path
 }
 
+/// An HTTP/2 `:path` is the origin form, `*`, or absent (CONNECT); hyper
+/// takes any other text as it is (see [`crate::h1::head::is_request_target`]).
+fn origin_path(uri: &http::Uri) -> bool {
+    uri.path_and_query()
+        .is_none_or(|p| p.as_str().starts_with('/') || p.as_str() == "*")
+}
+
 /// `Some(reason)` when the request's framing is ambiguous.
 pub fn ambiguous_framing<B>(req: &Request<B>) -> Option<Ambiguity> {
     if let Some(WireVerdict(Some(why))) = req.extensions().get::<WireVerdict>() {
@@ -139,6 +146,8 @@ where
             Err(refused(ErrorKind::AmbiguousFraming, Rule::Framing(why)))
         } else if target_len(req.uri()) > self.settings.max_uri_bytes {
             Err(refused(ErrorKind::UriTooLong, Rule::MaxUriBytes))
+        } else if !origin_path(req.uri()) {
+            Err(refused(ErrorKind::MalformedHead, Rule::MalformedHead))
         } else {
             admitted(&req, &self.settings.trusted_proxies).map_err(|r| match r {
                 Refusal::ConflictingContentType => {
@@ -168,6 +177,29 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_http2_path_is_an_origin_form() {
+        let uri = |p: &str| {
+            http::Uri::builder()
+                .scheme("http")
+                .authority("nova")
+                .path_and_query(p)
+                .build()
+        };
+        for (path, ok) in [
+            ("/v2.1/servers/x", true),
+            ("*", true),
+            ("%2Fv2/p/servers/x", false),
+            ("./v2.1/servers/x", false),
+        ] {
+            match uri(path) {
+                Ok(u) => assert_eq!(origin_path(&u), ok, "{path}"),
+                // Not even a URI: hyper refuses it before.
+                Err(_) => assert!(!ok, "{path}"),
+            }
+        }
+    }
     use super::*;
 
     fn req(te: &[&str]) -> Request<()> {

@@ -61,6 +61,7 @@ fn heads<'a>(admission: &'a Admission, content_length: Option<u64>) -> Heads<'a>
         api_version: admission.api_version.as_deref(),
         nova_api_version: admission.nova_api_version.as_deref(),
         content_type: admission.content_type.as_deref(),
+        accept_apis: admission.accept_apis,
         content_length,
     }
 }

@@ -15,6 +15,7 @@ pub mod pyrepr;
 pub mod route;
 pub mod rule;
 pub mod unicode;
+pub mod urlmap;
 
 pub use check::{
     check, check_request, is_rebuild_action, Operation, RejectKind, Rejection, Rewrite, Verdict,

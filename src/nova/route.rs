@@ -22,8 +22,8 @@ pub enum Mode {
 /// `Some(mode)` when a PUT to `target` (the request-target as received:
 /// origin-form with optional query and fragment, or absolute-form) would be
 /// routed by Nova to update-server behind `prefix` (empty, or like `/compute`).
-pub fn match_update(prefix: &str, target: &str) -> Option<Mode> {
-    api_segments(prefix, target, |segs| match segs {
+pub fn match_update(prefix: &str, target: &str, by_headers: Option<Mode>) -> Option<Mode> {
+    api_segments(prefix, target, by_headers, |segs| match segs {
         [project_id, b"servers", id] if is_project_id(project_id) => is_server_id(id),
         [b"servers", id] => is_server_id(id),
         _ => false,
@@ -33,8 +33,8 @@ pub fn match_update(prefix: &str, target: &str) -> Option<Mode> {
 /// `Some(mode)` when a POST to `target` would be routed by Nova to
 /// create-server: `{prefix}/v2.1[/{project_id}]/servers` (normalised as for
 /// [`match_update`]).
-pub fn match_create(prefix: &str, target: &str) -> Option<Mode> {
-    api_segments(prefix, target, |segs| match segs {
+pub fn match_create(prefix: &str, target: &str, by_headers: Option<Mode>) -> Option<Mode> {
+    api_segments(prefix, target, by_headers, |segs| match segs {
         [project_id, b"servers"] => is_project_id(project_id),
         [b"servers"] => true,
         _ => false,
@@ -43,8 +43,8 @@ pub fn match_create(prefix: &str, target: &str) -> Option<Mode> {
 
 /// `Some(mode)` when a POST to `target` would be routed by Nova to a server
 /// action: `{prefix}/v2.1[/{project_id}]/servers/{server_id}/action`.
-pub fn match_action(prefix: &str, target: &str) -> Option<Mode> {
-    api_segments(prefix, target, |segs| match segs {
+pub fn match_action(prefix: &str, target: &str, by_headers: Option<Mode>) -> Option<Mode> {
+    api_segments(prefix, target, by_headers, |segs| match segs {
         [project_id, b"servers", id, b"action"] if is_project_id(project_id) => is_server_id(id),
         [b"servers", id, b"action"] => is_server_id(id),
         _ => false,
@@ -57,17 +57,34 @@ fn is_server_id(id: &[u8]) -> bool {
 }
 
 /// The API `target` addresses, when `route` accepts its path segments after
-/// the version.
-fn api_segments(prefix: &str, target: &str, route: impl FnOnce(&[&[u8]]) -> bool) -> Option<Mode> {
+/// the version. A path that names no API (`/servers/{id}`) goes, whole, to
+/// the API the headers name (`by_headers`, see [`super::urlmap`]), as Nova's
+/// urlmap sends it.
+fn api_segments(
+    prefix: &str,
+    target: &str,
+    by_headers: Option<Mode>,
+    route: impl FnOnce(&[&[u8]]) -> bool,
+) -> Option<Mode> {
     let path = normalise(path_of(target)?);
     let prefix = normalise_prefix(prefix);
     // The prefix must end on a segment boundary: "/compute" is not a prefix
     // of "/computex/...".
     let rest = path.strip_prefix(&*prefix)?;
     let rest = rest.strip_prefix(b"/")?;
+    let (mode, rest) = if let Some(after) = rest.strip_prefix(b"v2.1/") {
+        (Mode::V21, after)
+    } else if let Some(after) = rest.strip_prefix(b"v2/") {
+        (Mode::LegacyV2, after)
+    } else if rest == b"v2.1" || rest == b"v2" {
+        // The version documents.
+        return None;
+    } else {
+        (by_headers?, rest)
+    };
 
-    // The version, then no more segments than the longest route has.
-    let mut segs: [&[u8]; 1 + MAX_SEGMENTS] = [b""; 1 + MAX_SEGMENTS];
+    // No more segments than the longest route has.
+    let mut segs: [&[u8]; MAX_SEGMENTS] = [b""; MAX_SEGMENTS];
     let mut n = 0;
     let mut start = 0;
     for end in memchr::memchr_iter(b'/', rest).chain([rest.len()]) {
@@ -75,13 +92,81 @@ fn api_segments(prefix: &str, target: &str, route: impl FnOnce(&[&[u8]]) -> bool
         n += 1;
         start = end + 1;
     }
-    let (version, segs) = segs.get(..n)?.split_first()?;
-    let mode = match *version {
-        b"v2.1" => Mode::V21,
-        b"v2" => Mode::LegacyV2,
-        _ => return None,
+    route(segs.get(..n)?).then_some(mode)
+}
+
+/// The method Nova's router matches a request by, when its query overrides
+/// the request's own: Routes' `RoutesMiddleware` (Nova leaves its method
+/// override on) reads the last `_method` query parameter as webob decodes
+/// it, upper-cased, when the raw query contains the text `_method`. A query
+/// webob cannot decode (not UTF-8) overrides nothing.
+pub fn method_override(target: &str) -> Option<String> {
+    let (_, query) = target.split_once('?')?;
+    let query = query.as_bytes();
+    memchr::memmem::find(query, b"_method")?;
+    let query: Vec<u8> = query
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let mut method = None;
+    for pair in query
+        .split(|b| *b == b'&' || *b == b';')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &[][..]),
+        };
+        let name = String::from_utf8(webob_unquote(name)).ok()?;
+        let value = String::from_utf8(webob_unquote(value)).ok()?;
+        if name == "_method" {
+            method = Some(value);
+        }
+    }
+    method.filter(|m| !m.is_empty()).map(|m| m.to_uppercase())
+}
+
+/// webob's `unquote` (Python 3): each `%` takes the next two bytes as
+/// `int(_, 16)` reads them (surrounding white space and a sign allowed), or
+/// stays as it is.
+fn webob_unquote(s: &[u8]) -> Vec<u8> {
+    let mut pieces = s.split(|b| *b == b'%');
+    let mut out = pieces.next().unwrap_or_default().to_vec();
+    for item in pieces {
+        let (two, rest) = item.split_at(item.len().min(2));
+        match python_hex_byte(two) {
+            Some(b) => {
+                out.push(b);
+                out.extend_from_slice(rest);
+            }
+            None => {
+                out.push(b'%');
+                out.extend_from_slice(item);
+            }
+        }
+    }
+    out
+}
+
+/// `bytes([int(two, 16)])` for at most two bytes, or `None` where Python
+/// raises `ValueError`.
+fn python_hex_byte(two: &[u8]) -> Option<u8> {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let start = two.iter().position(|b| !is_space(b))?;
+    let end = two.iter().rposition(|b| !is_space(b))? + 1;
+    let t = &two[start..end];
+    let (negative, digits) = match t {
+        [b'-', d @ ..] => (true, d),
+        [b'+', d @ ..] => (false, d),
+        d => (false, d),
     };
-    route(segs).then_some(mode)
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let n = digits.iter().fold(0u8, |n, d| {
+        n * 16 + (*d as char).to_digit(16).unwrap_or(0) as u8
+    });
+    (!negative || n == 0).then_some(n)
 }
 
 /// `{project_id}/servers/{server_id}/action`.
@@ -103,16 +188,19 @@ fn path_of(target: &str) -> Option<&str> {
     if before_query.starts_with('/') {
         return Some(before_query);
     }
-    // absolute-form: scheme "://" authority path-abempty
-    let (scheme, after) = before_query.split_once("://")?;
+    let after = absolute_form(before_query)?;
+    let slash = after.find('/')?;
+    after.get(slash..)
+}
+
+/// What follows `scheme://` in an absolute-form target (RFC 3986 scheme:
+/// a letter, then letters, digits, `+`, `-`, `.`).
+pub fn absolute_form(target: &str) -> Option<&str> {
+    let (scheme, after) = target.split_once("://")?;
     let mut chars = scheme.chars();
     let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok {
-        return None;
-    }
-    let slash = after.find('/')?;
-    after.get(slash..)
+    scheme_ok.then_some(after)
 }
 
 /// Decode, remove dot segments, collapse slashes, in that order.
@@ -236,6 +324,49 @@ fn collapse_slashes(path: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn method_override_as_routes_and_webob_read_it() {
+        // Expected values: webob's Request.GET['_method'].upper(), as
+        // RoutesMiddleware reads it (WebOb and Routes of Nova 34).
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/v2.1/servers/x?_method=PUT", Some("PUT")),
+            ("/v2.1/servers/x?_method=put", Some("PUT")),
+            ("/v2.1/servers/x?_method=PUT&_method=GET", Some("GET")),
+            ("/v2.1/servers/x?_method=GET&_method=pUt", Some("PUT")),
+            ("/v2.1/servers/x?x=1;_method=post", Some("POST")),
+            ("/v2.1/servers/x?_metho%64=PUT", None),
+            ("/v2.1/servers/x?x=_method&_metho%64=PUT", Some("PUT")),
+            ("/v2.1/servers/x?_method=PU%54", Some("PUT")),
+            ("/v2.1/servers/x?_method=PU%2054", Some("PU 54")),
+            ("/v2.1/servers/x?_method=PU% 54", Some("PU\u{5}4")),
+            ("/v2.1/servers/x?_method=%+50UT", Some("\u{5}0UT")),
+            ("/v2.1/servers/x?_method=%-0PUT", Some("\u{0}PUT")),
+            ("/v2.1/servers/x?_method=%-1PUT", Some("%-1PUT")),
+            ("/v2.1/servers/x?_method=PO%C5%BFT", Some("POST")),
+            ("/v2.1/servers/x?_method=PO%EF%AC%86", Some("POST")),
+            ("/v2.1/servers/x?_method=", None),
+            ("/v2.1/servers/x?_method", None),
+            ("/v2.1/servers/x?_method=PUT&x=%FF", None),
+            ("/v2.1/servers/x?_method=P+UT", Some("P UT")),
+            ("/v2.1/servers/x?_method=PUT#x", Some("PUT#X")),
+            ("/v2.1/servers/x?a=b", None),
+            ("/v2.1/servers/x?_method=%e9t%e9", None),
+            ("/v2.1/servers/x?_method=%5", Some("\u{5}")),
+            ("/v2.1/servers/x?_method=%", Some("%")),
+            ("/v2.1/servers/x?_method=p%75t", Some("PUT")),
+            ("/v2.1/servers/x?%5Fmethod=PUT", None),
+            ("/v2.1/servers/x?_method=PUT;_method=", None),
+            ("/v2.1/servers/x?_method=%0aPUT", Some("\u{a}PUT")),
+            ("/v2.1/servers/x?_method=\u{e9}", Some("\u{c9}")),
+            ("/v2.1/servers/x?_method=DELETE", Some("DELETE")),
+            ("/v2.1/servers/x", None),
+            ("/v2.1/servers/x?", None),
+        ];
+        for (target, want) in cases {
+            assert_eq!(method_override(target).as_deref(), *want, "{target:?}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
@@ -243,7 +374,11 @@ mod tests {
     const S: &str = "0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c";
 
     fn at(target: &str) -> Option<Mode> {
-        match_update("", target.replace("{p}", P).replace("{s}", S).as_str())
+        match_update(
+            "",
+            target.replace("{p}", P).replace("{s}", S).as_str(),
+            None,
+        )
     }
 
     #[test]
@@ -351,7 +486,7 @@ mod tests {
     #[test]
     fn with_prefix() {
         for prefix in ["/compute", "/compute/", "compute", "//compute//"] {
-            let m = |t: &str| match_update(prefix, t.replace("{s}", S).as_str());
+            let m = |t: &str| match_update(prefix, t.replace("{s}", S).as_str(), None);
             assert_eq!(m("/compute/v2.1/servers/{s}"), Some(Mode::V21), "{prefix}");
             assert_eq!(m("/compute/v2/servers/{s}"), Some(Mode::LegacyV2));
             assert_eq!(m("//compute//v2.1//servers/{s}"), Some(Mode::V21));
@@ -364,17 +499,17 @@ mod tests {
             assert_eq!(m("/compute"), None);
             assert_eq!(m("/compute/"), None);
         }
-        let m = |p: &str| match_update(p, "/a/b/v2.1/servers/x");
+        let m = |p: &str| match_update(p, "/a/b/v2.1/servers/x", None);
         assert_eq!(m("/a/b"), Some(Mode::V21));
         assert_eq!(m("/a"), None);
         assert_eq!(m("/"), None);
-        assert_eq!(match_update("/", "/v2.1/servers/x"), Some(Mode::V21));
+        assert_eq!(match_update("/", "/v2.1/servers/x", None), Some(Mode::V21));
     }
 
     #[test]
     fn create_and_action_routes() {
-        let c = |t: &str| match_create("", t.replace("{p}", P).replace("{s}", S).as_str());
-        let a = |t: &str| match_action("", t.replace("{p}", P).replace("{s}", S).as_str());
+        let c = |t: &str| match_create("", t.replace("{p}", P).replace("{s}", S).as_str(), None);
+        let a = |t: &str| match_action("", t.replace("{p}", P).replace("{s}", S).as_str(), None);
         for (t, mode) in [
             ("/v2.1/{p}/servers", Mode::V21),
             ("/v2.1/servers", Mode::V21),
@@ -411,10 +546,10 @@ mod tests {
             assert_eq!(a(t), None, "{t}");
         }
         assert_eq!(
-            match_action("/compute", "/compute/v2.1/servers/x/action"),
+            match_action("/compute", "/compute/v2.1/servers/x/action", None),
             Some(Mode::V21)
         );
-        assert_eq!(match_create("/compute", "/v2.1/servers"), None);
+        assert_eq!(match_create("/compute", "/v2.1/servers", None), None);
     }
 
     #[test]
@@ -460,7 +595,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(prefix in "\\PC{0,12}", target in "\\PC{0,80}") {
-            let _ = match_update(&prefix, &target);
+            let _ = match_update(&prefix, &target, None);
         }
 
         #[test]
@@ -479,7 +614,7 @@ mod tests {
             prefix in "[/.%a-z0-9]{0,8}",
             target in "(http://h)?[/.%2fFvV0-9a-f?#servdil]{0,60}",
         ) {
-            let _ = match_update(&prefix, &target);
+            let _ = match_update(&prefix, &target, None);
         }
 
         #[test]
@@ -493,7 +628,7 @@ mod tests {
             let plain = format!("/{v}/{project}/servers/{id}");
             let slashes = "/".repeat(n);
             let doubled = format!("{slashes}{v}{slashes}{project}/servers{slashes}{id}");
-            prop_assert_eq!(match_update("", &plain), match_update("", &doubled));
+            prop_assert_eq!(match_update("", &plain, None), match_update("", &doubled, None));
         }
     }
 }

@@ -309,16 +309,9 @@ fn split_target(target: &str) -> (Option<&str>, &str) {
     if target.starts_with('/') || target == "*" {
         return (None, target);
     }
-    let Some((scheme, rest)) = target.split_once("://") else {
+    let Some(rest) = crate::nova::route::absolute_form(target) else {
         return (None, target);
     };
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok {
-        return (None, target);
-    }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, origin) = rest.split_at(end);
     (
@@ -540,6 +533,7 @@ where
             api_version: admitted.api_version.as_deref(),
             nova_api_version: admitted.nova_api_version.as_deref(),
             content_type: admitted.content_type,
+            accept_apis: admitted.accept_apis,
             content_length: match head.framing {
                 Framing::Length(n) => Some(n),
                 Framing::None | Framing::Chunked => None,
