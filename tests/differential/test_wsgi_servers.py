@@ -24,6 +24,11 @@ legacy ``/v2``; an ``accessIPv4`` in ``NOVA_GUARD_ACCESS_IPV4_DENY``) is
 never stored by Nova when sent through nova-guard with an underscore,
 repeated or otherwise ambiguous spelling, under either server, whatever
 each server itself makes of the spelling (which is printed).
+test_walk_around_routing does the same for spellings that Nova itself routes
+to update, create or rebuild (``X-Storage-Token``, ``_method=`` in the query,
+a ``version=`` parameter of Content-Type / Accept on an unversioned path, a
+target without a leading ``/``): nova-guard must answer them as it answers
+the plain spelling (the target: a 400 of its own, nothing forwarded).
 """
 
 import json
@@ -434,6 +439,238 @@ def test_walk_around(wsgi_stack):
     if failures:
         pytest.fail('%d request(s) stored what nova-guard refuses (seed %d)'
                     ':\n%s' % (len(failures), SEED, '\n'.join(failures)),
+                    pytrace=False)
+
+
+# --- walk-arounds in Nova's own routing -------------------------------------
+#
+# Spellings that Nova itself, under any WSGI server, routes to update-server,
+# create-server or the rebuild action though they do not look like them:
+# keystonemiddleware reads X-Storage-Token when there is no X-Auth-Token;
+# Routes takes the method from `_method=` in the query (any case, any
+# request method); Nova's urlmap picks the API from a `version=` parameter of
+# Content-Type (then Accept) when the path names none (`version=2/x`: legacy
+# v2, `version=2.1/x`: v2.1; a bare `version=2` maps to the version
+# document); and a request target that does not start with `/`, which
+# cheroot refuses (400) but uWSGI makes a PATH_INFO of. nova-guard must
+# validate the first three as the plain spelling, giving the same answer,
+# and answer the last with a 400 of its own, forwarding nothing.
+
+WALK_IMAGE = '0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c'     # no such image
+WALK_FLAVOR = 'no-such-flavor'
+# Nothing can be created or rebuilt with these (as in test_create_rebuild):
+# whatever reads them, Nova stops at the flavor / image, after validation.
+B_CREATE_DENY = json.dumps({'server': {
+    'name': 'walk', 'imageRef': WALK_IMAGE, 'flavorRef': WALK_FLAVOR,
+    'networks': 'none', 'accessIPv4': wsgi_servers.DENIED_IPV4}}).encode()
+B_REBUILD_DENY = json.dumps({'rebuild': {
+    'imageRef': WALK_IMAGE, 'accessIPv4': wsgi_servers.DENIED_IPV4}}).encode()
+
+# body tag -> (version, body, url_form and method of the plain spelling,
+# the stored field and the value nova-guard refuses; None: create, which
+# cannot create anything here).
+ROUTED_BODIES = {
+    'v2-description-nul': ('v2', B_V2X, 'project', 'PUT', 'description',
+                           'wsgi\x00x'),
+    'denied-accessIPv4': ('2.1', B_DENY, 'project', 'PUT', 'accessIPv4',
+                          wsgi_servers.DENIED_IPV4),
+    'create-denied-accessIPv4': ('2.37', B_CREATE_DENY,
+                                 '{base}/{project}/servers', 'POST', None,
+                                 None),
+    'rebuild-denied-accessIPv4': ('2.1', B_REBUILD_DENY,
+                                  '{base}/{project}/servers/{server}/action',
+                                  'POST', 'accessIPv4',
+                                  wsgi_servers.DENIED_IPV4),
+}
+SAME_AS_PLAIN = 'same-as-plain'     # nova-guard's answer to the plain one
+OWN_400 = 'own-400'                 # nova-guard's own 400, nothing forwarded
+_STORAGE = [('X-Storage-Token', TOK)]
+# (tag, body tag, WireCase keywords, what nova-guard must answer)
+ROUTED_WALK_AROUND = [
+    # 1. keystonemiddleware: X-Storage-Token when X-Auth-Token is absent.
+    ('X-Storage-Token, PUT /v2/P/servers/S', 'v2-description-nul',
+     dict(token='none', lines=_STORAGE), SAME_AS_PLAIN),
+    ('X-Storage-Token, PUT /v2.1/servers/S', 'denied-accessIPv4',
+     dict(token='none', lines=_STORAGE, url_form='{base}/servers/{server}'),
+     SAME_AS_PLAIN),
+    ('X-Storage-Token, POST /v2.1/servers', 'create-denied-accessIPv4',
+     dict(token='none', lines=_STORAGE, method='POST',
+          url_form='{base}/servers'), SAME_AS_PLAIN),
+    ('X-Storage-Token, POST /v2.1/P/servers/S/action',
+     'rebuild-denied-accessIPv4',
+     dict(token='none', lines=_STORAGE, method='POST',
+          url_form='{base}/{project}/servers/{server}/action'),
+     SAME_AS_PLAIN),
+    # 2. Routes' method override in the query.
+    ('POST /v2/P/servers/S?_method=PUT', 'v2-description-nul',
+     dict(method='POST', url_form='{base}/{project}/servers/{server}'
+          '?_method=PUT'), SAME_AS_PLAIN),
+    ('POST /v2.1/servers/S?_method=put', 'denied-accessIPv4',
+     dict(method='POST', url_form='{base}/servers/{server}?_method=put'),
+     SAME_AS_PLAIN),
+    ('PUT /v2.1/servers?_method=POST', 'create-denied-accessIPv4',
+     dict(method='PUT', url_form='{base}/servers?_method=POST'),
+     SAME_AS_PLAIN),
+    ('PUT /v2.1/servers/S/action?_method=POST', 'rebuild-denied-accessIPv4',
+     dict(method='PUT', url_form='{base}/servers/{server}/action'
+          '?_method=POST'), SAME_AS_PLAIN),
+    # 3. Nova's urlmap: the API from Content-Type / Accept `version=`.
+    ('PUT /P/servers/S, Content-Type version=2/x', 'v2-description-nul',
+     dict(url_form='/{project}/servers/{server}',
+          headers={'Content-Type': 'application/json;version=2/x'}),
+     SAME_AS_PLAIN),
+    ('PUT /servers/S, Content-Type version=2/x', 'v2-description-nul',
+     dict(url_form='/servers/{server}',
+          headers={'Content-Type': 'application/json;version=2/x'}),
+     SAME_AS_PLAIN),
+    ('PUT /servers/S, Accept version=2/x', 'v2-description-nul',
+     dict(url_form='/servers/{server}',
+          headers={'Accept': 'application/json;version=2/x'}),
+     SAME_AS_PLAIN),
+    ('PUT /servers/S, Content-Type version=2.1/x', 'denied-accessIPv4',
+     dict(url_form='/servers/{server}',
+          headers={'Content-Type': 'application/json; version=2.1/x'}),
+     SAME_AS_PLAIN),
+    ('PUT /P/servers/S, Accept version=2.1/x', 'denied-accessIPv4',
+     dict(url_form='/{project}/servers/{server}',
+          headers={'Accept': 'application/json;version=2.1/x'}),
+     SAME_AS_PLAIN),
+    ('POST /servers, Content-Type version=2.1/x', 'create-denied-accessIPv4',
+     dict(method='POST', url_form='/servers',
+          headers={'Content-Type': 'application/json;version=2.1/x'}),
+     SAME_AS_PLAIN),
+    # 4. A request target that does not start with '/'.
+    ('PUT %2Fv2/P/servers/S', 'v2-description-nul',
+     dict(url_form='%2Fv2/{project}/servers/{server}'), OWN_400),
+    ('PUT ./v2.1/P/servers/S', 'denied-accessIPv4',
+     dict(url_form='./v2.1/{project}/servers/{server}'), OWN_400),
+]
+
+
+def _access_line(log_path, agent, timeout=2.0):
+    """nova-guard's access line of the request sent with User-Agent
+    ``agent``, or None when none is written within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(log_path, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                if agent in line:
+                    return json.loads(line)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def _said(r):
+    """Status and the start of the message of an answer, for the table."""
+    j = r.json()
+    if isinstance(j, dict) and len(j) == 1:
+        inner = next(iter(j.values()))
+        if isinstance(inner, dict) and 'message' in inner:
+            return '%d %s' % (r.status, str(inner['message'])[:60])
+    if r.status == 200:
+        return '200'
+    return '%d %r' % (r.status, r.body[:60])
+
+
+def test_walk_around_routing(wsgi_stack):
+    """Spellings Nova routes to update / create / rebuild (X-Storage-Token,
+    `_method=`, a `version=` media-type parameter on an unversioned path, a
+    target without a leading `/`): through nova-guard nothing refused is
+    stored, and nova-guard answers as it does to the plain spelling (or, for
+    the target, a 400 of its own without forwarding). What Nova itself does
+    with each, directly, is printed: where it stores the body, the spelling
+    would walk around a nova-guard that does not read it as Nova does."""
+    import uuid
+    kind = wsgi_stack['kind']
+    runner = wsgi_servers.runner(wsgi_stack, pair=1)
+    env = wsgi_stack['env']
+    log = wsgi_stack['guard_log']
+    ids = (runner.guard.server, runner.guard.server)
+    failures, rows = [], []
+
+    def agent():
+        return 'walk-routing/%s' % uuid.uuid4()
+
+    def stored(field, value):
+        if field is None:
+            return False, False
+        a, b = runner.stored_states()
+        return (a.get('server', {}).get(field) == value,
+                b.get('server', {}).get(field) == value)
+
+    runner.reset()
+    plain = {}
+    for btag, (version, body, url, method, field, value) in \
+            ROUTED_BODIES.items():
+        ua = agent()
+        case = harness.Case('walk-routing-plain-%s' % btag, group='g',
+                            body=body, version=version, url_form=url,
+                            method=method, headers={'User-Agent': ua})
+        g = harness.send(case, env, runner.guard)
+        line = _access_line(log, ua)
+        _, stored_guard = stored(field, value)
+        if g.status != 400 or line is None or 'upstream_status' in line \
+                or stored_guard:
+            failures.append('%s %s: the plain request is not refused by '
+                            'nova-guard itself (%s; access line %s)'
+                            % (kind, btag, g.brief(), line))
+            if stored_guard:
+                runner.reset()
+        plain[btag] = g
+
+    for tag, btag, kw, must in ROUTED_WALK_AROUND:
+        version, body, _, _, field, value = ROUTED_BODIES[btag]
+        ua = agent()
+        kw = dict(kw)
+        kw['headers'] = dict(kw.get('headers') or {}, **{'User-Agent': ua})
+        case = WireCase('walk-routing-%s@%s' % (tag, version), group='g',
+                        body=body, version=version, **kw)
+        if not selected([case]):
+            continue
+        n = harness.send(case, env, runner.nova)
+        g = harness.send(case, env, runner.guard)
+        line = _access_line(log, ua)
+        stored_direct, stored_guard = stored(field, value)
+        forwarded = line is not None and 'upstream_status' in line
+        why = []
+        if stored_guard:
+            why.append('stored through nova-guard (%s=%r)' % (field, value))
+        if must == OWN_400:
+            if g.status != 400 or forwarded:
+                why.append('nova-guard must answer a target without a '
+                           'leading "/" with a 400 of its own, forwarding '
+                           'nothing: it answered %s%s' % (
+                               _said(g), ', forwarded (its log: upstream_'
+                               'status %s)' % line['upstream_status']
+                               if forwarded else ''))
+        elif not harness._same(plain[btag], g, ids):
+            diffs = ''
+            if g.status == plain[btag].status:
+                diffs = ': ' + '; '.join(
+                    harness.body_differences(plain[btag], g, ids)
+                    + harness.header_differences(plain[btag], g))[:400]
+            why.append('nova-guard answered %s%s, not as to the plain '
+                       'spelling (%s)%s' % (
+                           _said(g), ', forwarded to Nova' if forwarded
+                           else '', _said(plain[btag]), diffs))
+        direct = '%s%s' % (_said(n), ', STORED' if stored_direct else '')
+        rows.append('%-8s %-26s %-50s direct %-50s guard %s%s%s' % (
+            kind, btag, tag, direct[:50], _said(g)[:50],
+            ' (forwarded)' if forwarded else '',
+            ', STORED' if stored_guard else ''))
+        if why:
+            failures.append('%s %s, %s: %s [directly, Nova: %s]' % (
+                kind, btag, tag, '; '.join(why), direct))
+        if stored_direct or stored_guard:
+            runner.reset()
+    runner.reset()
+    print('\nwalk-arounds in Nova\'s routing (%s): Nova directly, and '
+          'nova-guard\n%s' % (kind, '\n'.join(rows)))
+    if failures:
+        pytest.fail('%d request(s) not read by nova-guard as Nova routes '
+                    'them (seed %d):\n%s' % (len(failures), SEED,
+                                            '\n'.join(failures)),
                     pytrace=False)
 
 

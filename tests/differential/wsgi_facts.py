@@ -322,6 +322,45 @@ def probes():
         P.append(('PUT ' + sp.replace('{p}', 'P').replace('{s}', 'S')
                   .replace('{h}', 'H') + ' (name "")', _))
 
+    # --- spellings Nova itself routes (keystonemiddleware, Routes, urlmap) --
+    # A description with NUL: stored by legacy v2's update, refused by
+    # v2.1's (400 at 2.1) -- shows which API, if any, ran update.
+    nul = b'{"server": {"description": "a\\u0000b"}}'
+    for label, method, sp, lines, token in [
+        ('X-Storage-Token only, PUT /v2/P/servers/S', 'PUT',
+         '/v2/{p}/servers/{s}', [('X-Storage-Token', None)], False),
+        ('POST /v2/P/servers/S?_method=PUT', 'POST',
+         '/v2/{p}/servers/{s}?_method=PUT', [], True),
+        ('POST /v2/P/servers/S?_method=put', 'POST',
+         '/v2/{p}/servers/{s}?_method=put', [], True),
+        ('PUT /P/servers/S, Content-Type: application/json;version=2/x',
+         'PUT', '/{p}/servers/{s}',
+         [('Content-Type', 'application/json;version=2/x')], True),
+        ('PUT /servers/S, Content-Type: application/json;version=2',
+         'PUT', '/servers/{s}',
+         [('Content-Type', 'application/json;version=2')], True),
+        ('PUT /servers/S, Content-Type: application/json;version=2.1/x',
+         'PUT', '/servers/{s}',
+         [('Content-Type', 'application/json;version=2.1/x')], True),
+        ('PUT /servers/S, Accept: application/json;version=2/x', 'PUT',
+         '/servers/{s}', [JSON, ('Accept', 'application/json;version=2/x')],
+         True),
+        ('PUT %2Fv2/P/servers/S', 'PUT', '%2Fv2/{p}/servers/{s}', [JSON],
+         True),
+        ('PUT ./v2/P/servers/S', 'PUT', './v2/{p}/servers/{s}', [JSON],
+         True),
+    ]:
+        def _(n, method=method, sp=sp, lines=lines, token=token):
+            n.reset()
+            ls = [(k, n.token if v is None else v) for k, v in lines]
+            if not any(k == 'Content-Type' for k, _ in ls):
+                ls.append(JSON)
+            r = n.send(method, n.path(sp), ls, nul, token=token)
+            d = n.stored().get('description')
+            return '%s; %s' % (status_msg(r), 'STORED' if d == 'a\x00b'
+                               else 'not stored')
+        P.append((label + ' (/v2 description with NUL)', _))
+
     # --- no Host ----------------------------------------------------------
     @probe('GET / HTTP/1.1 without Host')
     def _(n):
