@@ -186,6 +186,46 @@ async fn an_invalid_update_is_answered_as_nova_would_and_never_sent() {
 }
 
 #[tokio::test]
+async fn spellings_nova_routes_to_update_are_judged_as_updates() {
+    let body = r#"{"server": {"name": ""}}"#;
+    let unversioned = SERVER.replacen("/v2.1", "", 1);
+    let spellings = [
+        (
+            Method::POST,
+            format!("{SERVER}?_method=PUT"),
+            "x-auth-token",
+            "application/json",
+        ),
+        (
+            Method::PUT,
+            SERVER.to_string(),
+            "x-storage-token",
+            "application/json",
+        ),
+        (
+            Method::PUT,
+            unversioned,
+            "x-auth-token",
+            "application/json;version=2.1/x",
+        ),
+    ];
+    for (method, target, token, content_type) in spellings {
+        let stack = Stack::new(Enforcement::Enforce, Nova::Ok);
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(target.as_str())
+            .header(token, "t")
+            .header("content-type", content_type)
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        let a = stack.send(req).await;
+        assert_eq!(a.status, 400, "{method} {target} {token}: {:?}", a.json());
+        assert!(stack.sent().is_empty(), "{method} {target} {token}");
+    }
+}
+
+#[tokio::test]
 async fn a_valid_update_reaches_nova_with_accessipv6_in_canonical_text() {
     let stack = Stack::new(Enforcement::Enforce, Nova::Ok);
     let a = stack
