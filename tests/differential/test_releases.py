@@ -3,9 +3,9 @@ release's real Nova does (releases.py says how each runs).
 
 Per release, a sample, from the session's seed (replay: NOVA_GUARD_DIFF_SEED
 and NOVA_GUARD_DIFF_CASES, with NOVA_GUARD_DIFF_RELEASES to pick releases):
-- NOVA_GUARD_DIFF_RELEASE_COUNT (default 600) generated update bodies
+- NOVA_GUARD_DIFF_RELEASE_COUNT (default 450) generated update bodies
   (generator.py), at versions up to the release's maximum;
-- NOVA_GUARD_DIFF_RELEASE_CR_COUNT (default 250) create and rebuild bodies
+- NOVA_GUARD_DIFF_RELEASE_CR_COUNT (default 200) create and rebuild bodies
   (test_create_rebuild.py), likewise;
 - NOVA_GUARD_DIFF_RELEASE_FIXED (default 300) cases drawn from the fixed
   corpus (corpus.py), sent as they are (versions above the release's maximum
@@ -101,8 +101,8 @@ def test_release_sample(release_env, record):
     env = release_env
     release, maxv = env['release'], env['max_microversion']
     started = time.monotonic()
-    n_gen = _count('NOVA_GUARD_DIFF_RELEASE_COUNT', 600)
-    n_cr = _count('NOVA_GUARD_DIFF_RELEASE_CR_COUNT', 250)
+    n_gen = _count('NOVA_GUARD_DIFF_RELEASE_COUNT', 450)
+    n_cr = _count('NOVA_GUARD_DIFF_RELEASE_CR_COUNT', 200)
     n_fixed = _count('NOVA_GUARD_DIFF_RELEASE_FIXED', 300)
     differ = env['text_filter'].differ if env['text_filter'] else ()
     print('\nNova %s (%s) for Python %s: %s; seed %d: %d generated, %d '
