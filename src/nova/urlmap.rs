@@ -53,14 +53,7 @@ pub fn version_api(version: &[u8]) -> Option<Mode> {
 
 /// `_content_type_strategy`: the last `version` parameter of `Content-Type`.
 pub fn content_type_api(value: &[u8]) -> Option<Mode> {
-    let mut version = None;
-    for (key, value) in options(value).skip(1) {
-        if unquote(key) == b"version" {
-            version = Some(value);
-        }
-    }
-    // A `version` without `=` makes Nova fail (500): no API.
-    version_api(unquote(version??))
+    version_api(version_param(value)?)
 }
 
 /// `_accept_strategy`, over-approximated: every API a `version` parameter
@@ -68,23 +61,23 @@ pub fn content_type_api(value: &[u8]) -> Option<Mode> {
 /// best match's; any of them may be it).
 pub fn accept_apis(value: &[u8], apis: &mut Apis) {
     for item in http_list(value) {
-        let item = strip(&item);
         // A whole item in quotes is unquoted twice.
-        let item = match item {
-            [b'"'] => &[][..],
-            [b'"', inner @ .., b'"'] => unquote(inner),
-            _ => item,
-        };
-        let mut version = None;
-        for (key, value) in options(item).skip(1) {
-            if unquote(key) == b"version" {
-                version = Some(value);
-            }
-        }
-        if let Some(Some(v)) = version {
-            apis.add(version_api(unquote(v)));
+        if let Some(version) = version_param(unquote(unquote(strip(&item)))) {
+            apis.add(version_api(version));
         }
     }
+}
+
+/// `parse_options_header(value)[1]['version']`, unquoted: the last one.
+/// `None` too for a `version` without `=`, which makes Nova fail (500).
+fn version_param(value: &[u8]) -> Option<&[u8]> {
+    let mut version = None;
+    for (key, value) in options(value).skip(1) {
+        if unquote(key) == b"version" {
+            version = Some(value);
+        }
+    }
+    version?.map(unquote)
 }
 
 /// Python's `str.isspace()` for a Latin-1 character (what `\s` matches in
