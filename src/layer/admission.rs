@@ -72,6 +72,18 @@ fn origin_path(uri: &http::Uri) -> bool {
         .is_none_or(|p| p.as_str().starts_with('/') || p.as_str() == "*")
 }
 
+/// A field value that starts or ends with a space or tab: RFC 9113 §8.2.1
+/// makes such an HTTP/2 request malformed. Every HTTP/1 reader strips that
+/// whitespace (httparse, and the WSGI servers Nova runs under), so Nova
+/// would act on a value other than the one nova-guard decided on: a
+/// `Content-Type` of `" application/json"` is not JSON to a guard that
+/// takes it as written, and JSON to Nova.
+fn padded_value(headers: &HeaderMap) -> bool {
+    headers
+        .values()
+        .any(|v| matches!(v.as_bytes(), [b' ' | b'\t', ..] | [.., b' ' | b'\t']))
+}
+
 /// `Some(reason)` when the request's framing is ambiguous.
 pub fn ambiguous_framing<B>(req: &Request<B>) -> Option<Ambiguity> {
     if let Some(WireVerdict(Some(why))) = req.extensions().get::<WireVerdict>() {
@@ -146,7 +158,7 @@ where
             Err(refused(ErrorKind::AmbiguousFraming, Rule::Framing(why)))
         } else if target_len(req.uri()) > self.settings.max_uri_bytes {
             Err(refused(ErrorKind::UriTooLong, Rule::MaxUriBytes))
-        } else if !origin_path(req.uri()) {
+        } else if !origin_path(req.uri()) || padded_value(req.headers()) {
             Err(refused(ErrorKind::MalformedHead, Rule::MalformedHead))
         } else {
             admitted(&req, &self.settings.trusted_proxies).map_err(|r| match r {
@@ -177,6 +189,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn an_http2_path_is_an_origin_form() {
@@ -200,7 +213,27 @@ mod tests {
             }
         }
     }
-    use super::*;
+
+    #[test]
+    fn a_value_padded_with_whitespace_is_malformed() {
+        for (value, padded) in [
+            ("application/json", false),
+            ("application/json; charset=utf-8", false),
+            ("application/\tjson", false),
+            ("", false),
+            (" application/json", true),
+            ("application/json ", true),
+            ("\tapplication/json", true),
+            ("application/json\t", true),
+            (" ", true),
+            ("\t", true),
+        ] {
+            let mut map = HeaderMap::new();
+            map.insert("x-other", HeaderValue::from_static("v"));
+            map.append("content-type", HeaderValue::from_str(value).unwrap());
+            assert_eq!(padded_value(&map), padded, "{value:?}");
+        }
+    }
 
     fn req(te: &[&str]) -> Request<()> {
         let mut b = Request::builder().method("PUT").uri("/v2.1/servers/x");

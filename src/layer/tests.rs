@@ -226,6 +226,27 @@ async fn spellings_nova_routes_to_update_are_judged_as_updates() {
 }
 
 #[tokio::test]
+async fn a_value_padded_with_whitespace_is_refused_and_never_sent() {
+    // HTTP/2 hands values over as written; Nova's HTTP/1 server strips them.
+    let body = r#"{"server": {"name": ""}}"#;
+    for content_type in [" application/json", "application/json\t", " "] {
+        let stack = Stack::new(Enforcement::Enforce, Nova::Ok);
+        let req = Request::builder()
+            .method(Method::PUT)
+            .uri(SERVER)
+            .header("x-auth-token", "t")
+            .header("content-type", content_type)
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        let a = stack.send(req).await;
+        assert_eq!(a.status, 400, "{content_type:?}: {:?}", a.json());
+        assert_eq!(a.json()["badRequest"]["code"], 400, "{content_type:?}");
+        assert!(stack.sent().is_empty(), "{content_type:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_valid_update_reaches_nova_with_accessipv6_in_canonical_text() {
     let stack = Stack::new(Enforcement::Enforce, Nova::Ok);
     let a = stack
