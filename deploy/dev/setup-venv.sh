@@ -69,7 +69,7 @@ say "installing $(grep -c '==' "$lock") pinned packages (no dependency resolutio
 start=$SECONDS
 "${pip[@]}" install -q --no-deps -r "$lock" >&2
 "${pip[@]}" check >&2
-"$venv/bin/python" -c 'import nova, placement, cheroot, oslotest, wsgi_intercept, openstackclient, pytest' >&2
+"$venv/bin/python" -c 'import nova, placement, cheroot, oslotest, wsgi_intercept, openstackclient, pytest, h2' >&2
 "$venv/bin/uwsgi" --version >/dev/null
 echo "$want" > "$stamp"
 say "venv ready in $((SECONDS - start)) s: $venv"

@@ -452,9 +452,13 @@ def test_walk_around(wsgi_stack):
 # Content-Type (then Accept) when the path names none (`version=2/x`: legacy
 # v2, `version=2.1/x`: v2.1; a bare `version=2` maps to the version
 # document); and a request target that does not start with `/`, which
-# cheroot refuses (400) but uWSGI makes a PATH_INFO of. nova-guard must
-# validate the first three as the plain spelling, giving the same answer,
-# and answer the last with a 400 of its own, forwarding nothing.
+# cheroot refuses (400) but uWSGI makes a PATH_INFO of. Over HTTP/2, a field
+# value reaches nova-guard as written, spaces and tabs around it included,
+# while the WSGI servers strip them from the HTTP/1 line nova-guard would
+# forward (`" application/json"` is JSON to Nova). nova-guard must validate
+# the first three as the plain spelling, giving the same answer (as it must
+# an HTTP/2 request), and answer the last two with a 400 of its own,
+# forwarding nothing.
 
 WALK_IMAGE = '0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c'     # no such image
 WALK_FLAVOR = 'no-such-flavor'
@@ -544,6 +548,30 @@ ROUTED_WALK_AROUND = [
      dict(url_form='%2Fv2/{project}/servers/{server}'), OWN_400),
     ('PUT ./v2.1/P/servers/S', 'denied-accessIPv4',
      dict(url_form='./v2.1/{project}/servers/{server}'), OWN_400),
+    # 5. HTTP/2 hands a field value over as written; every HTTP/1 reader
+    # strips the spaces and tabs around it (RFC 9113 §8.2.1: malformed).
+    ('HTTP/2 PUT /v2.1/P/servers/S', 'denied-accessIPv4',
+     dict(http2=True), SAME_AS_PLAIN),
+    ('HTTP/2 PUT /v2/P/servers/S', 'v2-description-nul',
+     dict(http2=True), SAME_AS_PLAIN),
+    ('HTTP/2 PUT, Content-Type " application/json"', 'denied-accessIPv4',
+     dict(http2=True, headers={'Content-Type': ' application/json'}),
+     OWN_400),
+    ('HTTP/2 PUT, Content-Type "application/json\\t"', 'denied-accessIPv4',
+     dict(http2=True, headers={'Content-Type': 'application/json\t'}),
+     OWN_400),
+    ('HTTP/2 PUT, Content-Type " "', 'denied-accessIPv4',
+     dict(http2=True, headers={'Content-Type': ' '}), OWN_400),
+    ('HTTP/2 PUT /P/servers/S, Content-Type " ...;version=2/x"',
+     'v2-description-nul',
+     dict(http2=True, url_form='/{project}/servers/{server}',
+          headers={'Content-Type': ' application/json;version=2/x'}),
+     OWN_400),
+    ('HTTP/2 POST /v2.1/P/servers/S/action, Content-Type " application/json"',
+     'rebuild-denied-accessIPv4',
+     dict(http2=True, method='POST',
+          url_form='{base}/{project}/servers/{server}/action',
+          headers={'Content-Type': ' application/json'}), OWN_400),
 ]
 
 
@@ -638,9 +666,10 @@ def test_walk_around_routing(wsgi_stack):
             why.append('stored through nova-guard (%s=%r)' % (field, value))
         if must == OWN_400:
             if g.status != 400 or forwarded:
-                why.append('nova-guard must answer a target without a '
-                           'leading "/" with a 400 of its own, forwarding '
-                           'nothing: it answered %s%s' % (
+                why.append('nova-guard must answer a malformed head (a '
+                           'target without a leading "/", a field value '
+                           'padded with whitespace) with a 400 of its own, '
+                           'forwarding nothing: it answered %s%s' % (
                                _said(g), ', forwarded (its log: upstream_'
                                'status %s)' % line['upstream_status']
                                if forwarded else ''))

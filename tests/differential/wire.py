@@ -14,6 +14,10 @@ import socket
 import sys
 import time
 
+import h2.config
+import h2.connection
+import h2.events
+
 import harness
 
 # Bodies nested 1,100 levels deep are parsed here too (harness.python_json).
@@ -75,6 +79,65 @@ def exchange(host, port, data, method, timeout=30):
     return resp
 
 
+def h2_exchange(host, port, method, target, lines, body, timeout=30):
+    """One request over HTTP/2 with prior knowledge, its fields exactly as
+    given (not validated or normalised by the client): ``Host`` becomes
+    ``:authority``, ``Connection`` is left out (HTTP/2 has none).
+    -> harness.Response (status 0 when the stream was reset)."""
+    t0 = time.perf_counter()
+    config = h2.config.H2Configuration(
+        client_side=True, header_encoding=None,
+        validate_outbound_headers=False, normalize_outbound_headers=False,
+        validate_inbound_headers=False)
+    conn = h2.connection.H2Connection(config=config)
+    authority = '%s:%d' % (host, port)
+    fields = []
+    for k, v in lines:
+        if k.lower() == 'host':
+            authority = v
+        elif k.lower() != 'connection':
+            fields.append((k.lower().encode('latin-1'),
+                           v if isinstance(v, bytes) else v.encode('latin-1')))
+    fields = [(b':method', method.encode()), (b':scheme', b'http'),
+              (b':authority', authority.encode('latin-1')),
+              (b':path', target.encode('latin-1'))] + fields
+    status, headers, data = 0, [], b''
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        conn.initiate_connection()
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, fields, end_stream=not body)
+        if body:
+            conn.send_data(stream, body, end_stream=True)
+        s.sendall(conn.data_to_send())
+        done = False
+        while not done:
+            try:
+                got = s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not got:
+                break
+            for ev in conn.receive_data(got):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    headers = [(k.decode('latin-1'), v.decode('latin-1'))
+                               for k, v in ev.headers]
+                    status = int(dict(headers).get(':status', 0))
+                    headers = [(k, v) for k, v in headers
+                               if not k.startswith(':')]
+                elif isinstance(ev, h2.events.DataReceived):
+                    data += ev.data
+                    conn.acknowledge_received_data(
+                        ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, (h2.events.StreamEnded,
+                                     h2.events.StreamReset,
+                                     h2.events.ConnectionTerminated)):
+                    done = True
+            s.sendall(conn.data_to_send())
+    resp = harness.Response(status, headers, data)
+    resp.elapsed = time.perf_counter() - t0
+    return resp
+
+
 def head_bytes(method, target, lines, version='HTTP/1.1'):
     out = ['%s %s %s\r\n' % (method, target, version)]
     for k, v in lines:
@@ -93,13 +156,17 @@ class WireCase(harness.Case):
     are (repeats, underscores, odd bytes), ``target`` replaces the request
     target (``{path}``, ``{host}`` are filled in), ``http_version`` sets the
     protocol, and a body is sent with ``Content-Length`` unless a line of
-    ``lines`` already frames it (``framed``).
+    ``lines`` already frames it (``framed``). With ``http2``, nova-guard is
+    sent the same fields over HTTP/2 (prior knowledge, names lower-cased,
+    values as given) while Nova, which speaks HTTP/1 only, gets them as
+    HTTP/1 lines: as nova-guard would forward them.
     """
     lines: list = None
     drop: tuple = ()
     target: str = None
     http_version: str = 'HTTP/1.1'
     framed: bool = False
+    http2: bool = False
 
     def send(self, env, target):
         method, path, headers, body = harness.build_request(self, env,
@@ -117,6 +184,9 @@ class WireCase(harness.Case):
         req_target = path
         if self.target is not None:
             req_target = self.target.format(path=path, host=target.hostport)
+        if self.http2 and target.name == 'guard':
+            return h2_exchange(target.host, target.port, method, req_target,
+                               out, body)
         data = head_bytes(method, req_target, out, self.http_version)
         return exchange(target.host, target.port, data + (body or b''),
                         method)
