@@ -46,23 +46,55 @@ pub struct ResponseHead {
     bytes: Bytes,
     pub status: u16,
     reason: Range<usize>,
-    headers: Vec<(Range<usize>, Range<usize>)>,
+    fields: Vec<Field>,
     pub framing: BodyFraming,
     /// Nova will close the connection after this response.
     pub close: bool,
 }
 
-const HOP_BY_HOP: [&[u8]; 8] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-    // Re-emitted by the codec from the framing.
-    b"content-length",
-];
+/// A header line: where its name and value are in the head, and whether
+/// it goes on to the client.
+#[derive(Debug, Clone)]
+struct Field {
+    name: Range<usize>,
+    value: Range<usize>,
+    end_to_end: bool,
+}
+
+/// The hop-by-hop headers nova-guard reads or drops; `Content-Length` is
+/// among them because the codec writes the framing itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    Connection,
+    TransferEncoding,
+    ContentLength,
+    Other,
+}
+
+/// Whether `name` is a hop-by-hop header, and which: by its length first,
+/// so that most names are compared with none.
+fn hop_by_hop(name: &[u8]) -> Option<Hop> {
+    let (known, hop): (&[u8], Hop) = match name.len() {
+        2 => (b"te", Hop::Other),
+        7 if name.first().is_some_and(|b| b.eq_ignore_ascii_case(&b't')) => {
+            (b"trailer", Hop::Other)
+        }
+        7 => (b"upgrade", Hop::Other),
+        10 if name.first().is_some_and(|b| b.eq_ignore_ascii_case(&b'c')) => {
+            (b"connection", Hop::Connection)
+        }
+        10 => (b"keep-alive", Hop::Other),
+        14 => (b"content-length", Hop::ContentLength),
+        16 => (b"proxy-connection", Hop::Other),
+        17 => (b"transfer-encoding", Hop::TransferEncoding),
+        _ => return None,
+    };
+    eq_lower(name, known).then_some(hop)
+}
+
+fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(trim)
+}
 
 impl ResponseHead {
     pub fn is_informational(&self) -> bool {
@@ -75,9 +107,11 @@ impl ResponseHead {
 
     /// Header lines, as received.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.headers
-            .iter()
-            .map(|(n, v)| (&self.bytes[n.clone()], &self.bytes[v.clone()]))
+        self.fields.iter().map(|f| self.field(f))
+    }
+
+    fn field(&self, f: &Field) -> (&[u8], &[u8]) {
+        (&self.bytes[f.name.clone()], &self.bytes[f.value.clone()])
     }
 
     /// The first line named `name` (in lowercase), in any case.
@@ -91,17 +125,10 @@ impl ResponseHead {
     /// `Connection` header names too) and without the framing, which the
     /// codec writes itself.
     pub fn end_to_end(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        let named: Vec<&[u8]> = self
-            .headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
-            .map(trim)
-            .filter(|t| !t.is_empty())
-            .collect();
-        self.headers().filter(move |(n, _)| {
-            !HOP_BY_HOP.iter().any(|h| eq_lower(n, h))
-                && !named.iter().any(|t| n.eq_ignore_ascii_case(t))
-        })
+        self.fields
+            .iter()
+            .filter(|f| f.end_to_end)
+            .map(|f| self.field(f))
     }
 }
 
@@ -139,51 +166,85 @@ pub fn parse(
         return Err(BadResponse::Malformed);
     };
     let reason = offsets(&bytes, resp.reason.unwrap_or_default().as_bytes());
-    let is = |h: &httparse::Header<'_>, name: &str| eq_lower(h.name.as_bytes(), name.as_bytes());
-    let tokens = |name: &'static str| {
-        resp.headers
+    // One pass: the lines kept, and what the hop-by-hop ones say.
+    let (mut close, mut keep_alive, mut names_any) = (false, false, false);
+    let mut last_coding = None;
+    let mut length: Result<Option<u64>, BadResponse> = Ok(None);
+    let mut fields = Vec::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let hop = hop_by_hop(h.name.as_bytes());
+        match hop {
+            Some(Hop::Connection) => {
+                for t in tokens(h.value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    }
+                    names_any |= !t.is_empty();
+                }
+            }
+            // The last coding of the last line.
+            Some(Hop::TransferEncoding) => last_coding = tokens(h.value).next_back(),
+            Some(Hop::ContentLength) => {
+                if let Ok(known) = length {
+                    length = match decimal(trim(h.value)) {
+                        Some(n) if known.is_none_or(|l| l == n) => Ok(Some(n)),
+                        _ => Err(BadResponse::Length),
+                    };
+                }
+            }
+            Some(Hop::Other) | None => {}
+        }
+        fields.push(Field {
+            name: offsets(&bytes, h.name.as_bytes()),
+            value: offsets(&bytes, h.value),
+            end_to_end: hop.is_none(),
+        });
+    }
+    if names_any {
+        // Lines the `Connection` header names are hop-by-hop too, wherever
+        // they stand (a line named `close` as well).
+        let named: Vec<&[u8]> = resp
+            .headers
             .iter()
-            .filter(move |h| is(h, name))
-            .flat_map(|h| h.value.split(|b| *b == b','))
-            .map(trim)
-    };
-    let mut close = tokens("connection").any(|t| t.eq_ignore_ascii_case(b"close"));
-    if version == 0 && !tokens("connection").any(|t| t.eq_ignore_ascii_case(b"keep-alive")) {
+            .filter(|h| hop_by_hop(h.name.as_bytes()) == Some(Hop::Connection))
+            .flat_map(|h| tokens(h.value))
+            .filter(|t| !t.is_empty())
+            .collect();
+        for (f, h) in fields.iter_mut().zip(resp.headers.iter()) {
+            if named
+                .iter()
+                .any(|t| h.name.as_bytes().eq_ignore_ascii_case(t))
+            {
+                f.end_to_end = false;
+            }
+        }
+    }
+    if version == 0 && !keep_alive {
         close = true;
     }
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
     {
         BodyFraming::Empty
-    } else if let Some(last) = tokens("transfer-encoding").next_back() {
+    } else if let Some(last) = last_coding {
         if last.eq_ignore_ascii_case(b"chunked") && version == 1 {
             BodyFraming::Chunked
         } else {
             BodyFraming::UntilClose
         }
     } else {
-        let mut length = None;
-        for h in resp.headers.iter().filter(|h| is(h, "content-length")) {
-            let n = decimal(trim(h.value)).ok_or(BadResponse::Length)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(BadResponse::Length);
-            }
-            length = Some(n);
-        }
-        length.map_or(BodyFraming::UntilClose, BodyFraming::Length)
+        // Lengths matter only when they frame the body.
+        length?.map_or(BodyFraming::UntilClose, BodyFraming::Length)
     };
     if framing == BodyFraming::UntilClose {
         close = true;
     }
-    let headers = resp
-        .headers
-        .iter()
-        .map(|h| (offsets(&bytes, h.name.as_bytes()), offsets(&bytes, h.value)))
-        .collect();
     Ok(ResponseHead {
         bytes,
         status,
         reason,
-        headers,
+        fields,
         framing,
         close,
     })
@@ -371,6 +432,119 @@ mod tests {
         .unwrap();
         let kept: Vec<_> = h.end_to_end().map(|(n, _)| n).collect();
         assert_eq!(kept, [&b"X-B"[..]]);
+    }
+
+    /// The reading of a head line by line, one question at a time, as it
+    /// was written before the single pass: the single pass must agree.
+    fn reference(
+        text: &[u8],
+        head_request: bool,
+    ) -> Result<(BodyFraming, bool, Vec<Vec<u8>>), BadResponse> {
+        const HOP: [&[u8]; 8] = [
+            b"connection",
+            b"keep-alive",
+            b"proxy-connection",
+            b"te",
+            b"trailer",
+            b"transfer-encoding",
+            b"upgrade",
+            b"content-length",
+        ];
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(text) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(BadResponse::Malformed),
+        }
+        let (status, version) = (resp.code.unwrap(), resp.version.unwrap());
+        let lines: Vec<(&[u8], &[u8])> = resp
+            .headers
+            .iter()
+            .map(|h| (h.name.as_bytes(), h.value))
+            .collect();
+        let tokens = |name: &'static [u8]| {
+            lines
+                .iter()
+                .filter(move |(n, _)| eq_lower(n, name))
+                .flat_map(|(_, v)| v.split(|b| *b == b','))
+                .map(trim)
+        };
+        let mut close = tokens(b"connection").any(|t| t.eq_ignore_ascii_case(b"close"));
+        if version == 0 && !tokens(b"connection").any(|t| t.eq_ignore_ascii_case(b"keep-alive")) {
+            close = true;
+        }
+        let framing =
+            if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+                BodyFraming::Empty
+            } else if let Some(last) = tokens(b"transfer-encoding").next_back() {
+                if last.eq_ignore_ascii_case(b"chunked") && version == 1 {
+                    BodyFraming::Chunked
+                } else {
+                    BodyFraming::UntilClose
+                }
+            } else {
+                let mut length = None;
+                for (_, v) in lines.iter().filter(|(n, _)| eq_lower(n, b"content-length")) {
+                    let n = decimal(trim(v)).ok_or(BadResponse::Length)?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(BadResponse::Length);
+                    }
+                    length = Some(n);
+                }
+                length.map_or(BodyFraming::UntilClose, BodyFraming::Length)
+            };
+        if framing == BodyFraming::UntilClose {
+            close = true;
+        }
+        let named: Vec<&[u8]> = tokens(b"connection").filter(|t| !t.is_empty()).collect();
+        let kept = lines
+            .iter()
+            .filter(|(n, _)| {
+                !HOP.iter().any(|h| eq_lower(n, h))
+                    && !named.iter().any(|t| n.eq_ignore_ascii_case(t))
+            })
+            .map(|(n, _)| n.to_vec())
+            .collect();
+        Ok((framing, close, kept))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_reads_heads_as_line_by_line_questions_do(
+            version in 0..2usize,
+            status in proptest::sample::select(vec![100u16, 200, 204, 304, 404]),
+            head_request in proptest::bool::ANY,
+            lines in proptest::collection::vec((0..16usize, 0..15usize), 0..8),
+        ) {
+            const NAMES: [&str; 16] = [
+                "Connection", "connection", "CONNECTION", "Transfer-Encoding",
+                "Content-Length", "content-length", "TE", "Keep-Alive", "X-A", "x-a",
+                "Close", "Trailer", "Upgrade", "Proxy-Connection",
+                "X-OpenStack-Request-ID", "Vary",
+            ];
+            const VALUES: [&str; 15] = [
+                "close", "keep-alive", "Keep-Alive", "x-a", "X-A, close", ",", "chunked",
+                "gzip", "gzip, chunked", "chunked,", "5", "6", "x", "", "upgrade",
+            ];
+            let mut text = format!("HTTP/1.{version} {status} R\r\n");
+            for (n, v) in &lines {
+                text.push_str(&format!("{}: {}\r\n", NAMES[*n], VALUES[*v]));
+            }
+            text.push_str("\r\n");
+            let want = reference(text.as_bytes(), head_request);
+            let got = head(text.as_bytes(), head_request).map(|h| {
+                let kept = h.end_to_end().map(|(n, _)| n.to_vec()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(h.headers().count(), lines.len());
+                Ok((h.framing, h.close, kept))
+            });
+            match (got, want) {
+                (Ok(got), Ok(want)) => proptest::prop_assert_eq!(got?, want, "{}", text),
+                (Err(got), Err(want)) => proptest::prop_assert_eq!(got, want, "{}", text),
+                (got, want) => proptest::prop_assert!(
+                    false, "{}: {:?} against {:?}", text, got.map(|_| ()), want.map(|_| ())
+                ),
+            }
+        }
     }
 
     #[test]
