@@ -357,10 +357,7 @@ where
                 lines.push(keep);
             }
             Kind::Accept => {
-                // Rare, and only then parsed.
-                if memchr::memmem::find(value, b"version").is_some() {
-                    urlmap::accept_apis(value, &mut out.accept_apis);
-                }
+                urlmap::accept_apis(value, &mut out.accept_apis);
                 lines.push(keep);
             }
             Kind::RequestId => {
@@ -726,6 +723,11 @@ mod tests {
         assert_eq!(a.accept_apis.mode(), Some(crate::nova::Mode::LegacyV2));
         let accepts = a.lines.iter().filter(|l| l.name == b"Accept").count();
         assert_eq!(accepts, 2, "both Accept lines forwarded");
+        // Without the text `version`: Python drops the backslash in quotes.
+        let escaped: Vec<(&[u8], &[u8])> =
+            vec![(b"Accept", b"application/json;\"ver\\sion\"=2.1/x")];
+        let a = admit(escaped.iter().copied(), &ctx(false, &id)).unwrap();
+        assert_eq!(a.accept_apis.mode(), Some(crate::nova::Mode::V21));
 
         let theirs: Vec<(&[u8], &[u8])> = vec![
             (b"X-Auth-Token", b"tok"),

@@ -60,6 +60,12 @@ pub fn content_type_api(value: &[u8]) -> Option<Mode> {
 /// of any item names, whatever its media range and quality (Nova takes the
 /// best match's; any of them may be it).
 pub fn accept_apis(value: &[u8], apis: &mut Apis) {
+    // Most values name no version and are not parsed: only text with
+    // `version` in it, or a backslash, which `parse_http_list` drops inside
+    // quotes (`"ver\sion"` is `version` to Nova).
+    if memchr::memmem::find(value, b"version").is_none() && memchr::memchr(b'\\', value).is_none() {
+        return;
+    }
     for item in http_list(value) {
         // A whole item in quotes is unquoted twice.
         if let Some(version) = version_param(unquote(unquote(strip(&item)))) {
@@ -293,6 +299,16 @@ mod tests {
             (b"application/json;version=2.1", false, false),
             (b"a, b;version=2/x ,c", false, true),
             (b"application/json;q=1;version=\"2.1/ab\"", true, false),
+            // A backslash in quotes is dropped: `version` without the text.
+            (b"application/json;\"ver\\sion\"=2.1/x", true, false),
+            (b"\"application/json;ver\\sion=2/x\"", false, true),
+            (
+                b"application/json;\"ver\\sion\"=2/x, text/html;version=2.1/y",
+                true,
+                true,
+            ),
+            (b"a/b;ver\\sion=2/x", false, false),
+            (b"\"a/b;\\v\\e\\r\\s\\i\\o\\n=\\2\\.\\1/x\"", true, false),
         ];
         for (value, v21, legacy_v2) in cases {
             let mut apis = Apis::default();
