@@ -5,8 +5,10 @@
 //! target is treated as an update when any of them would route it there, so
 //! the path is normalised as loosely as the loosest of them: take the path,
 //! drop query and fragment, percent-decode every `%XX`, remove dot segments
-//! (RFC 3986 §5.2.4), collapse repeated `/`, then match Nova's routes.
-//! Decoded bytes need not be UTF-8, so everything works on bytes.
+//! (RFC 3986 §5.2.4), collapse repeated `/`, then match Nova's routes; and
+//! when that does not match, the same with dot segments removed before
+//! decoding, as uWSGI does. Decoded bytes need not be UTF-8, so everything
+//! works on bytes.
 
 use std::borrow::Cow;
 
@@ -64,13 +66,29 @@ fn api_segments(
     prefix: &str,
     target: &str,
     by_headers: Option<Mode>,
-    route: impl FnOnce(&[&[u8]]) -> bool,
+    route: impl Fn(&[&[u8]]) -> bool,
 ) -> Option<Mode> {
-    let path = normalise(path_of(target)?);
+    let raw = path_of(target)?;
     let prefix = normalise_prefix(prefix);
+    let path = normalise(raw);
+    api_path(&path, &prefix, by_headers, &route).or_else(|| {
+        let dots_first = normalise_dots_first(raw)?;
+        (dots_first != *path)
+            .then(|| api_path(&dots_first, &prefix, by_headers, &route))
+            .flatten()
+    })
+}
+
+/// [`api_segments`] for one reading of the path.
+fn api_path(
+    path: &[u8],
+    prefix: &[u8],
+    by_headers: Option<Mode>,
+    route: &impl Fn(&[&[u8]]) -> bool,
+) -> Option<Mode> {
     // The prefix must end on a segment boundary: "/compute" is not a prefix
     // of "/computex/...".
-    let rest = path.strip_prefix(&*prefix)?;
+    let rest = path.strip_prefix(prefix)?;
     let rest = rest.strip_prefix(b"/")?;
     let (mode, rest) = if let Some(after) = rest.strip_prefix(b"v2.1/") {
         (Mode::V21, after)
@@ -210,6 +228,18 @@ fn normalise(raw: &str) -> Cow<'_, [u8]> {
         return Cow::Borrowed(raw);
     }
     Cow::Owned(collapse_slashes(&remove_dot_segments(&percent_decode(raw))))
+}
+
+/// The path as uWSGI hands it on: dot segments removed before decoding, so
+/// that `%2e%2e` is a segment like any other, which a literal `..` after it
+/// removes (`/v2.1/servers/%2e%2e/../S` is `/v2.1/servers/S`, where decoding
+/// first makes it `/S`). `None` when the two orders cannot differ: nothing
+/// is encoded, or there is no dot segment.
+fn normalise_dots_first(raw: &str) -> Option<Vec<u8>> {
+    let raw = raw.as_bytes();
+    memchr::memchr(b'%', raw)?;
+    memchr::memmem::find(raw, b"/.")?;
+    Some(collapse_slashes(&percent_decode(&remove_dot_segments(raw))))
 }
 
 /// Whether normalising `path` (which starts with `/`) would leave it as it
@@ -423,10 +453,18 @@ mod tests {
             "/v2.1/servers/%zz",
             "/v2.1/servers/%2",
             "/v2.1/-/servers/{s}", // "-" alone is a valid project id to the router
+            // uWSGI removes dot segments before it decodes: `%2e%2e` is a
+            // segment, which the literal `..` after it removes.
+            "/v2.1/servers/%2e%2e/../{s}",
+            "/v2.1/servers/%2e/../{s}",
+            "/v2.1/servers/.%2e/../{s}",
+            "/v2.1/servers/%2E%2E/../{s}",
+            "/v2.1/{p}/%2e%2e/../servers/{s}",
         ] {
             assert_eq!(at(t), Some(Mode::V21), "{t:?}");
         }
         for t in [
+            "/v2/{p}/servers/%2e%2e/../{s}",
             "/v2/{p}//servers/{s}",
             "//v2/servers/{s}",
             "/%76%32/servers/{s}",
@@ -510,6 +548,9 @@ mod tests {
     fn create_and_action_routes() {
         let c = |t: &str| match_create("", t.replace("{p}", P).replace("{s}", S).as_str(), None);
         let a = |t: &str| match_action("", t.replace("{p}", P).replace("{s}", S).as_str(), None);
+        // Dot segments removed before decoding, as uWSGI does.
+        assert_eq!(c("/v2.1/%2e/../servers"), Some(Mode::V21));
+        assert_eq!(a("/v2.1/servers/%2e/../{s}/action"), Some(Mode::V21));
         for (t, mode) in [
             ("/v2.1/{p}/servers", Mode::V21),
             ("/v2.1/servers", Mode::V21),
