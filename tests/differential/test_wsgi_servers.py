@@ -190,6 +190,10 @@ def path_cases():
         # before it removes dot segments): validating more is safe.
         ('pct-dotdot', '{base}/{project}/x/%2e%2e/servers/{server}', True),
         ('pct-dotdot-2', '{base}/{project}/servers/%2e%2e/{server}', True),
+        # Routed by uWSGI (it removes dot segments before it decodes: the
+        # `..` removes `%2e%2e`), not by cheroot.
+        ('pct-dotdot-back', '{base}/{project}/servers/%2e%2e/../{server}',
+         True),
         # Routed by both, as the server id 'S#x' / 'S;x' (no such server).
         ('pct-hash', '{base}/{project}/servers/{server}%23x', False),
         ('semicolon', '{base}/{project}/servers/{server};x', False),
@@ -542,6 +546,29 @@ ROUTED_WALK_AROUND = [
     ('POST /servers, Content-Type version=2.1/x', 'create-denied-accessIPv4',
      dict(method='POST', url_form='/servers',
           headers={'Content-Type': 'application/json;version=2.1/x'}),
+     SAME_AS_PLAIN),
+    # A `version` spelled with backslashes in quotes, which Python's
+    # parse_http_list drops.
+    ('PUT /servers/S, Accept "ver\\sion"=2.1/x', 'denied-accessIPv4',
+     dict(url_form='/servers/{server}',
+          headers={'Accept': 'application/json;"ver\\sion"=2.1/x'}),
+     SAME_AS_PLAIN),
+    ('PUT /P/servers/S, Accept "...;ver\\sion=2/x"', 'v2-description-nul',
+     dict(url_form='/{project}/servers/{server}',
+          headers={'Accept': '"application/json;ver\\sion=2/x"'}),
+     SAME_AS_PLAIN),
+    # Dot segments: uWSGI removes them before it decodes, so `%2e%2e` is a
+    # segment that the literal `..` after it removes.
+    ('PUT /v2.1/servers/%2e%2e/../S', 'denied-accessIPv4',
+     dict(url_form='{base}/servers/%2e%2e/../{server}'), SAME_AS_PLAIN),
+    ('PUT /v2/P/servers/%2e/../S', 'v2-description-nul',
+     dict(url_form='{base}/{project}/servers/%2e/../{server}'),
+     SAME_AS_PLAIN),
+    ('POST /v2.1/%2e/../servers', 'create-denied-accessIPv4',
+     dict(method='POST', url_form='{base}/%2e/../servers'), SAME_AS_PLAIN),
+    ('POST /v2.1/P/servers/%2E%2E/../S/action', 'rebuild-denied-accessIPv4',
+     dict(method='POST',
+          url_form='{base}/{project}/servers/%2E%2E/../{server}/action'),
      SAME_AS_PLAIN),
     # 4. A request target that does not start with '/'.
     ('PUT %2Fv2/P/servers/S', 'v2-description-nul',
