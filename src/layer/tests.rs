@@ -159,11 +159,29 @@ impl Stack {
 }
 
 fn put(body: &'static str) -> Request<Full<Bytes>> {
+    spelled(
+        Method::PUT,
+        SERVER,
+        "x-auth-token",
+        "application/json",
+        body,
+    )
+}
+
+/// A request with a token and a body, its method, target, token header and
+/// Content-Type as given.
+fn spelled(
+    method: Method,
+    target: &str,
+    token: &str,
+    content_type: &str,
+    body: &'static str,
+) -> Request<Full<Bytes>> {
     Request::builder()
-        .method(Method::PUT)
-        .uri(SERVER)
-        .header("x-auth-token", "t")
-        .header("content-type", "application/json")
+        .method(method)
+        .uri(target)
+        .header(token, "t")
+        .header("content-type", content_type)
         .header("content-length", body.len())
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap()
@@ -211,14 +229,7 @@ async fn spellings_nova_routes_to_update_are_judged_as_updates() {
     ];
     for (method, target, token, content_type) in spellings {
         let stack = Stack::new(Enforcement::Enforce, Nova::Ok);
-        let req = Request::builder()
-            .method(method.clone())
-            .uri(target.as_str())
-            .header(token, "t")
-            .header("content-type", content_type)
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .unwrap();
+        let req = spelled(method.clone(), &target, token, content_type, body);
         let a = stack.send(req).await;
         assert_eq!(a.status, 400, "{method} {target} {token}: {:?}", a.json());
         assert!(stack.sent().is_empty(), "{method} {target} {token}");
@@ -231,14 +242,7 @@ async fn a_value_padded_with_whitespace_is_refused_and_never_sent() {
     let body = r#"{"server": {"name": ""}}"#;
     for content_type in [" application/json", "application/json\t", " "] {
         let stack = Stack::new(Enforcement::Enforce, Nova::Ok);
-        let req = Request::builder()
-            .method(Method::PUT)
-            .uri(SERVER)
-            .header("x-auth-token", "t")
-            .header("content-type", content_type)
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .unwrap();
+        let req = spelled(Method::PUT, SERVER, "x-auth-token", content_type, body);
         let a = stack.send(req).await;
         assert_eq!(a.status, 400, "{content_type:?}: {:?}", a.json());
         assert_eq!(a.json()["badRequest"]["code"], 400, "{content_type:?}");
