@@ -6,9 +6,9 @@
 //! the path is normalised as loosely as the loosest of them: take the path,
 //! drop query and fragment, percent-decode every `%XX`, remove dot segments
 //! (RFC 3986 §5.2.4), collapse repeated `/`, then match Nova's routes; and
-//! when that does not match, the same with dot segments removed before
-//! decoding, as uWSGI does. Decoded bytes need not be UTF-8, so everything
-//! works on bytes.
+//! when that does not match, the path as uWSGI makes it, which decodes and
+//! removes dot segments in one pass of its own. Decoded bytes need not be
+//! UTF-8, so everything works on bytes.
 
 use std::borrow::Cow;
 
@@ -72,9 +72,13 @@ fn api_segments(
     let prefix = normalise_prefix(prefix);
     let path = normalise(raw);
     api_path(&path, &prefix, by_headers, &route).or_else(|| {
-        let dots_first = normalise_dots_first(raw)?;
-        (dots_first != *path)
-            .then(|| api_path(&dots_first, &prefix, by_headers, &route))
+        // Only an escape or a dot segment can make uWSGI read it otherwise.
+        if is_normal(raw.as_bytes()) {
+            return None;
+        }
+        let uwsgi = collapse_slashes(&uwsgi_path(raw.as_bytes()));
+        (uwsgi != *path)
+            .then(|| api_path(&uwsgi, &prefix, by_headers, &route))
             .flatten()
     })
 }
@@ -86,6 +90,9 @@ fn api_path(
     by_headers: Option<Mode>,
     route: &impl Fn(&[&[u8]]) -> bool,
 ) -> Option<Mode> {
+    // Python's `$`, which ends Routes' patterns, matches before a final
+    // newline too: `/v2.1/servers%0A` is create.
+    let path = path.strip_suffix(b"\n").unwrap_or(path);
     // The prefix must end on a segment boundary: "/compute" is not a prefix
     // of "/computex/...".
     let rest = path.strip_prefix(prefix)?;
@@ -230,16 +237,108 @@ fn normalise(raw: &str) -> Cow<'_, [u8]> {
     Cow::Owned(collapse_slashes(&remove_dot_segments(&percent_decode(raw))))
 }
 
-/// The path as uWSGI hands it on: dot segments removed before decoding, so
-/// that `%2e%2e` is a segment like any other, which a literal `..` after it
-/// removes (`/v2.1/servers/%2e%2e/../S` is `/v2.1/servers/S`, where decoding
-/// first makes it `/S`). `None` when the two orders cannot differ: nothing
-/// is encoded, or there is no dot segment.
-fn normalise_dots_first(raw: &str) -> Option<Vec<u8>> {
-    let raw = raw.as_bytes();
-    memchr::memchr(b'%', raw)?;
-    memchr::memmem::find(raw, b"/.")?;
-    Some(collapse_slashes(&percent_decode(&remove_dot_segments(raw))))
+/// PATH_INFO as uWSGI makes it from a path (its `http_url_decode`): one
+/// pass that decodes as it goes and removes only literal dot segments, a
+/// `..` dropping back to the last `/` already written, one decoded from
+/// `%2F` too. So `%2e%2e` is a segment like any other, which a `..` after
+/// it removes (`/v2.1/servers/%2e%2e/../S` is `/v2.1/servers/S`, where
+/// decoding first makes it `/S`). A `%` takes the next two bytes whatever
+/// they are (NUL when they are not hex digits), `%%` is `%`, an escape cut
+/// off at the end is dropped, and `#` ends the path.
+fn uwsgi_path(raw: &[u8]) -> Vec<u8> {
+    #[derive(Clone, Copy)]
+    enum State {
+        Text,
+        Percent,
+        PercentHex(u8),
+        Slash,
+        Dot,
+        DotDot,
+    }
+    let no_slash = raw.first().is_some_and(|b| *b != b'/');
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    // A character after a slash, a dot or an escape, as in the text state.
+    let text = |out: &mut Vec<u8>, c: u8| match c {
+        b'%' => State::Percent,
+        b'/' => State::Slash,
+        _ => {
+            out.push(c);
+            State::Text
+        }
+    };
+    let mut state = if no_slash { State::Slash } else { State::Text };
+    for (i, &c) in raw.iter().enumerate() {
+        if c == b'#' {
+            break;
+        }
+        state = match state {
+            State::Text => text(&mut out, c),
+            State::Percent if c == b'%' => {
+                out.push(b'%');
+                State::Text
+            }
+            State::Percent => State::PercentHex(c),
+            State::PercentHex(first) => {
+                out.push(uwsgi_hex(first, c));
+                State::Text
+            }
+            State::Slash if c == b'.' => State::Dot,
+            State::Slash => {
+                if i > 0 || !no_slash {
+                    out.push(b'/');
+                }
+                text(&mut out, c)
+            }
+            State::Dot if c == b'.' => State::DotDot,
+            State::Dot if c == b'/' => State::Slash,
+            State::Dot => {
+                if i > 1 {
+                    out.push(b'/');
+                }
+                out.push(b'.');
+                if c == b'%' {
+                    State::Percent
+                } else {
+                    out.push(c);
+                    State::Text
+                }
+            }
+            State::DotDot if c == b'/' => {
+                let back = out.iter().rposition(|b| *b == b'/').unwrap_or(0);
+                out.truncate(back);
+                State::Slash
+            }
+            State::DotDot => {
+                if i > 2 {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(b"..");
+                if c == b'%' {
+                    State::Percent
+                } else {
+                    out.push(c);
+                    State::Text
+                }
+            }
+        };
+    }
+    match state {
+        State::Slash | State::Dot => out.push(b'/'),
+        State::DotDot => {
+            let back = out.iter().rposition(|b| *b == b'/').map_or(0, |at| at + 1);
+            out.truncate(back);
+        }
+        State::Text | State::Percent | State::PercentHex(_) => {}
+    }
+    out
+}
+
+/// uWSGI's `hex2num`: NUL unless both are hex digits.
+fn uwsgi_hex(hi: u8, lo: u8) -> u8 {
+    match (hex_value(hi), hex_value(lo)) {
+        (Some(hi), Some(lo)) => hi << 4 | lo,
+        _ => 0,
+    }
 }
 
 /// Whether normalising `path` (which starts with `/`) would leave it as it
@@ -453,13 +552,22 @@ mod tests {
             "/v2.1/servers/%zz",
             "/v2.1/servers/%2",
             "/v2.1/-/servers/{s}", // "-" alone is a valid project id to the router
-            // uWSGI removes dot segments before it decodes: `%2e%2e` is a
-            // segment, which the literal `..` after it removes.
+            // uWSGI decodes and removes literal dot segments in one pass:
+            // `%2e%2e` is a segment, which the `..` after it removes, and a
+            // `..` drops back to a `/` decoded from `%2F` too.
             "/v2.1/servers/%2e%2e/../{s}",
             "/v2.1/servers/%2e/../{s}",
             "/v2.1/servers/.%2e/../{s}",
             "/v2.1/servers/%2E%2E/../{s}",
             "/v2.1/{p}/%2e%2e/../servers/{s}",
+            "/v2.1/x%2F%2e%2e/../../{p}/servers/{s}",
+            "/v2.1/%2e%2e%2Fx/../../servers/{s}",
+            "/v2.1/servers/x%2F../../../{s}",
+            "/v2.1/{p}/servers/%2e%2e%2F%2e%2e/../../{s}",
+            "https://h/v2.1/servers/x%2F%2e%2e/../../{s}",
+            // An escape cut off at the end is dropped.
+            "/v2.1/servers/{s}%",
+            "/v2.1/servers/{s}%2",
         ] {
             assert_eq!(at(t), Some(Mode::V21), "{t:?}");
         }
@@ -522,6 +630,35 @@ mod tests {
     }
 
     #[test]
+    fn path_info_as_uwsgi_makes_it() {
+        for (raw, path_info) in [
+            (&b"/v2.1/servers/S"[..], &b"/v2.1/servers/S"[..]),
+            (b"/a/./b/../c", b"/a/c"),
+            (b"/a/%2e%2e/../b", b"/a/b"),
+            // A `..` right after a decoded `/` is text.
+            (b"/a/x%2F../../b", b"/a/x/b"),
+            (b"/a/x%2F../../../b", b"/a/b"),
+            (b"/a/%zz/b", b"/a/\0/b"),
+            (b"/a/%%b", b"/a/%b"),
+            (b"/a/b%", b"/a/b"),
+            (b"/a/b%4", b"/a/b"),
+            (b"/a/b#/../c", b"/a/b"),
+            (b"/a/b/..", b"/a/"),
+            (b"/a/b/.", b"/a/b/"),
+            (b"/a/b/", b"/a/b/"),
+            (b"/..", b""),
+            (b"/.x/..y", b"/.x/..y"),
+        ] {
+            assert_eq!(
+                uwsgi_path(raw),
+                path_info,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
     fn with_prefix() {
         for prefix in ["/compute", "/compute/", "compute", "//compute//"] {
             let m = |t: &str| match_update(prefix, t.replace("{s}", S).as_str(), None);
@@ -548,9 +685,22 @@ mod tests {
     fn create_and_action_routes() {
         let c = |t: &str| match_create("", t.replace("{p}", P).replace("{s}", S).as_str(), None);
         let a = |t: &str| match_action("", t.replace("{p}", P).replace("{s}", S).as_str(), None);
-        // Dot segments removed before decoding, as uWSGI does.
+        // As uWSGI reads them (see `uwsgi_path`).
         assert_eq!(c("/v2.1/%2e/../servers"), Some(Mode::V21));
         assert_eq!(a("/v2.1/servers/%2e/../{s}/action"), Some(Mode::V21));
+        assert_eq!(c("/v2.1/servers%"), Some(Mode::V21));
+        assert_eq!(c("/v2.1/server%73%"), Some(Mode::V21));
+        assert_eq!(a("/v2.1/servers/{s}/action%2"), Some(Mode::V21));
+        assert_eq!(
+            a("/v2.1/servers/{s}/x%2F.%2e/../../action"),
+            Some(Mode::V21)
+        );
+        assert_eq!(c("/v2/x%2F%2e%2e/../../servers"), Some(Mode::LegacyV2));
+        // Python's `$` matches before a final newline.
+        assert_eq!(c("/v2.1/servers%0a"), Some(Mode::V21));
+        assert_eq!(c("/v2/servers%0A?x"), Some(Mode::LegacyV2));
+        assert_eq!(a("/v2.1/servers/{s}/action%0a"), Some(Mode::V21));
+        assert_eq!(a("/v2.1/servers/{s}/action%0a%"), Some(Mode::V21));
         for (t, mode) in [
             ("/v2.1/{p}/servers", Mode::V21),
             ("/v2.1/servers", Mode::V21),

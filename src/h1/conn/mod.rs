@@ -314,6 +314,9 @@ fn split_target(target: &str) -> (Option<&str>, &str) {
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, origin) = rest.split_at(end);
+    // The fragment is not sent: `http://h#x/v2.1/...` goes as `/`, where
+    // `#x/v2.1/...` would be a path to a server that keeps `#` in it.
+    let origin = origin.split('#').next().unwrap_or_default();
     (
         Some(authority),
         if origin.is_empty() { "/" } else { origin },
@@ -819,6 +822,8 @@ mod tests {
             (Some("nova.example"), "/")
         );
         assert_eq!(split_target("http://h?q"), (Some("h"), "?q"));
+        assert_eq!(split_target("http://h#x/v2.1/servers"), (Some("h"), "/"));
+        assert_eq!(split_target("http://h/a?q#f"), (Some("h"), "/a?q"));
         assert_eq!(split_target("*"), (None, "*"));
         assert_eq!(split_target("nova.example:443"), (None, "nova.example:443"));
         assert_eq!(logged_path("/v2.1/servers?token=x#f"), "/v2.1/servers");
