@@ -257,7 +257,7 @@ fn uwsgi_path(raw: &[u8]) -> Vec<u8> {
     }
     let no_slash = raw.first().is_some_and(|b| *b != b'/');
     let mut out = Vec::with_capacity(raw.len() + 1);
-    // A character after a slash, a dot or an escape, as in the text state.
+    // A character in the text state, or one that ends another state.
     let text = |out: &mut Vec<u8>, c: u8| match c {
         b'%' => State::Percent,
         b'/' => State::Slash,
@@ -291,17 +291,13 @@ fn uwsgi_path(raw: &[u8]) -> Vec<u8> {
             }
             State::Dot if c == b'.' => State::DotDot,
             State::Dot if c == b'/' => State::Slash,
+            // Not a dot segment after all: text (`c` is not `/`).
             State::Dot => {
                 if i > 1 {
                     out.push(b'/');
                 }
                 out.push(b'.');
-                if c == b'%' {
-                    State::Percent
-                } else {
-                    out.push(c);
-                    State::Text
-                }
+                text(&mut out, c)
             }
             State::DotDot if c == b'/' => {
                 let back = out.iter().rposition(|b| *b == b'/').unwrap_or(0);
@@ -313,12 +309,7 @@ fn uwsgi_path(raw: &[u8]) -> Vec<u8> {
                     out.push(b'/');
                 }
                 out.extend_from_slice(b"..");
-                if c == b'%' {
-                    State::Percent
-                } else {
-                    out.push(c);
-                    State::Text
-                }
+                text(&mut out, c)
             }
         };
     }
