@@ -32,7 +32,7 @@ use ipnetwork::IpNetwork;
 use crate::exchange::{client_address, trace_id, Admission, RequestId};
 use crate::nova::urlmap::{self, Apis};
 use crate::swar;
-use crate::wire::framing::{eq_lower, trim};
+use crate::wire::framing::{eq_lower, list_items, trim};
 
 /// A header line as forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,8 +204,7 @@ fn kind_of(name: &[u8]) -> Kind {
 fn named_by_connection<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<&'a [u8]> {
     headers
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, v)| v.split(|b| *b == b','))
-        .map(trim)
+        .flat_map(|(_, v)| list_items(v))
         .filter(|t| !t.is_empty())
         .collect()
 }
@@ -297,9 +296,7 @@ where
             Kind::Keep => lines.push(keep),
             Kind::Drop => {}
             Kind::Te => {
-                te_trailers |= value
-                    .split(|b| *b == b',')
-                    .any(|t| trim(t).eq_ignore_ascii_case(b"trailers"));
+                te_trailers |= list_items(value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
             }
             Kind::Host => {
                 if host.is_some() {

@@ -8,7 +8,9 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::wire::framing::{eq_lower, head_end, judge_parsed, leading_empty_lines, trim};
+use crate::wire::framing::{
+    eq_lower, head_end, judge_parsed, leading_empty_lines, list_items, trim,
+};
 use crate::wire::{Ambiguity, Framing};
 
 /// What a client connection's heads may be.
@@ -268,7 +270,7 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if eq_lower(name, b"connection") {
-            for token in h.value.split(|b| *b == b',').map(trim) {
+            for token in list_items(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::Http10 {
@@ -314,8 +316,8 @@ fn close_token(req: &httparse::Request<'_, '_>) -> bool {
     req.headers
         .iter()
         .filter(|h| eq_lower(h.name.as_bytes(), b"connection"))
-        .flat_map(|h| h.value.split(|b| *b == b','))
-        .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
+        .flat_map(|h| list_items(h.value))
+        .any(|t| t.eq_ignore_ascii_case(b"close"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::head::{header_slots, STACK_HEADERS};
-use crate::wire::framing::{decimal, eq_lower, head_end, trim};
+use crate::wire::framing::{decimal, eq_lower, head_end, list_items, trim};
 
 /// How a response's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +92,6 @@ fn hop_by_hop(name: &[u8]) -> Option<Hop> {
     eq_lower(name, known).then_some(hop)
 }
 
-fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    value.split(|b| *b == b',').map(trim)
-}
-
 impl ResponseHead {
     pub fn is_informational(&self) -> bool {
         (100..200).contains(&self.status)
@@ -175,7 +171,7 @@ pub fn parse(
         let hop = hop_by_hop(h.name.as_bytes());
         match hop {
             Some(Hop::Connection) => {
-                for t in tokens(h.value) {
+                for t in list_items(h.value) {
                     if t.eq_ignore_ascii_case(b"close") {
                         close = true;
                     } else if t.eq_ignore_ascii_case(b"keep-alive") {
@@ -185,7 +181,7 @@ pub fn parse(
                 }
             }
             // The last coding of the last line.
-            Some(Hop::TransferEncoding) => last_coding = tokens(h.value).next_back(),
+            Some(Hop::TransferEncoding) => last_coding = list_items(h.value).next_back(),
             Some(Hop::ContentLength) => {
                 if let Ok(known) = length {
                     length = match decimal(trim(h.value)) {
@@ -209,7 +205,7 @@ pub fn parse(
             .headers
             .iter()
             .filter(|h| hop_by_hop(h.name.as_bytes()) == Some(Hop::Connection))
-            .flat_map(|h| tokens(h.value))
+            .flat_map(|h| list_items(h.value))
             .filter(|t| !t.is_empty())
             .collect();
         for (f, h) in fields.iter_mut().zip(resp.headers.iter()) {

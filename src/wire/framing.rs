@@ -182,6 +182,12 @@ pub fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
         .all(|(x, y)| x.to_ascii_lowercase() == *y)
 }
 
+/// The items of a comma-separated field value, each trimmed; empty ones
+/// too (`chunked,` ends in an empty item).
+pub fn list_items(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(trim)
+}
+
 pub fn trim(v: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
