@@ -428,6 +428,13 @@ mod tests {
         .unwrap();
         let kept: Vec<_> = h.end_to_end().map(|(n, _)| n).collect();
         assert_eq!(kept, [&b"X-B"[..]]);
+        // `close` names a line too, however rarely one has that name.
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nClose: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.end_to_end().count(), 0);
     }
 
     /// The reading of a head line by line, one question at a time, as it
