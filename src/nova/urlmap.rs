@@ -92,6 +92,13 @@ fn is_space(b: u8) -> bool {
     matches!(b, b'\t'..=b'\r' | 0x1c..=b' ' | 0x85 | 0xa0)
 }
 
+/// Where the run of `\s` at `from` ends.
+fn skip_spaces(value: &[u8], from: usize) -> usize {
+    from + value
+        .get(from..)
+        .map_or(0, |rest| rest.iter().take_while(|b| is_space(**b)).count())
+}
+
 /// `str.strip()`.
 fn strip(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !is_space(*b)).unwrap_or(s.len());
@@ -162,11 +169,8 @@ fn options(value: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
             let next = value.get(at..)?.iter().position(|b| *b == b';')?;
             at + next + 1
         };
-        let mut i = semi_end;
-        while value.get(i).is_some_and(|b| is_space(*b)) {
-            i += 1;
-        }
-        let key_start = i;
+        let key_start = skip_spaces(value, semi_end);
+        let mut i = key_start;
         while value
             .get(i)
             .is_some_and(|b| !is_space(*b) && *b != b';' && *b != b'=')
@@ -179,17 +183,11 @@ fn options(value: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
             continue;
         }
         let key = &value[key_start..i];
-        let mut j = i;
-        while value.get(j).is_some_and(|b| is_space(*b)) {
-            j += 1;
-        }
+        let mut j = skip_spaces(value, i);
         let mut val = None;
         if value.get(j) == Some(&b'=') {
             let ws_start = j + 1;
-            let mut k = ws_start;
-            while value.get(k).is_some_and(|b| is_space(*b)) {
-                k += 1;
-            }
+            let k = skip_spaces(value, ws_start);
             let run = value[k..]
                 .iter()
                 .position(|b| *b == b';')
