@@ -185,12 +185,11 @@ fn python_hex_byte(two: &[u8]) -> Option<u8> {
         [b'+', d @ ..] => (false, d),
         d => (false, d),
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    let n = digits.iter().fold(0u8, |n, d| {
-        n * 16 + (*d as char).to_digit(16).unwrap_or(0) as u8
-    });
+    let n = match *digits {
+        [d] => hex_value(d)?,
+        [hi, lo] => hex_value(hi)? << 4 | hex_value(lo)?,
+        _ => return None,
+    };
     (!negative || n == 0).then_some(n)
 }
 
@@ -444,6 +443,9 @@ fn collapse_slashes(path: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
     #[test]
     fn method_override_as_routes_and_webob_read_it() {
         // Expected values: webob's Request.GET['_method'].upper(), as
@@ -486,9 +488,6 @@ mod tests {
             assert_eq!(method_override(target).as_deref(), *want, "{target:?}");
         }
     }
-
-    use super::*;
-    use proptest::prelude::*;
 
     const P: &str = "4f1ce1b2a3e14b9f8c0b8f5d2e6a7b90";
     const S: &str = "0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c";
