@@ -1,9 +1,11 @@
 //! The head as Nova will read it: refuses framing that a server behind us
 //! could read differently (request smuggling), request targets over the
-//! length limit, and heads [`crate::admit`] refuses; rebuilds the header
-//! map from the admitted lines (underscore names dropped, decided-on lines
-//! made one, forwarding headers set, hop-by-hop headers gone) and puts what
-//! was read from them in the request's [`Admission`].
+//! length limit or not in origin form, field values with white space around
+//! them (which Nova's HTTP/1 server would strip), and heads [`crate::admit`]
+//! refuses; rebuilds the header map from the admitted lines (underscore
+//! names dropped, decided-on lines made one, forwarding headers set,
+//! hop-by-hop headers gone) and puts what was read from them in the
+//! request's [`Admission`].
 //!
 //! hyper already refuses differing or invalid `Content-Length`s, obs-folded
 //! lines and a `Transfer-Encoding` whose last coding is not `chunked`; but it
