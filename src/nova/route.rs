@@ -72,8 +72,9 @@ fn api_segments(
     let prefix = normalise_prefix(prefix);
     let path = normalise(raw);
     api_path(&path, &prefix, by_headers, &route).or_else(|| {
-        // Only an escape or a dot segment can make uWSGI read it otherwise.
-        if is_normal(raw.as_bytes()) {
+        // A path normalising left as it was has no escape and no dot
+        // segment: uWSGI reads it the same.
+        if let Cow::Borrowed(_) = path {
             return None;
         }
         let uwsgi = collapse_slashes(&uwsgi_path(raw.as_bytes()));
