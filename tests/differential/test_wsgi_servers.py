@@ -26,9 +26,11 @@ repeated or otherwise ambiguous spelling, under either server, whatever
 each server itself makes of the spelling (which is printed).
 test_walk_around_routing does the same for spellings that Nova itself routes
 to update, create or rebuild (``X-Storage-Token``, ``_method=`` in the query,
-a ``version=`` parameter of Content-Type / Accept on an unversioned path, a
-target without a leading ``/``): nova-guard must answer them as it answers
-the plain spelling (the target: a 400 of its own, nothing forwarded).
+a ``version=`` parameter of Content-Type / Accept on an unversioned path, paths
+as uWSGI decodes them, a final ``%0a``, a target without a leading ``/``, an
+HTTP/2 field value with white space around it): nova-guard must answer them as
+it answers the plain spelling (the last two: a 400 of its own, nothing
+forwarded; absolute-form targets whose authority hides a path: nothing stored).
 """
 
 import json
@@ -459,10 +461,12 @@ def test_walk_around(wsgi_stack):
 # cheroot refuses (400) but uWSGI makes a PATH_INFO of. Over HTTP/2, a field
 # value reaches nova-guard as written, spaces and tabs around it included,
 # while the WSGI servers strip them from the HTTP/1 line nova-guard would
-# forward (`" application/json"` is JSON to Nova). nova-guard must validate
-# the first three as the plain spelling, giving the same answer (as it must
-# an HTTP/2 request), and answer the last two with a 400 of its own,
-# forwarding nothing.
+# forward (`" application/json"` is JSON to Nova). Paths as uWSGI decodes
+# them and a final `%0a` (Routes' `$`) are routed too. nova-guard must
+# validate these as the plain spelling, giving the same answer (as it must
+# an HTTP/2 request), answer the bad target and the padded value with a 400
+# of its own, forwarding nothing (OWN_400), and let nothing be stored through
+# an absolute-form target (NOT_STORED).
 
 WALK_IMAGE = '0b1e7c2a-5d3f-4e6a-9b8c-1d2e3f4a5b6c'     # no such image
 WALK_FLAVOR = 'no-such-flavor'
