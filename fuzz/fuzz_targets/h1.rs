@@ -6,7 +6,9 @@
 //!
 //! The codec side reads the stream as the codec does: a head found by
 //! `HeadScanner`, parsed by `h1::head::parse`, its body taken by its framing
-//! (by length, or with the chunk decoder), then the next head.
+//! (by length, or with the chunk decoder), then the next head. A head after
+//! the first that `parse_in_place` finds (the codec's way for a head that
+//! came in one read) must be the one the scanner finds, read the same way.
 //!
 //! Oracles, request by request, up to the first one the codec refuses:
 //! - hyper reads the same request: same method, same target, same body
@@ -24,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use libfuzzer_sys::fuzz_target;
-use nova_guard::h1::head::{parse, HeadError, HeadScanner, Limits};
+use nova_guard::h1::head::{parse, parse_in_place, parse_keeping, HeadError, HeadScanner, Limits};
 use nova_guard::wire::chunked::ChunkedDecoder;
 use nova_guard::wire::{Framing, Tracker, WireVerdict, WireWatch};
 
@@ -43,6 +45,17 @@ fn codec(stream: &[u8], limits: &Limits) -> (Vec<Request>, bool) {
     let mut scanner = HeadScanner::default();
     loop {
         scanner.reset();
+        if !out.is_empty() {
+            if let Some(found) = parse_in_place(rest, limits) {
+                let len = found.end();
+                assert_eq!(scanner.clone().scan(rest, limits, false), Ok(Some(len)));
+                let bytes = Bytes::copy_from_slice(&rest[..len]);
+                assert_eq!(
+                    format!("{:?}", found.keep(bytes.clone())),
+                    format!("{:?}", parse_keeping(bytes, limits)),
+                );
+            }
+        }
         let len = match scanner.scan(rest, limits, out.is_empty()) {
             Ok(Some(len)) => len,
             Ok(None) => return (out, false),

@@ -121,6 +121,11 @@ impl HeadScanner {
         self.searched = 0;
     }
 
+    /// Nothing of the current head has been searched yet.
+    pub fn is_fresh(&self) -> bool {
+        self.searched == 0
+    }
+
     /// A whole head at the start of `buf`: its length (up to and with the
     /// blank line), or `Ok(None)` while more bytes are needed.
     ///
@@ -212,7 +217,15 @@ pub fn parse(bytes: Bytes, limits: &Limits) -> Result<RequestHead, HeadError> {
 /// [`parse`], giving `bytes` back with a refusal (whose request line may
 /// still be logged) rather than needing a second handle on them.
 pub fn parse_keeping(bytes: Bytes, limits: &Limits) -> Result<RequestHead, (HeadError, Bytes)> {
-    match read(&bytes, limits) {
+    let parts = match read(&bytes, limits) {
+        Ok((parts, _)) => Ok(parts),
+        Err(Unread::NotWhole(e) | Unread::Refused(e, _)) => Err(e),
+    };
+    keep(parts, bytes)
+}
+
+fn keep(parts: Result<Parts, HeadError>, bytes: Bytes) -> Result<RequestHead, (HeadError, Bytes)> {
+    match parts {
         Ok(p) => Ok(RequestHead {
             bytes,
             method: p.method,
@@ -227,6 +240,47 @@ pub fn parse_keeping(bytes: Bytes, limits: &Limits) -> Result<RequestHead, (Head
     }
 }
 
+/// A head parsed where it was read, before its bytes are taken out of the
+/// read buffer.
+pub struct InPlace {
+    len: usize,
+    parts: Result<Parts, HeadError>,
+}
+
+impl InPlace {
+    /// Where the head ends in the buffer: its length, blank line included.
+    pub fn end(&self) -> usize {
+        self.len
+    }
+
+    /// The head, given its bytes (the first [`Self::end`] of the buffer it
+    /// was parsed in), or why it is refused.
+    pub fn keep(self, bytes: Bytes) -> Result<RequestHead, (HeadError, Bytes)> {
+        debug_assert_eq!(bytes.len(), self.len);
+        keep(self.parts, bytes)
+    }
+}
+
+/// The head at the start of `buf`, when httparse finds all of it there.
+/// `None` when it does not (part of it is still to come, or httparse
+/// refuses what is there): the head's end is then found with
+/// [`HeadScanner`] and it is read with [`parse_keeping`], as every head was
+/// before. A head found here is the one the scanner would have found, and
+/// gets the same answer; most heads come whole in one read, and are then
+/// looked through once rather than twice.
+pub fn parse_in_place(buf: &[u8], limits: &Limits) -> Option<InPlace> {
+    match read(buf, limits) {
+        // Over the byte limit: the scanner's refusal, which reads no line.
+        Ok((_, len)) | Err(Unread::Refused(_, len)) if len > limits.max_head_bytes => None,
+        Ok((parts, len)) => Some(InPlace {
+            len,
+            parts: Ok(parts),
+        }),
+        Err(Unread::Refused(e, len)) => Some(InPlace { len, parts: Err(e) }),
+        Err(Unread::NotWhole(_)) => None,
+    }
+}
+
 /// A [`RequestHead`] but for its bytes.
 struct Parts {
     method: Range<usize>,
@@ -238,27 +292,41 @@ struct Parts {
     expect_continue: bool,
 }
 
-fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
+/// Why [`read`] gave no head.
+enum Unread {
+    /// httparse found no whole head: for a head whose end was found, a
+    /// refusal (431 for too many lines, else 400).
+    NotWhole(HeadError),
+    /// The head (this long) is whole, and refused.
+    Refused(HeadError, usize),
+}
+
+/// The head at the start of `bytes`, and its length.
+fn read(bytes: &[u8], limits: &Limits) -> Result<(Parts, usize), Unread> {
     let start = leading_empty_lines(bytes);
     let (mut stack, mut heap) = ([const { MaybeUninit::uninit() }; STACK_HEADERS], Vec::new());
     let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(bytes, slots) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) | Err(_) => return Err(HeadError::Malformed),
-    }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return Err(HeadError::Malformed);
+    let len = match req.parse_with_uninit_headers(bytes, slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Err(httparse::Error::TooManyHeaders) => return Err(Unread::NotWhole(HeadError::TooLarge)),
+        Ok(httparse::Status::Partial) | Err(_) => {
+            return Err(Unread::NotWhole(HeadError::Malformed))
+        }
     };
-    let framing = judge_parsed(&req, &bytes[start..]).map_err(HeadError::Ambiguous)?;
+    let refused = |e| Unread::Refused(e, len);
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(refused(HeadError::Malformed));
+    };
+    let framing =
+        judge_parsed(&req, &bytes[start..len]).map_err(|why| refused(HeadError::Ambiguous(why)))?;
     if target.len() > limits.max_uri_bytes {
-        return Err(HeadError::UriTooLong);
+        return Err(refused(HeadError::UriTooLong));
     }
     if target.bytes().any(|b| FORBIDDEN_IN_TARGET[usize::from(b)])
         || !is_request_target(method, target)
     {
-        return Err(HeadError::Malformed);
+        return Err(refused(HeadError::Malformed));
     }
     let version = match version {
         0 => Version::Http10,
@@ -289,7 +357,7 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
     }
     let method = offsets(bytes, method.as_bytes());
     let target = offsets(bytes, target.as_bytes());
-    Ok(Parts {
+    let parts = Parts {
         method,
         target,
         headers,
@@ -297,7 +365,8 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<Parts, HeadError> {
         framing,
         close,
         expect_continue,
-    })
+    };
+    Ok((parts, len))
 }
 
 /// One of RFC 9112's four forms: origin (`/path`), absolute
@@ -462,6 +531,85 @@ mod tests {
         }
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(8192));
         assert_eq!(head(long.as_bytes()).err(), Some(HeadError::UriTooLong));
+    }
+
+    #[test]
+    fn a_whole_head_is_parsed_in_place_and_a_partial_one_is_left() {
+        let text = b"GET /v2.1/servers HTTP/1.1\r\nHost: h\r\n\r\nPUT";
+        let found = parse_in_place(text, &LIMITS).expect("a whole head");
+        assert_eq!(found.end(), text.len() - 3);
+        let h = found
+            .keep(Bytes::copy_from_slice(&text[..text.len() - 3]))
+            .unwrap();
+        assert_eq!((h.method(), h.target()), ("GET", "/v2.1/servers"));
+        assert!(parse_in_place(&text[..20], &LIMITS).is_none());
+        // Refused whole heads are found too; unparsable ones are left.
+        let bad = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        let found = parse_in_place(bad, &LIMITS).expect("a whole head");
+        let refused = found.keep(Bytes::copy_from_slice(bad)).err().map(|e| e.0);
+        assert_eq!(
+            refused,
+            Some(HeadError::Ambiguous(Ambiguity::DifferingLength))
+        );
+        assert!(parse_in_place(b"GET / HTTP/1.1\r\nNo colon\r\n\r\n", &LIMITS).is_none());
+    }
+
+    /// Bytes of HTTP heads, whole and broken.
+    fn head_piece() -> impl proptest::strategy::Strategy<Value = &'static [u8]> {
+        proptest::sample::select(vec![
+            &b"GET /v2.1/servers HTTP/1.1\r\n"[..],
+            b"PUT /a HTTP/1.0\r\n",
+            b"GET",
+            b" ",
+            b"/x",
+            b"HTTP/1.1",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b":",
+            b"Host: h\r\n",
+            b"Content-Length: 5\r\n",
+            b"content-length:1\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Connection: close\r\n",
+            b"X: a\n",
+            b"\t",
+            b"x",
+            b"\x00",
+            b"\x7f",
+            b"\xc3\xa9",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"{",
+            b"%2F",
+        ])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// A head found in place is the one the scanner finds, and is read
+        /// as `parse_keeping` reads it: the same head, or the same refusal.
+        #[test]
+        fn in_place_reads_as_the_scanner_and_parse_keeping_do(
+            pieces in proptest::collection::vec(head_piece(), 0..24),
+            small in proptest::bool::ANY,
+        ) {
+            let buf = pieces.concat();
+            let limits = if small {
+                Limits { max_head_bytes: 60, max_headers: 3, max_uri_bytes: 8 }
+            } else {
+                LIMITS
+            };
+            if let Some(found) = parse_in_place(&buf, &limits) {
+                let len = found.end();
+                let scanned = HeadScanner::default().scan(&buf, &limits, false);
+                proptest::prop_assert_eq!(scanned, Ok(Some(len)));
+                let bytes = Bytes::copy_from_slice(&buf[..len]);
+                let here = format!("{:?}", found.keep(bytes.clone()));
+                let there = format!("{:?}", parse_keeping(bytes, &limits));
+                proptest::prop_assert_eq!(here, there);
+            }
+        }
     }
 
     #[test]

@@ -416,18 +416,19 @@ where
         self.deadline
             .set(tokio::time::Instant::now() + self.shared.header_timeout);
         loop {
+            // A head that came whole in one read is parsed where it is; the
+            // scanner follows one that comes in pieces (and the first,
+            // which may be HTTP/2's preface instead).
+            if !first && self.scanner.is_fresh() && !self.rbuf.is_empty() {
+                if let Some(found) = head::parse_in_place(&self.rbuf, &limits) {
+                    let bytes = take_front(&mut self.rbuf, found.end());
+                    return read_head(found.keep(bytes));
+                }
+            }
             match self.scanner.scan(&self.rbuf, &limits, first) {
                 Ok(Some(len)) => {
                     let bytes = take_front(&mut self.rbuf, len);
-                    return match head::parse_keeping(bytes, &limits) {
-                        Ok(head) => Next::Head(head),
-                        // A head that parsed is a request, logged as one; one
-                        // that did not has no method or path to log.
-                        Err((e @ (HeadError::Ambiguous(_) | HeadError::UriTooLong), bytes)) => {
-                            Next::Refused(e, request_line(&bytes))
-                        }
-                        Err((e, _)) => Next::Refused(e, None),
-                    };
+                    return read_head(head::parse_keeping(bytes, &limits));
                 }
                 Ok(None) => {}
                 Err(HeadError::Http2) => return Next::Http2,
@@ -735,6 +736,19 @@ fn take_front(buf: &mut BytesMut, len: usize) -> Bytes {
         let taken = buf.split_to(len).freeze();
         *buf = BytesMut::from(&buf[..]);
         taken
+    }
+}
+
+/// What a parsed head makes of the exchange.
+fn read_head(parsed: Result<RequestHead, (HeadError, Bytes)>) -> Next {
+    match parsed {
+        Ok(head) => Next::Head(head),
+        // A head that parsed is a request, logged as one; one that did not
+        // has no method or path to log.
+        Err((e @ (HeadError::Ambiguous(_) | HeadError::UriTooLong), bytes)) => {
+            Next::Refused(e, request_line(&bytes))
+        }
+        Err((e, _)) => Next::Refused(e, None),
     }
 }
 
