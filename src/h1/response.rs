@@ -149,19 +149,102 @@ pub fn parse(
     max_headers: usize,
     head_request: bool,
 ) -> Result<ResponseHead, BadResponse> {
+    let parts = read(&bytes, max_headers, head_request)
+        .map(|(parts, _)| parts)
+        .map_err(|unread| match unread {
+            Unread::NotWhole => BadResponse::Malformed,
+            Unread::Refused(e, _) => e,
+        });
+    keep(parts, bytes)
+}
+
+fn keep(parts: Result<Parts, BadResponse>, bytes: Bytes) -> Result<ResponseHead, BadResponse> {
+    let p = parts?;
+    Ok(ResponseHead {
+        bytes,
+        status: p.status,
+        reason: p.reason,
+        fields: p.fields,
+        framing: p.framing,
+        close: p.close,
+    })
+}
+
+/// A response head parsed where it was read, before its bytes are taken
+/// out of the read buffer.
+pub struct InPlace {
+    len: usize,
+    parts: Result<Parts, BadResponse>,
+}
+
+impl InPlace {
+    /// Where the head ends in the buffer: its length, blank line included.
+    pub fn end(&self) -> usize {
+        self.len
+    }
+
+    /// The head, given its bytes (the first [`Self::end`] of the buffer it
+    /// was parsed in), or why it is refused.
+    pub fn keep(self, bytes: Bytes) -> Result<ResponseHead, BadResponse> {
+        debug_assert_eq!(bytes.len(), self.len);
+        keep(self.parts, bytes)
+    }
+}
+
+/// The response head at the start of `buf`, when httparse finds all of it
+/// there, within `max` bytes. `None` when it does not: its end is then
+/// found with [`head_len`] and it is read with [`parse`], whose answer for
+/// it is the same. A buffer that starts with an empty line is left to
+/// them too: httparse skips such lines, `head_len` ends the head there.
+pub fn parse_in_place(
+    buf: &[u8],
+    max: usize,
+    max_headers: usize,
+    head_request: bool,
+) -> Option<InPlace> {
+    if matches!(buf.first(), None | Some(b'\r' | b'\n')) {
+        return None;
+    }
+    let (parts, len) = match read(buf, max_headers, head_request) {
+        Ok((parts, len)) => (Ok(parts), len),
+        Err(Unread::Refused(e, len)) => (Err(e), len),
+        Err(Unread::NotWhole) => return None,
+    };
+    (len <= max).then_some(InPlace { len, parts })
+}
+
+/// Why [`read`] gave no head.
+enum Unread {
+    /// httparse found no whole head.
+    NotWhole,
+    /// A whole head (this long), refused.
+    Refused(BadResponse, usize),
+}
+
+/// A [`ResponseHead`] but for its bytes.
+struct Parts {
+    status: u16,
+    reason: Range<usize>,
+    fields: Vec<Field>,
+    framing: BodyFraming,
+    close: bool,
+}
+
+/// The head at the start of `bytes`, and its length.
+fn read(bytes: &[u8], max_headers: usize, head_request: bool) -> Result<(Parts, usize), Unread> {
     let (mut stack, mut heap) = ([const { MaybeUninit::uninit() }; STACK_HEADERS], Vec::new());
     let slots = header_slots(&mut stack, &mut heap, max_headers);
     let mut resp = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, &bytes, slots)
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, bytes, slots)
     {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return Err(BadResponse::Malformed),
-    }
-    let (Some(status), Some(version)) = (resp.code, resp.version) else {
-        return Err(BadResponse::Malformed);
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => return Err(Unread::NotWhole),
     };
-    let reason = offsets(&bytes, resp.reason.unwrap_or_default().as_bytes());
+    let (Some(status), Some(version)) = (resp.code, resp.version) else {
+        return Err(Unread::NotWhole);
+    };
+    let reason = offsets(bytes, resp.reason.unwrap_or_default().as_bytes());
     // One pass: the lines kept, and what the hop-by-hop ones say.
     let (mut close, mut keep_alive, mut names_any) = (false, false, false);
     let mut last_coding = None;
@@ -193,8 +276,8 @@ pub fn parse(
             Some(Hop::Other) | None => {}
         }
         fields.push(Field {
-            name: offsets(&bytes, h.name.as_bytes()),
-            value: offsets(&bytes, h.value),
+            name: offsets(bytes, h.name.as_bytes()),
+            value: offsets(bytes, h.value),
             end_to_end: hop.is_none(),
         });
     }
@@ -231,19 +314,21 @@ pub fn parse(
         }
     } else {
         // Lengths matter only when they frame the body.
-        length?.map_or(BodyFraming::UntilClose, BodyFraming::Length)
+        length
+            .map_err(|e| Unread::Refused(e, len))?
+            .map_or(BodyFraming::UntilClose, BodyFraming::Length)
     };
     if framing == BodyFraming::UntilClose {
         close = true;
     }
-    Ok(ResponseHead {
-        bytes,
+    let parts = Parts {
         status,
         reason,
         fields,
         framing,
         close,
-    })
+    };
+    Ok((parts, len))
 }
 
 #[cfg(test)]
@@ -253,6 +338,73 @@ mod tests {
     fn head(text: &[u8], head_request: bool) -> Result<ResponseHead, BadResponse> {
         let len = head_len(text, 65536)?.expect("whole head");
         parse(Bytes::copy_from_slice(&text[..len]), 100, head_request)
+    }
+
+    /// Bytes of response heads, whole and broken.
+    fn head_piece() -> impl proptest::strategy::Strategy<Value = &'static [u8]> {
+        proptest::sample::select(vec![
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            b"HTTP/1.0 204 No Content\r\n",
+            b"HTTP/1.1 100 Continue\r\n",
+            b"HTTP/1.1",
+            b" ",
+            b"200",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b":",
+            b"Content-Length: 5\r\n",
+            b"content-length: 6\r\n",
+            b"Content-Length: x\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Connection: close, X-A\r\n",
+            b"X-A: a\n",
+            b"\t",
+            b"x",
+            b"\x00",
+            b"\xc3\xa9",
+        ])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// A head found in place is the one `head_len` finds, and is read
+        /// as `parse` reads it.
+        #[test]
+        fn in_place_reads_as_head_len_and_parse_do(
+            pieces in proptest::collection::vec(head_piece(), 0..16),
+            head_request in proptest::bool::ANY,
+            small in proptest::bool::ANY,
+        ) {
+            let buf = pieces.concat();
+            let (max, max_headers) = if small { (40, 2) } else { (65536, 100) };
+            if let Some(found) = parse_in_place(&buf, max, max_headers, head_request) {
+                let len = found.end();
+                proptest::prop_assert_eq!(head_len(&buf, max), Ok(Some(len)));
+                let bytes = Bytes::copy_from_slice(&buf[..len]);
+                let here = format!("{:?}", found.keep(bytes.clone()));
+                let there = format!("{:?}", parse(bytes, max_headers, head_request));
+                proptest::prop_assert_eq!(here, there);
+            }
+        }
+    }
+
+    #[test]
+    fn a_whole_head_is_parsed_in_place() {
+        let text = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        let found = parse_in_place(text, 65536, 100, false).expect("a whole head");
+        assert_eq!(found.end(), text.len() - 2);
+        let r = found
+            .keep(Bytes::copy_from_slice(&text[..text.len() - 2]))
+            .unwrap();
+        assert_eq!((r.status, r.framing), (200, BodyFraming::Length(2)));
+        assert!(parse_in_place(&text[..20], 65536, 100, false).is_none());
+        assert!(parse_in_place(&text[..], 30, 100, false).is_none());
+        // httparse skips a leading empty line where `head_len` ends the head.
+        let mut led = b"\r\n".to_vec();
+        led.extend_from_slice(text);
+        assert!(parse_in_place(&led, 65536, 100, false).is_none());
     }
 
     #[test]

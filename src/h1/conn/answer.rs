@@ -42,28 +42,18 @@ where
         // The request is sent: nothing is held while Nova works on it.
         self.release_buffers();
         loop {
-            match response::head_len(&self.ubuf, max_head) {
-                Ok(Some(len)) => {
-                    let bytes = take_front(&mut self.ubuf, len);
-                    match response::parse(bytes, max_headers, head_request) {
-                        Ok(r) if r.status == 101 => {
-                            return Err((
-                                upstream_error(
-                                    ErrorKind::UpstreamProtocol,
-                                    "Nova switched protocols",
-                                ),
-                                false,
-                            ))
-                        }
-                        Ok(r) if r.is_informational() => continue,
-                        Ok(r) => return Ok(r),
-                        Err(e) => {
-                            return Err((upstream_error(ErrorKind::UpstreamProtocol, e), false))
-                        }
+            if let Some(parsed) = self.next_response_head(max_head, max_headers, head_request) {
+                match parsed {
+                    Ok(r) if r.status == 101 => {
+                        return Err((
+                            upstream_error(ErrorKind::UpstreamProtocol, "Nova switched protocols"),
+                            false,
+                        ))
                     }
+                    Ok(r) if r.is_informational() => continue,
+                    Ok(r) => return Ok(r),
+                    Err(e) => return Err((upstream_error(ErrorKind::UpstreamProtocol, e), false)),
                 }
-                Ok(None) => {}
-                Err(e) => return Err((upstream_error(ErrorKind::UpstreamProtocol, e), false)),
             }
             let watch_client =
                 !self.client_eof && self.rbuf.len() < self.shared.limits.max_head_bytes;
@@ -125,6 +115,31 @@ where
                 }
                 Some(Event::Wrote(_)) => {}
             }
+        }
+    }
+
+    /// The response head at the start of what was read from Nova, taken
+    /// out of it; `None` while it is not all there.
+    fn next_response_head(
+        &mut self,
+        max_head: usize,
+        max_headers: usize,
+        head_request: bool,
+    ) -> Option<Result<ResponseHead, response::BadResponse>> {
+        // Most heads come whole in one read: parsed where they are.
+        if let Some(found) =
+            response::parse_in_place(&self.ubuf, max_head, max_headers, head_request)
+        {
+            let bytes = take_front(&mut self.ubuf, found.end());
+            return Some(found.keep(bytes));
+        }
+        match response::head_len(&self.ubuf, max_head) {
+            Ok(Some(len)) => {
+                let bytes = take_front(&mut self.ubuf, len);
+                Some(response::parse(bytes, max_headers, head_request))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
