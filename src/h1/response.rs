@@ -47,6 +47,8 @@ pub struct ResponseHead {
     pub status: u16,
     reason: Range<usize>,
     fields: Vec<Field>,
+    /// The first `X-OpenStack-Request-ID` line, among `fields`.
+    request_id: Option<usize>,
     pub framing: BodyFraming,
     /// Nova will close the connection after this response.
     pub close: bool,
@@ -110,6 +112,13 @@ impl ResponseHead {
         (&self.bytes[f.name.clone()], &self.bytes[f.value.clone()])
     }
 
+    /// Nova's request id (its first `X-OpenStack-Request-ID` line), found
+    /// as the head was read: every answer's is logged.
+    pub fn request_id(&self) -> Option<&[u8]> {
+        let f = self.fields.get(self.request_id?)?;
+        Some(&self.bytes[f.value.clone()])
+    }
+
     /// The first line named `name` (in lowercase), in any case.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers()
@@ -165,6 +174,7 @@ fn keep(parts: Result<Parts, BadResponse>, bytes: Bytes) -> Result<ResponseHead,
         status: p.status,
         reason: p.reason,
         fields: p.fields,
+        request_id: p.request_id,
         framing: p.framing,
         close: p.close,
     })
@@ -226,6 +236,7 @@ struct Parts {
     status: u16,
     reason: Range<usize>,
     fields: Vec<Field>,
+    request_id: Option<usize>,
     framing: BodyFraming,
     close: bool,
 }
@@ -250,6 +261,7 @@ fn read(bytes: &[u8], max_headers: usize, head_request: bool) -> Result<(Parts, 
     let mut last_coding = None;
     let mut length: Result<Option<u64>, BadResponse> = Ok(None);
     let mut fields = Vec::with_capacity(resp.headers.len());
+    let mut request_id = None;
     for h in resp.headers.iter() {
         let hop = hop_by_hop(h.name.as_bytes());
         match hop {
@@ -273,7 +285,12 @@ fn read(bytes: &[u8], max_headers: usize, head_request: bool) -> Result<(Parts, 
                     };
                 }
             }
-            Some(Hop::Other) | None => {}
+            Some(Hop::Other) => {}
+            None => {
+                if request_id.is_none() && eq_lower(h.name.as_bytes(), b"x-openstack-request-id") {
+                    request_id = Some(fields.len());
+                }
+            }
         }
         fields.push(Field {
             name: offsets(bytes, h.name.as_bytes()),
@@ -325,6 +342,7 @@ fn read(bytes: &[u8], max_headers: usize, head_request: bool) -> Result<(Parts, 
         status,
         reason,
         fields,
+        request_id,
         framing,
         close,
     };
@@ -715,6 +733,15 @@ mod tests {
             .collect();
         assert_eq!(kept, ["X-OpenStack-Request-ID", "Vary", "Vary"]);
         assert_eq!(h.header("x-openstack-request-id"), Some(&b"req-1"[..]));
+        assert_eq!(h.request_id(), Some(&b"req-1"[..]));
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nx-openstack-request-id: a\r\nX-OpenStack-Request-Id: b\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.request_id(), Some(&b"a"[..]));
+        let h = head(b"HTTP/1.1 200 OK\r\nX-OpenStack-Request: a\r\n\r\n", false).unwrap();
+        assert_eq!(h.request_id(), None);
         assert_eq!(h.status, 200);
         assert_eq!(h.reason(), b"OK");
     }

@@ -186,7 +186,7 @@ where
         x.upstream.duration = Some(started.elapsed());
         x.upstream.status = Some(response.status);
         x.upstream.request_id = response
-            .header("x-openstack-request-id")
+            .request_id()
             .map(|id| text_in(&mut self.kept.upstream_request_id, id));
         if let Body::Stream { .. } = body {
             x.bytes_in = x.bytes_in.max(sent.bytes);
