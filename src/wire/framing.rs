@@ -128,39 +128,76 @@ pub fn judge(head: &[u8], start: usize, max_headers: usize) -> Judged {
 /// The framing of a request httparse parsed from `head` (its bytes after
 /// the skipped empty lines), or why it could be read two ways.
 pub fn judge_parsed(req: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Framing, Ambiguity> {
-    let mut from = 0;
-    while let Some(lf) = next_lf(head, from) {
-        if lf == 0 || head[lf - 1] != b'\r' {
-            return Err(Ambiguity::BareLf);
-        }
-        from = lf + 1;
+    if bare_lf(req, head) {
+        return Err(Ambiguity::BareLf);
     }
-    let is = |h: &httparse::Header<'_>, name: &str| eq_lower(h.name.as_bytes(), name.as_bytes());
-    let has_length = req.headers.iter().any(|h| is(h, "content-length"));
-    let mut encodings = req.headers.iter().filter(|h| is(h, "transfer-encoding"));
-    if let Some(first) = encodings.next() {
+    // One pass over the lines; the first problem in their order wins, as
+    // when each rule read them in turn.
+    let mut has_length = false;
+    let mut length = None;
+    let mut bad_length = None;
+    let mut codings = 0usize;
+    let mut first_coding: &[u8] = b"";
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if eq_lower(name, b"content-length") {
+            has_length = true;
+            if bad_length.is_none() {
+                match decimal(trim(h.value)) {
+                    None => bad_length = Some(Ambiguity::InvalidLength),
+                    Some(n) if length.is_some_and(|l| l != n) => {
+                        bad_length = Some(Ambiguity::DifferingLength)
+                    }
+                    Some(n) => length = Some(n),
+                }
+            }
+        } else if eq_lower(name, b"transfer-encoding") {
+            if codings == 0 {
+                first_coding = h.value;
+            }
+            codings += 1;
+        }
+    }
+    if codings > 0 {
         if has_length {
             return Err(Ambiguity::LengthAndChunked);
         }
-        let chunked =
-            encodings.next().is_none() && trim(first.value).eq_ignore_ascii_case(b"chunked");
+        let chunked = codings == 1 && trim(first_coding).eq_ignore_ascii_case(b"chunked");
         return if chunked && req.version == Some(1) {
             Ok(Framing::Chunked)
         } else {
             Err(Ambiguity::TransferEncoding)
         };
     }
-    let mut length = None;
-    for h in req.headers.iter().filter(|h| is(h, "content-length")) {
-        let Some(n) = decimal(trim(h.value)) else {
-            return Err(Ambiguity::InvalidLength);
-        };
-        if length.is_some_and(|l| l != n) {
-            return Err(Ambiguity::DifferingLength);
-        }
-        length = Some(n);
+    match bad_length {
+        Some(why) => Err(why),
+        None => Ok(length.map_or(Framing::None, Framing::Length)),
     }
-    Ok(length.map_or(Framing::None, Framing::Length))
+}
+
+/// Whether a line of the head ends in a bare LF. httparse takes no LF
+/// inside a line, so only the line ends are looked at: the request line's
+/// (right after ` HTTP/1.x`), each header line's (after its value and the
+/// spaces httparse trimmed off it), and the blank line's. Anything not
+/// where it should be counts as a bare LF.
+fn bare_lf(req: &httparse::Request<'_, '_>, head: &[u8]) -> bool {
+    let end_of = |s: &[u8]| {
+        (s.as_ptr() as usize)
+            .wrapping_sub(head.as_ptr() as usize)
+            .wrapping_add(s.len())
+    };
+    let crlf_at = |mut i: usize| {
+        while matches!(head.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        head.get(i..i.wrapping_add(2)) == Some(b"\r\n")
+    };
+    let Some(target) = req.path else {
+        return true;
+    };
+    !crlf_at(end_of(target.as_bytes()).wrapping_add(b" HTTP/1.1".len()))
+        || req.headers.iter().any(|h| !crlf_at(end_of(h.value)))
+        || !head.ends_with(b"\r\n")
 }
 
 /// `name` is `lower` (lowercase ASCII) in any ASCII case: what
@@ -271,6 +308,95 @@ mod tests {
             }
             assert!(eq_lower(&name, l), "{name:?}");
             assert!(!eq_lower(&name[..name.len().saturating_sub(1)], l) || l.is_empty());
+        }
+    }
+
+    /// `judge_parsed` as first written: every LF of the head looked for,
+    /// and each rule reading the lines in turn.
+    fn judge_reference(req: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Framing, Ambiguity> {
+        let mut from = 0;
+        while let Some(lf) = next_lf(head, from) {
+            if lf == 0 || head[lf - 1] != b'\r' {
+                return Err(Ambiguity::BareLf);
+            }
+            from = lf + 1;
+        }
+        let is =
+            |h: &httparse::Header<'_>, name: &str| eq_lower(h.name.as_bytes(), name.as_bytes());
+        let has_length = req.headers.iter().any(|h| is(h, "content-length"));
+        let mut encodings = req.headers.iter().filter(|h| is(h, "transfer-encoding"));
+        if let Some(first) = encodings.next() {
+            if has_length {
+                return Err(Ambiguity::LengthAndChunked);
+            }
+            let chunked =
+                encodings.next().is_none() && trim(first.value).eq_ignore_ascii_case(b"chunked");
+            return if chunked && req.version == Some(1) {
+                Ok(Framing::Chunked)
+            } else {
+                Err(Ambiguity::TransferEncoding)
+            };
+        }
+        let mut length = None;
+        for h in req.headers.iter().filter(|h| is(h, "content-length")) {
+            let Some(n) = decimal(trim(h.value)) else {
+                return Err(Ambiguity::InvalidLength);
+            };
+            if length.is_some_and(|l| l != n) {
+                return Err(Ambiguity::DifferingLength);
+            }
+            length = Some(n);
+        }
+        Ok(length.map_or(Framing::None, Framing::Length))
+    }
+
+    /// Lines of request heads, whole and broken.
+    fn line() -> impl proptest::strategy::Strategy<Value = &'static [u8]> {
+        proptest::sample::select(vec![
+            &b"Host: h\r\n"[..],
+            b"Host: h\n",
+            b"X: \r\n",
+            b"X:\n",
+            b"X: a \t\r\n",
+            b"X: a \t\n",
+            b"X:\t\t\n",
+            b"Content-Length: 5\r\n",
+            b"content-length:5 \n",
+            b"Content-Length: 6\r\n",
+            b"Content-Length: +5\r\n",
+            b"Content-Length: \r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"transfer-encoding:  Chunked \r\n",
+            b"Transfer-Encoding: gzip, chunked\r\n",
+            b"Transfer-Encoding: chunked\n",
+        ])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// The one-pass judge reads every head httparse parses as the
+        /// rule-by-rule reading did.
+        #[test]
+        fn judge_parsed_reads_as_its_reference(
+            request_line in proptest::sample::select(vec![
+                &b"GET / HTTP/1.1\r\n"[..],
+                b"PUT /v2.1/servers/x?a=1 HTTP/1.0\r\n",
+                b"POST * HTTP/1.1\n",
+                b"\r\nGET http://h/x HTTP/1.1\r\n",
+                b"\nGET / HTTP/1.1\r\n",
+            ]),
+            lines in proptest::collection::vec(line(), 0..6),
+            blank in proptest::sample::select(vec![&b"\r\n"[..], b"\n"]),
+        ) {
+            let head = [request_line, &lines.concat(), blank].concat();
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut req = httparse::Request::new(&mut headers);
+            if let Ok(httparse::Status::Complete(len)) = req.parse(&head) {
+                let start = leading_empty_lines(&head);
+                let head = &head[start..len];
+                proptest::prop_assert_eq!(judge_parsed(&req, head), judge_reference(&req, head));
+            }
         }
     }
 
