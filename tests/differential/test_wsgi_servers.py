@@ -368,6 +368,11 @@ WALK_AROUND = [
     ('Content-Type json, json (repeated)', dict(
         drop=('Content-Type',), lines=[('Content-Type', 'application/json'),
                                        ('Content-Type', 'application/json')])),
+    # uWSGI hands Nova these values as written (415); cheroot strips them.
+    ('Content-Type with a tab before it', dict(
+        drop=('Content-Type',), lines=[('Content-Type', '\tapplication/json')])),
+    ('Content-Type with a space after it', dict(
+        drop=('Content-Type',), lines=[('Content-Type', 'application/json ')])),
     ('Content_Length only', dict(framed=True, lines=[
         ('Content_Length', '{length}')])),
     ('OpenStack-API-Version 2.x + OpenStack_API_Version 2.1', dict(
