@@ -71,9 +71,7 @@ pub fn push_lossy(out: &mut String, bytes: &[u8]) {
 
 /// Appends `value` in decimal.
 pub fn push_u64(out: &mut impl Ascii, value: u64) {
-    let mut buf = [0u8; 20];
-    let end = put_decimal(&mut buf, 0, value);
-    out.push_ascii(&buf[..end]);
+    out.push_ascii(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Appends `v` as Nova writes it (`2.19`).
