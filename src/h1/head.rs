@@ -184,7 +184,9 @@ const FORBIDDEN_IN_TARGET: [bool; 256] = {
     table
 };
 
-fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
+/// Where `inner`, a slice httparse gave of `outer`, lies in it: the parsed
+/// parts of a head are kept as ranges of its bytes.
+pub(crate) fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
     let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
     start..start + inner.len()
 }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::head::{header_slots, STACK_HEADERS};
+use super::head::{header_slots, offsets, STACK_HEADERS};
 use crate::wire::framing::{decimal, eq_lower, head_end, list_items, trim};
 
 /// How a response's body is delimited.
@@ -135,11 +135,6 @@ impl ResponseHead {
             .filter(|f| f.end_to_end)
             .map(|f| self.field(f))
     }
-}
-
-fn offsets(outer: &[u8], inner: &[u8]) -> Range<usize> {
-    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
-    start..start + inner.len()
 }
 
 /// The length of a whole response head at the start of `buf`, if there is one.
