@@ -8,7 +8,9 @@ fixtures, real conductor/scheduler/compute services on the fake virt driver);
 this script then serves the unmodified ``osapi_compute`` paste pipeline from
 the ``etc/nova/api-paste.ini`` shipped with Nova, with cheroot or, with
 ``--wsgi uwsgi``, with uWSGI (``nova_uwsgi.py``, configured as OpenStack's
-deployment tools configure it for nova-api).
+deployment tools configure it for nova-api) or, with ``--wsgi apache``, with
+uWSGI behind Apache's ``mod_proxy_uwsgi`` under ``/compute``, as devstack
+serves it (``nova_apache.py``).
 
 The test-only settings are undone so that the API behaves as in production:
 ``[api] response_validation = warn``, ``[oslo_policy] enforce_new_defaults =
@@ -76,8 +78,10 @@ def parse_args(argv):
                    help='project of the servers (lowercase hex)')
     p.add_argument('--threads', type=int, default=16,
                    help='worker threads of the WSGI server')
-    p.add_argument('--wsgi', choices=('cheroot', 'uwsgi'), default='cheroot',
-                   help='WSGI server (default cheroot)')
+    p.add_argument('--wsgi', choices=('cheroot', 'uwsgi', 'apache'),
+                   default='cheroot',
+                   help='WSGI server (default cheroot; apache: uWSGI behind '
+                   'Apache under /compute, as devstack serves it)')
     p.add_argument('--proxy-headers', action='store_true',
                    help='[oslo_middleware] enable_proxy_headers_parsing = '
                    'True: Nova builds its links from Forwarded / '
@@ -139,11 +143,20 @@ def main(argv=None):
                                    'database in this process: cheroot only')
             import python_stand_in
             unicode_seen = python_stand_in.stand_in(args.python)
-        if args.wsgi == 'uwsgi':
+        prefix = ''
+        if args.wsgi in ('uwsgi', 'apache'):
             # Nova's environment is built inside uWSGI's worker.
-            import nova_uwsgi
-            server = serve_thread = nova_uwsgi.UwsgiServer(
-                args.port, args.threads, args.proxy_headers, args.log_level)
+            if args.wsgi == 'apache':
+                import nova_apache
+                server = serve_thread = nova_apache.ApacheServer(
+                    args.port, args.threads, args.proxy_headers,
+                    args.log_level)
+                prefix = nova_apache.PREFIX
+            else:
+                import nova_uwsgi
+                server = serve_thread = nova_uwsgi.UwsgiServer(
+                    args.port, args.threads, args.proxy_headers,
+                    args.log_level)
             port = server.port
             server.wait_until_serving(stop)
         else:
@@ -173,14 +186,16 @@ def main(argv=None):
             serve_thread.start()
 
         token = '%s:%s' % ('demo', args.project_id)
-        servers = boot_servers(port, token, args.project_id, args.servers,
-                               stop)
+        servers = boot_servers(port, prefix, token, args.project_id,
+                               args.servers, stop)
         if stop.is_set():
             return 0
         from nova.api.openstack import api_version_request as avr
         ready = {
             'port': port,
-            'endpoint': 'http://127.0.0.1:%d' % port,
+            'endpoint': 'http://127.0.0.1:%d%s' % (port, prefix),
+            # The path Nova is served under (--wsgi apache: /compute).
+            'prefix': prefix,
             'project_id': args.project_id,
             'token': token,
             'admin_token': 'admin:%s:admin,member,reader' % args.project_id,
@@ -434,7 +449,7 @@ class NovaEnvironment:
             log('clean-up error: %s' % e)
 
 
-def boot_servers(port, token, project_id, count, stop):
+def boot_servers(port, prefix, token, project_id, count, stop):
     """Boot ``count`` servers through the API and wait until ACTIVE."""
     if count == 0:
         return []
@@ -443,7 +458,8 @@ def boot_servers(port, token, project_id, count, stop):
                'OpenStack-API-Version': 'compute 2.37'}
 
     def call(method, path, body=None):
-        conn.request(method, path, body=json.dumps(body) if body else None,
+        conn.request(method, prefix + path,
+                     body=json.dumps(body) if body else None,
                      headers=headers)
         r = conn.getresponse()
         data = r.read()

@@ -14,8 +14,8 @@ Two roles in one module:
 The uWSGI settings are those the OpenStack deployment tools write for
 nova-api (OpenStack-Ansible's ``uwsgi.ini.j2``, openstack-helm's
 ``nova_api_uwsgi``): ``http-socket`` (uWSGI parses HTTP itself; devstack's
-``socket`` + Apache ``mod_proxy_uwsgi`` would put Apache's parser in front
-instead), ``buffer-size = 65535``, ``add-header = Connection: close`` (every
+``socket`` + Apache ``mod_proxy_uwsgi`` puts Apache's parser in front
+instead: ``nova_apache.py``), ``buffer-size = 65535``, ``add-header = Connection: close`` (every
 answer closes its connection: ``http-socket`` in uWSGI 2.0 has no
 keep-alive), ``master``, ``lazy-apps``, ``enable-threads``, ``die-on-term``,
 ``need-app``, ``thunder-lock``. What differs, because the whole Nova runs in
@@ -40,10 +40,12 @@ except ImportError:
     uwsgi = None
 
 
-def uwsgi_options(fd, threads):
+def uwsgi_options(fd, threads, protocol='http'):
     return [
         '--strict',
-        '--http-socket', 'fd://%d' % fd,
+        # http: uWSGI parses HTTP itself; uwsgi: the uwsgi protocol, for a
+        # web server in front (nova_apache.py).
+        '--http-socket' if protocol == 'http' else '--socket', 'fd://%d' % fd,
         '--module', 'nova_uwsgi:application',
         '--pythonpath', HERE,
         '--home', sys.prefix,
@@ -65,7 +67,8 @@ def uwsgi_options(fd, threads):
 class UwsgiServer:
     """uWSGI in a child process, on 127.0.0.1:``port`` (0: a free port)."""
 
-    def __init__(self, port, threads, proxy_headers, log_level):
+    def __init__(self, port, threads, proxy_headers, log_level,
+                 protocol='http'):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(('127.0.0.1', port))
@@ -82,7 +85,8 @@ class UwsgiServer:
         # uWSGI's own messages go to stderr, like Nova's logs; its stdout is
         # not ours (NOVA_READY is written by nova_api.py alone).
         self.proc = subprocess.Popen(
-            [binary] + uwsgi_options(fd, threads), pass_fds=(fd,), env=env,
+            [binary] + uwsgi_options(fd, threads, protocol), pass_fds=(fd,),
+            env=env,
             stdin=subprocess.DEVNULL, stdout=sys.stderr, cwd=HERE)
 
     def is_alive(self):

@@ -2,12 +2,13 @@
 # Tests of the deployment examples (deploy/) and of the operator guide
 # (docs/operations.md):
 #
-#   tests/deploy/run.sh [systemd] [kubernetes] [rollout] [container] [haproxy] [dev] [docs]
+#   tests/deploy/run.sh [systemd] [kubernetes] [rollout] [container] [haproxy] [apache] [dev] [docs]
 #
 # (all of them by default). Installs what it needs when it is missing:
-# Debian packages (systemd, haproxy, openssl; needs root) and a Python venv
-# with pinned packages in tests/deploy/.venv. The HAProxy end-to-end test, the
-# sidecar rollout and deploy/dev/run itself run the real Nova of deploy/dev/
+# Debian packages (systemd, haproxy, apache2, openssl; needs root) and a
+# Python venv with pinned packages in tests/deploy/.venv. The HAProxy and
+# Apache end-to-end tests, the sidecar rollout and deploy/dev/run itself run
+# the real Nova of deploy/dev/
 # (its venv is set up by deploy/dev/setup-venv.sh).
 # Everything listens on 127.0.0.1 only.
 #
@@ -18,15 +19,16 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 parts=("$@")
-[[ ${#parts[@]} == 0 ]] && parts=(systemd kubernetes rollout container haproxy dev docs)
+[[ ${#parts[@]} == 0 ]] && parts=(systemd kubernetes rollout container haproxy apache dev docs)
 
 say() { printf '== deploy: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 # --- what the tests need ------------------------------------------------------
 apt_updated=""
-need_deb() {  # need_deb COMMAND PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
+have() { [[ $1 == /* ]] && [[ -e $1 ]] || command -v "$1" >/dev/null 2>&1; }
+need_deb() {  # need_deb COMMAND-OR-PATH PACKAGE
+    have "$1" && return 0
     [[ $(id -u) == 0 ]] || die "$1 is missing: install the Debian package $2 (needs root)"
     if [[ -z $apt_updated ]]; then
         say "apt-get update"
@@ -36,7 +38,7 @@ need_deb() {  # need_deb COMMAND PACKAGE
     say "installing $2"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" \
         </dev/null >/dev/null || die "apt-get install $2 failed"
-    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still missing"
+    have "$1" || die "$2 installed but $1 is still missing"
 }
 
 venv="$here/.venv"
@@ -99,12 +101,16 @@ for part in "${parts[@]}"; do
         need_deb openssl openssl
         need_deb curl curl
         run_part haproxy "$here/haproxy.sh" "$root" "$bin" ;;
+    apache)
+        need_deb /usr/sbin/apache2 apache2
+        need_deb /usr/lib/apache2/modules/mod_proxy_uwsgi.so libapache2-mod-proxy-uwsgi
+        run_part apache "$here/apache.sh" "$root" "$bin" ;;
     dev)
         need_deb curl curl
         run_part dev python3 "$here/dev_run.py" "$root" "$bin" ;;
     docs)
         run_part docs python3 "$here/docs_check.py" "$root" "$bin" ;;
-    *) die "unknown part $part (systemd kubernetes rollout container haproxy dev docs)" ;;
+    *) die "unknown part $part (systemd kubernetes rollout container haproxy apache dev docs)" ;;
     esac
 done
 
