@@ -46,14 +46,12 @@ SEED = _seed()
 # Two lanes of about equal length, each run by its own worker process, test
 # after test (run.sh: pytest-xdist), each starting only the Novas its tests
 # use: the session's Nova 34 on cheroot, with its nova-guards; and Nova 34
-# under each WSGI server, each release's Nova, and a session Nova 34 of its
-# own for the fuzz corpus (about 130 s, which would otherwise leave the
-# first lane a few minutes longer than the second). run.sh prints each
+# under each WSGI server, then each release's Nova. run.sh prints each
 # test's time.
 LANES = {
     'test_create_rebuild.py': 'session-nova',
     'test_differential.py': 'session-nova',
-    'test_fuzz_corpus.py': 'other-novas',
+    'test_fuzz_corpus.py': 'session-nova',
     'test_forwarding.py': 'other-novas',
     'test_wsgi_servers.py': 'other-novas',
     'test_releases.py': 'other-novas',
