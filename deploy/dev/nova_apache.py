@@ -15,7 +15,6 @@ is touched. Apache reads the request (its path normalised, decoded and
 matched against ``/compute``) and hands uWSGI the rest as ``PATH_INFO``.
 """
 
-import http.client
 import os
 import shutil
 import signal
@@ -23,7 +22,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import nova_uwsgi
 
@@ -94,24 +92,14 @@ class ApacheServer:
 
     def wait_until_serving(self, stop, timeout=240):
         """Until GET /compute/ answers 200 through Apache."""
-        deadline = time.monotonic() + timeout
-        while not stop.is_set():
-            if self.proc.poll() is not None:
-                raise RuntimeError('Apache exited while starting (%s)'
-                                   % self.proc.returncode)
-            if not self.uwsgi.is_alive():
-                raise RuntimeError('uWSGI exited while starting')
-            try:
-                conn = http.client.HTTPConnection('127.0.0.1', self.port,
-                                                  timeout=5)
-                conn.request('GET', PREFIX + '/')
-                if conn.getresponse().status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError('Nova did not answer in %d s' % timeout)
-            time.sleep(0.3)
+        nova_uwsgi.wait_until_answering(self.port, PREFIX + '/', self.exited,
+                                        stop, timeout)
+
+    def exited(self):
+        """Why it cannot answer any more, or None while it runs."""
+        if self.proc.poll() is not None:
+            return 'Apache exited while starting (%s)' % self.proc.returncode
+        return self.uwsgi.exited()
 
     def join(self, timeout=None):
         self.uwsgi.join(timeout)

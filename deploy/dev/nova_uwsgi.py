@@ -64,6 +64,26 @@ def uwsgi_options(fd, threads, protocol='http'):
     ]
 
 
+def wait_until_answering(port, path, exited, stop, timeout):
+    """Until GET ``path`` on 127.0.0.1:``port`` answers 200, ``stop`` is
+    set, or ``exited()`` says why it never will (then RuntimeError)."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set():
+        why = exited()
+        if why:
+            raise RuntimeError(why)
+        try:
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+            conn.request('GET', path)
+            if conn.getresponse().status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError('Nova did not answer in %d s' % timeout)
+        time.sleep(0.3)
+
+
 class UwsgiServer:
     """uWSGI in a child process, on 127.0.0.1:``port`` (0: a free port)."""
 
@@ -95,21 +115,11 @@ class UwsgiServer:
     def wait_until_serving(self, stop, timeout=240):
         """Until GET / answers 200: uWSGI accepts connections before its
         worker has loaded Nova."""
-        deadline = time.monotonic() + timeout
-        while not stop.is_set():
-            if not self.is_alive():
-                raise RuntimeError('uWSGI exited while starting')
-            try:
-                conn = http.client.HTTPConnection('127.0.0.1', self.port,
-                                                  timeout=5)
-                conn.request('GET', '/')
-                if conn.getresponse().status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError('Nova did not answer in %d s' % timeout)
-            time.sleep(0.3)
+        wait_until_answering(self.port, '/', self.exited, stop, timeout)
+
+    def exited(self):
+        """Why it cannot answer any more, or None while it runs."""
+        return None if self.is_alive() else 'uWSGI exited while starting'
 
     def join(self, timeout=None):
         try:

@@ -25,9 +25,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-from checks import Checks, free_port
+from checks import Checks, free_port, wait_for
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 CHECKS = Checks('apache')
@@ -78,21 +77,6 @@ def stop_all():
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-
-
-def wait_for(what, cond, timeout, proc):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError('%s: process exited with %s' % (what, proc.returncode))
-        try:
-            v = cond()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError('%s: not within %s s' % (what, timeout))
 
 
 def send(port, method, target, token, body=None, version='2.1'):

@@ -1,7 +1,9 @@
 """What every deploy check script shares: one `ok` or `FAIL` line per check,
-the count of failures for its exit status, and a free loopback port."""
+the count of failures for its exit status, a free loopback port, and waiting
+for a process to get somewhere."""
 
 import socket
+import time
 
 
 class Checks:
@@ -26,3 +28,20 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def wait_for(what, cond, timeout, proc=None):
+    """`cond()`'s first true value within `timeout` seconds (an OSError
+    counts as not yet); RuntimeError when the time is up or `proc` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError('%s: process exited with %s' % (what, proc.returncode))
+        try:
+            v = cond()
+            if v:
+                return v
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError('%s: not within %s s' % (what, timeout))

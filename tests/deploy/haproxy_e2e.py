@@ -22,7 +22,7 @@ import tempfile
 import time
 
 import yaml
-from checks import Checks
+from checks import Checks, wait_for
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,21 +72,6 @@ def stop_all():
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-
-
-def wait_for(what, cond, timeout, proc=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError('%s: process exited with %s' % (what, proc.returncode))
-        try:
-            v = cond()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError('%s: not within %s s' % (what, timeout))
 
 
 def records(path):

@@ -100,11 +100,11 @@ for part in "${parts[@]}"; do
         need_deb haproxy haproxy
         need_deb openssl openssl
         need_deb curl curl
-        run_part haproxy "$here/haproxy.sh" "$root" "$bin" ;;
+        run_part haproxy "$here/with_nova.sh" haproxy "$root" "$bin" ;;
     apache)
         need_deb /usr/sbin/apache2 apache2
         need_deb /usr/lib/apache2/modules/mod_proxy_uwsgi.so libapache2-mod-proxy-uwsgi
-        run_part apache "$here/apache.sh" "$root" "$bin" ;;
+        run_part apache "$here/with_nova.sh" apache "$root" "$bin" ;;
     dev)
         need_deb curl curl
         run_part dev python3 "$here/dev_run.py" "$root" "$bin" ;;
