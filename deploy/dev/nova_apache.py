@@ -17,7 +17,6 @@ matched against ``/compute``) and hands uWSGI the rest as ``PATH_INFO``.
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -105,14 +104,9 @@ class ApacheServer:
         self.uwsgi.join(timeout)
 
     def stop(self, grace=20):
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None:
             # SIGTERM: Apache stops at once, its children with it.
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+            nova_uwsgi.terminate(self.proc, grace)
         self.uwsgi.stop(grace)
         if getattr(self, 'root', None):
             shutil.rmtree(self.root, ignore_errors=True)

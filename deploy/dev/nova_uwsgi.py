@@ -64,6 +64,17 @@ def uwsgi_options(fd, threads, protocol='http'):
     ]
 
 
+def terminate(proc, grace):
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def wait_until_answering(port, path, exited, stop, timeout):
     """Until GET ``path`` on 127.0.0.1:``port`` answers 200, ``stop`` is
     set, or ``exited()`` says why it never will (then RuntimeError)."""
@@ -128,14 +139,8 @@ class UwsgiServer:
             pass
 
     def stop(self, grace=20):
-        if self.proc.poll() is None:
-            # die-on-term: the master stops the worker and exits.
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        # die-on-term: the master stops the worker and exits.
+        terminate(self.proc, grace)
         self.sock.close()
 
 

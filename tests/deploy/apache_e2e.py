@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 
-from checks import Checks, free_port, wait_for
+from checks import Checks, free_port, start_nova, wait_for
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 CHECKS = Checks('apache')
@@ -104,19 +104,10 @@ def send(port, method, target, token, body=None, version='2.1'):
 
 def main(work):
     # --- Nova behind Apache, as devstack serves it ---------------------------------
-    nova_out = os.path.join(work, 'nova.out')
-    nova = subprocess.Popen(
+    nova, ready = start_nova(
         [sys.executable, os.path.join(DEV_DIR, 'nova_api.py'), '--port', '0',
-         '--servers', '1', '--wsgi', 'apache'],
-        stdout=open(nova_out, 'wb'), stderr=open(os.path.join(work, 'nova.err'), 'wb'),
-        stdin=subprocess.DEVNULL)
+         '--servers', '1', '--wsgi', 'apache'], work, 'Nova behind Apache start-up')
     procs.append(nova)
-
-    def nova_ready():
-        for line in open(nova_out):
-            if line.startswith('NOVA_READY '):
-                return json.loads(line[len('NOVA_READY '):])
-    ready = wait_for('Nova behind Apache start-up', nova_ready, 240, nova)
     apache, token, project = ready['port'], ready['token'], ready['project_id']
     server = ready['servers'][0]
     check_prefix = ready.get('prefix') == PREFIX

@@ -1,8 +1,11 @@
 """What every deploy check script shares: one `ok` or `FAIL` line per check,
-the count of failures for its exit status, a free loopback port, and waiting
-for a process to get somewhere."""
+the count of failures for its exit status, a free loopback port, waiting for
+a process to get somewhere, and the dev Nova started."""
 
+import json
+import os
 import socket
+import subprocess
 import time
 
 
@@ -45,3 +48,23 @@ def wait_for(what, cond, timeout, proc=None):
             pass
         time.sleep(0.2)
     raise RuntimeError('%s: not within %s s' % (what, timeout))
+
+
+def start_nova(cmd, work, what, env=None):
+    """Starts `cmd` (nova_api.py or a wrapper of it) with its output in
+    `work`: (the process, its NOVA_READY object) once it is ready."""
+    out = os.path.join(work, 'nova.out')
+    nova = subprocess.Popen(cmd, stdout=open(out, 'wb'),
+                            stderr=open(os.path.join(work, 'nova.err'), 'wb'),
+                            stdin=subprocess.DEVNULL, env=env)
+
+    def ready():
+        for line in open(out):
+            if line.startswith('NOVA_READY '):
+                return json.loads(line[len('NOVA_READY '):])
+    try:
+        return nova, wait_for(what, ready, 240, nova)
+    except BaseException:
+        nova.terminate()
+        nova.wait(30)
+        raise

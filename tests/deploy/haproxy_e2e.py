@@ -22,7 +22,7 @@ import tempfile
 import time
 
 import yaml
-from checks import Checks, wait_for
+from checks import Checks, start_nova, wait_for
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -125,20 +125,11 @@ def main():
         out.write(open(crt).read() + open(key).read())
 
     # --- Nova ------------------------------------------------------------------
-    env = dict(os.environ, NOVA_RECORD=record)
-    nova_out = os.path.join(work, 'nova.out')
-    nova = subprocess.Popen(
+    nova, ready = start_nova(
         [sys.executable, os.path.join(HERE, 'nova_recorded.py'), DEV_DIR,
-         '--port', '0', '--servers', '1'],
-        stdout=open(nova_out, 'wb'), stderr=open(os.path.join(work, 'nova.err'), 'wb'),
-        stdin=subprocess.DEVNULL, env=env)
+         '--port', '0', '--servers', '1'], work, 'Nova start-up',
+        dict(os.environ, NOVA_RECORD=record))
     procs.append(nova)
-
-    def nova_ready():
-        for line in open(nova_out):
-            if line.startswith('NOVA_READY '):
-                return json.loads(line[len('NOVA_READY '):])
-    ready = wait_for('Nova start-up', nova_ready, 240, nova)
     nova_port, project, token = ready['port'], ready['project_id'], ready['token']
     server_id = ready['servers'][0]
 
