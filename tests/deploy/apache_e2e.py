@@ -20,18 +20,17 @@ judged.
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 
-from checks import Checks, free_port, start_nova, wait_for
+from checks import Checks, Procs, free_port, recv_all, start_nova, wait_for
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 CHECKS = Checks('apache')
 report = CHECKS.report
-procs = []
+procs = Procs()
 DENIED_NET, DENIED = '198.51.100.0/24', '198.51.100.7'
 ALLOWED = '192.0.2.1'
 PREFIX = '/compute'
@@ -61,24 +60,6 @@ SPELLINGS = [
 ]
 
 
-def start(args, log, env=None):
-    p = subprocess.Popen(args, stdout=open(log, 'wb'), stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, env=env)
-    procs.append(p)
-    return p
-
-
-def stop_all():
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
 def send(port, method, target, token, body=None, version='2.1'):
     """-> (status, JSON body or None). `target` goes on the wire as it is."""
     data = json.dumps(body).encode() if body is not None else b''
@@ -88,12 +69,7 @@ def send(port, method, target, token, body=None, version='2.1'):
             % (method, target, port, token, version, len(data)))
     with socket.create_connection(('127.0.0.1', port), 30) as s:
         s.sendall(head.encode('latin-1') + data)
-        raw = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
+        raw = recv_all(s)
     head, _, payload = raw.partition(b'\r\n\r\n')
     status = int(head.split(b' ', 2)[1]) if head else 0
     try:
@@ -122,7 +98,7 @@ def main(work):
                 NOVA_GUARD_PATH_PREFIX=PREFIX,
                 NOVA_GUARD_ACCESS_IPV4_DENY=DENIED_NET,
                 NOVA_GUARD_LOG_FORMAT='json')
-    guard = start([BIN], os.path.join(work, 'guard.log'), genv)
+    guard = procs.start([BIN], os.path.join(work, 'guard.log'), genv)
     wait_for('nova-guard', lambda: socket.create_connection(('127.0.0.1', port), 1), 30, guard)
 
     path = '%s/v2.1/servers/%s' % (PREFIX, server)
@@ -197,7 +173,7 @@ if __name__ == '__main__':
         traceback.print_exc()
         report('set-up', repr(e))
     finally:
-        stop_all()
+        procs.stop_all()
         if CHECKS.failures:
             print('note apache: logs kept in %s' % work)
         else:

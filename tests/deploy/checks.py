@@ -1,9 +1,11 @@
 """What every deploy check script shares: one `ok` or `FAIL` line per check,
-the count of failures for its exit status, a free loopback port, waiting for
-a process to get somewhere, and the dev Nova started."""
+the count of failures for its exit status, a free loopback port, the processes
+a script starts (and stops), waiting for one to get somewhere, and the dev
+Nova started."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -68,3 +70,37 @@ def start_nova(cmd, work, what, env=None):
         nova.terminate()
         nova.wait(30)
         raise
+
+
+class Procs(list):
+    """The processes a script started, to stop them all at its end."""
+
+    def start(self, args, log, env=None):
+        """`args` with stdout and stderr in the file `log`."""
+        p = subprocess.Popen(args, stdout=open(log, 'wb'), stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env)
+        self.append(p)
+        return p
+
+    def stop_all(self, grace=20):
+        """SIGTERM to each, SIGKILL to those still there after `grace` s."""
+        for p in self:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in self:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def recv_all(s):
+    """Everything `s` sends until it closes."""
+    data = b''
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk

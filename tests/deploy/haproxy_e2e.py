@@ -22,7 +22,7 @@ import tempfile
 import time
 
 import yaml
-from checks import Checks, start_nova, wait_for
+from checks import Checks, Procs, recv_all, start_nova, wait_for
 
 ROOT, BIN, DEV_DIR = sys.argv[1:4]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +30,7 @@ CFG = os.path.join(ROOT, 'deploy', 'haproxy', 'haproxy.cfg')
 
 CHECKS = Checks('haproxy')
 report = CHECKS.report
-procs = []
+procs = Procs()
 
 
 def check(name, cond, detail=''):
@@ -54,26 +54,6 @@ def free_port():
             return port
 
 
-def start(args, log, env=None):
-    p = subprocess.Popen(args, stdout=open(log, 'wb'), stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, env=env)
-    procs.append(p)
-    return p
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def records(path):
     if not os.path.exists(path):
         return []
@@ -86,12 +66,7 @@ def haproxy_stat(sock_path):
     s.settimeout(5)
     s.connect(sock_path)
     s.sendall(b'show stat\n')
-    data = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_all(s)
     s.close()
     lines = data.decode().splitlines()
     header = lines[0].lstrip('# ').split(',')
@@ -147,7 +122,7 @@ def main():
                         NOVA_GUARD_ADMIN_LISTEN='127.0.0.1:%d' % admins[i])
             log = os.path.join(work, 'guard%d.log' % i)
             logs.append(log)
-            p = start([BIN], log, genv)
+            p = procs.start([BIN], log, genv)
             started.append(p)
             wait_for('nova-guard %d' % i,
                      lambda port=port: socket.create_connection(('127.0.0.1', port), 1), 30, p)
@@ -181,7 +156,7 @@ def main():
                 HAPROXY_STATS_SOCKET=stats)
     for i, port in enumerate(guard_ports):
         henv['NOVA_GUARD_%d' % (i + 1)] = '127.0.0.1:%d' % port
-    haproxy = start(['haproxy', '-db', '-f', CFG], os.path.join(work, 'haproxy.log'), henv)
+    haproxy = procs.start(['haproxy', '-db', '-f', CFG], os.path.join(work, 'haproxy.log'), henv)
 
     # Health checks: HEAD / over HTTP/1.0, through nova-guard, to Nova.
     def all_up():
@@ -206,13 +181,8 @@ def main():
     # The same check sent by hand, to see the answer on the wire.
     s = socket.create_connection(('127.0.0.1', guard_ports[0]), 5)
     s.sendall(b'HEAD / HTTP/1.0\r\n\r\n')
-    raw = b''
     s.settimeout(5)
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        raw += chunk
+    raw = recv_all(s)
     s.close()
     head, _, rest = raw.partition(b'\r\n\r\n')
     status_line = head.split(b'\r\n')[0].decode()
@@ -392,7 +362,7 @@ if __name__ == '__main__':
         traceback.print_exc()
         report('set-up', repr(e))
     finally:
-        stop_all()
+        procs.stop_all()
         if CHECKS.failures and work:
             print('note haproxy: logs kept in %s' % work)
         elif work:
