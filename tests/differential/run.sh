@@ -9,7 +9,7 @@
 # mode (unless NOVA_GUARD_BIN names a binary), runs pytest. Exits non-zero on
 # any failure. NOVA_GUARD_DIFF_SEED replays a generated corpus,
 # NOVA_GUARD_DIFF_CASES=<regex> runs only matching cases,
-# NOVA_GUARD_DIFF_COUNT sets how many bodies are generated (default 1500),
+# NOVA_GUARD_DIFF_COUNT sets how many bodies are generated (default 900),
 # NOVA_GUARD_DIFF_FUZZ_CORPUS=<dir> replays the fuzz inputs under <dir>/check
 # and <dir>/ipv6 instead of the committed seeds (-k fuzz_corpus: only those).
 # The tests run in two worker processes (conftest.LANES), each with its own

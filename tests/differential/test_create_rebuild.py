@@ -151,7 +151,7 @@ def report_guard(nova, guard, tmp_path_factory):
 
 
 def test_create_and_rebuild_fields(env, guard, report_guard, record):
-    count = int(os.environ.get('NOVA_GUARD_DIFF_CR_COUNT', '1100'))
+    count = int(os.environ.get('NOVA_GUARD_DIFF_CR_COUNT', '800'))
     started = time.monotonic()
     sid = env['servers'][0]
     nova_t = harness.Target('nova', '127.0.0.1', env['nova_port'], sid)

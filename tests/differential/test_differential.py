@@ -41,7 +41,7 @@ def test_fixed_corpus(env, record):
 
 
 def test_generated_bodies(env, record):
-    count = int(os.environ.get('NOVA_GUARD_DIFF_COUNT', '1200'))
+    count = int(os.environ.get('NOVA_GUARD_DIFF_COUNT', '900'))
     started = time.monotonic()
     runner = make_runner(env, pair=0)
     print('\ngenerated bodies: seed %d, %d cases' % (SEED, count))

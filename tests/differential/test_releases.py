@@ -101,9 +101,9 @@ def test_release_sample(release_env, record):
     env = release_env
     release, maxv = env['release'], env['max_microversion']
     started = time.monotonic()
-    n_gen = _count('NOVA_GUARD_DIFF_RELEASE_COUNT', 450)
-    n_cr = _count('NOVA_GUARD_DIFF_RELEASE_CR_COUNT', 200)
-    n_fixed = _count('NOVA_GUARD_DIFF_RELEASE_FIXED', 300)
+    n_gen = _count('NOVA_GUARD_DIFF_RELEASE_COUNT', 330)
+    n_cr = _count('NOVA_GUARD_DIFF_RELEASE_CR_COUNT', 150)
+    n_fixed = _count('NOVA_GUARD_DIFF_RELEASE_FIXED', 220)
     differ = env['text_filter'].differ if env['text_filter'] else ()
     print('\nNova %s (%s) for Python %s: %s; seed %d: %d generated, %d '
           'create/rebuild, %d fixed cases; repr() escapes compared as '
