@@ -15,7 +15,7 @@ NOVA_GUARD_ACCESS_IPV4_DENY) under many spellings of the path, through
 nova-guard and, for comparison, straight to Apache, and reads the server
 back from Nova after each: nothing nova-guard refuses may be stored through
 it, and every spelling that Apache and Nova take as an update must be
-judged.
+judged. The same for the header lines Apache reads its own way.
 """
 
 import json
@@ -67,8 +67,13 @@ def send(port, method, target, token, body=None, version='2.1'):
             'OpenStack-API-Version: compute %s\r\nContent-Type: application/json\r\n'
             'Content-Length: %d\r\nConnection: close\r\n\r\n'
             % (method, target, port, token, version, len(data)))
+    return exchange(port, head.encode('latin-1') + data)
+
+
+def exchange(port, request):
+    """`request`'s bytes to 127.0.0.1:`port` -> (status, JSON body or None)."""
     with socket.create_connection(('127.0.0.1', port), 30) as s:
-        s.sendall(head.encode('latin-1') + data)
+        s.sendall(request)
         raw = recv_all(s)
     head, _, payload = raw.partition(b'\r\n\r\n')
     status = int(head.split(b' ', 2)[1]) if head else 0
@@ -76,6 +81,33 @@ def send(port, method, target, token, body=None, version='2.1'):
         return status, json.loads(payload)
     except ValueError:
         return status, None
+
+
+def header_rows(path, token, body):
+    """(name, request) for the header lines Apache reads otherwise than
+    nova-guard could: it drops names with `_`, joins repeated lines, refuses
+    a chunked body to mod_proxy_uwsgi (411), answers `100 Continue` itself."""
+    def req(lines, payload=body, method='PUT', target=path, http='HTTP/1.1'):
+        head = '%s %s %s\r\nHost: 127.0.0.1\r\nX-Auth-Token: %s\r\n' % (method, target, http, token)
+        head += ''.join('%s: %s\r\n' % kv for kv in lines) + 'Connection: close\r\n\r\n'
+        return head.encode('latin-1') + payload
+    length = ('Content-Length', str(len(body)))
+    chunked = b'%x\r\n%s\r\n0\r\n\r\n' % (len(body), body)
+    return [
+        ('Content_Type and Content-Type: text/plain',
+         req([('Content_Type', 'application/json'), ('Content-Type', 'text/plain'), length])),
+        ('no Content-Type', req([length])),
+        ('OpenStack-API-Version twice',
+         req([('Content-Type', 'application/json'), ('OpenStack-API-Version', 'compute 2.1'),
+              ('OpenStack-API-Version', 'compute 2.90'), length])),
+        ('POST with ?_method=PUT', req([('Content-Type', 'application/json'), length],
+                                       method='POST', target=path + '?_method=PUT')),
+        ('chunked', req([('Content-Type', 'application/json'), ('Transfer-Encoding', 'chunked')],
+                        chunked)),
+        ('HTTP/1.0', req([('Content-Type', 'application/json'), length], http='HTTP/1.0')),
+        ('Expect: 100-continue',
+         req([('Content-Type', 'application/json'), ('Expect', '100-continue'), length])),
+    ]
 
 
 def main(work):
@@ -162,6 +194,16 @@ def main(work):
     report('walk-around: the %d spellings Apache and Nova take as an update are judged'
            % updates, None if updates >= 20 and not not_judged
            else 'too few updates (%d)' % updates if updates < 20 else '; '.join(not_judged))
+
+    denied = json.dumps({'server': {'accessIPv4': DENIED}}).encode()
+    rows, stored_through = header_rows(path, token, denied), []
+    for name, request in rows:
+        reset()
+        status, _ = exchange(port, request)
+        if stored() == DENIED:
+            stored_through.append('%s (nova-guard answered %d)' % (name, status))
+    report('walk-around: none of %d header variants stores through nova-guard what it '
+           'refuses' % len(rows), '; '.join(stored_through) or None)
 
 
 if __name__ == '__main__':
