@@ -66,16 +66,15 @@ class ApacheServer:
                                % PACKAGES)
         self.uwsgi = nova_uwsgi.UwsgiServer(0, threads, proxy_headers,
                                             log_level, protocol='uwsgi')
-        self.proc = None
+        self.proc = self.root = None
         try:
             if port == 0:
                 with socket.socket() as s:
                     s.bind(('127.0.0.1', 0))
                     port = s.getsockname()[1]
             self.port = port
+            # Read by Apache's parent process (root), not by its children.
             self.root = tempfile.mkdtemp(prefix='apache-')
-            # Apache's children run as www-data: they only need to read it.
-            os.chmod(self.root, 0o755)
             conf = os.path.join(self.root, 'httpd.conf')
             with open(conf, 'w') as f:
                 f.write(apache_config(self.root, port, self.uwsgi.port))
@@ -87,7 +86,7 @@ class ApacheServer:
             raise
 
     def is_alive(self):
-        return self.proc.poll() is None and self.uwsgi.is_alive()
+        return self.exited() is None
 
     def wait_until_serving(self, stop, timeout=240):
         """Until GET /compute/ answers 200 through Apache."""
@@ -108,5 +107,5 @@ class ApacheServer:
             # SIGTERM: Apache stops at once, its children with it.
             nova_uwsgi.terminate(self.proc, grace)
         self.uwsgi.stop(grace)
-        if getattr(self, 'root', None):
+        if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -15,9 +15,9 @@ The uWSGI settings are those the OpenStack deployment tools write for
 nova-api (OpenStack-Ansible's ``uwsgi.ini.j2``, openstack-helm's
 ``nova_api_uwsgi``): ``http-socket`` (uWSGI parses HTTP itself; devstack's
 ``socket`` + Apache ``mod_proxy_uwsgi`` puts Apache's parser in front
-instead: ``nova_apache.py``), ``buffer-size = 65535``, ``add-header = Connection: close`` (every
-answer closes its connection: ``http-socket`` in uWSGI 2.0 has no
-keep-alive), ``master``, ``lazy-apps``, ``enable-threads``, ``die-on-term``,
+instead: ``nova_apache.py``), ``buffer-size = 65535``, ``add-header =
+Connection: close`` (every answer closes its connection: ``http-socket`` in
+uWSGI 2.0 has no keep-alive), ``master``, ``lazy-apps``, ``enable-threads``, ``die-on-term``,
 ``need-app``, ``thunder-lock``. What differs, because the whole Nova runs in
 one process here: one worker (``processes = 1``) with ``threads`` threads,
 where the deployment tools run several single-threaded workers.

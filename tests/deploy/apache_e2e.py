@@ -60,14 +60,21 @@ SPELLINGS = [
 ]
 
 
+def request(method, target, token, lines, payload=b'', http='HTTP/1.1', host='127.0.0.1'):
+    """A request's bytes: `target` and the header `lines` go on the wire as
+    they are, after Host and X-Auth-Token, and before Connection: close."""
+    head = '%s %s %s\r\nHost: %s\r\nX-Auth-Token: %s\r\n' % (method, target, http, host, token)
+    head += ''.join('%s: %s\r\n' % kv for kv in lines) + 'Connection: close\r\n\r\n'
+    return head.encode('latin-1') + payload
+
+
 def send(port, method, target, token, body=None, version='2.1'):
-    """-> (status, JSON body or None). `target` goes on the wire as it is."""
+    """-> (status, JSON body or None), `body` sent as JSON."""
     data = json.dumps(body).encode() if body is not None else b''
-    head = ('%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Auth-Token: %s\r\n'
-            'OpenStack-API-Version: compute %s\r\nContent-Type: application/json\r\n'
-            'Content-Length: %d\r\nConnection: close\r\n\r\n'
-            % (method, target, port, token, version, len(data)))
-    return exchange(port, head.encode('latin-1') + data)
+    return exchange(port, request(method, target, token, [
+        ('OpenStack-API-Version', 'compute %s' % version),
+        ('Content-Type', 'application/json'), ('Content-Length', str(len(data)))], data,
+        host='127.0.0.1:%d' % port))
 
 
 def exchange(port, request):
@@ -88,9 +95,7 @@ def header_rows(path, token, body):
     nova-guard could: it drops names with `_`, joins repeated lines, refuses
     a chunked body to mod_proxy_uwsgi (411), answers `100 Continue` itself."""
     def req(lines, payload=body, method='PUT', target=path, http='HTTP/1.1'):
-        head = '%s %s %s\r\nHost: 127.0.0.1\r\nX-Auth-Token: %s\r\n' % (method, target, http, token)
-        head += ''.join('%s: %s\r\n' % kv for kv in lines) + 'Connection: close\r\n\r\n'
-        return head.encode('latin-1') + payload
+        return request(method, target, token, lines, payload, http)
     length = ('Content-Length', str(len(body)))
     chunked = b'%x\r\n%s\r\n0\r\n\r\n' % (len(body), body)
     return [
