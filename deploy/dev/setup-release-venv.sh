@@ -10,8 +10,8 @@
 # 2026.2 is the development venv (setup-venv.sh, requirements.lock): its path
 # is printed. Idempotent: when the venv exists and was made from the same
 # lock with the same interpreter (a stamp is kept inside it), nothing is done.
-# uv is the one on PATH, else installed from PyPI into <venvs>/uv. Prints the
-# venv path as the last line on stdout.
+# uv is the one find-uv.sh finds or installs. Prints the venv path as the last
+# line on stdout.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,17 +55,7 @@ if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; t
     exit 0
 fi
 
-uv="$(command -v uv || true)"
-if [[ -z "$uv" ]]; then
-    uv="$venvs/uv/bin/uv"
-    if [[ ! -x "$uv" ]]; then
-        say "installing uv from PyPI into $venvs/uv"
-        rm -rf "$venvs/uv"
-        mkdir -p "$venvs"
-        "$python" -m venv "$venvs/uv"
-        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venvs/uv/bin/python" -m pip install -q uv==0.13.9 >&2
-    fi
-fi
+uv="$("$here/find-uv.sh" "$python")"
 
 if [[ -e "$venv" ]]; then
     say "venv at $venv is missing or stale; recreating it"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the Python venv that runs the development Nova API and the
-# differential tests: exactly the packages pinned in requirements.lock.
+# differential tests: exactly the packages pinned in requirements.lock,
+# installed with uv (find-uv.sh).
 #
 #   deploy/dev/setup-venv.sh            # venv in deploy/dev/.venv
 #   NOVA_GUARD_DEV_VENV=/path setup-venv.sh
@@ -48,27 +49,12 @@ if [[ -e "$venv" ]]; then
     rm -rf "$venv"
 fi
 
-say "creating venv at $venv with $("$python" -V 2>&1)"
-if ! "$python" -m venv "$venv" 2>/dev/null; then
-    # Debian's python3 without python3-venv: ensurepip is missing.
-    if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-        say "installing python3-venv (needed by 'python3 -m venv')"
-        rm -rf "$venv"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2 \
-            || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2; }
-        "$python" -m venv "$venv"
-    else
-        say "'$python -m venv' failed; install the venv module (Debian: python3-venv)"
-        exit 1
-    fi
-fi
-
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-pip=("$venv/bin/python" -m pip)
-say "installing $(grep -c '==' "$lock") pinned packages (no dependency resolution)"
+uv="$("$here/find-uv.sh" "$python")"
 start=$SECONDS
-"${pip[@]}" install -q --no-deps -r "$lock" >&2
-"${pip[@]}" check >&2
+say "creating venv at $venv with $("$python" -V 2>&1): $(grep -c '==' "$lock") pinned packages (no dependency resolution)"
+"$uv" venv -q -p "$python" "$venv" >&2
+"$uv" pip install -q -p "$venv/bin/python" --no-deps -r "$lock" >&2
+"$uv" pip check -q -p "$venv/bin/python" >&2
 "$venv/bin/python" -c 'import nova, placement, cheroot, oslotest, wsgi_intercept, openstackclient, pytest, h2' >&2
 "$venv/bin/uwsgi" --version >/dev/null
 echo "$want" > "$stamp"
