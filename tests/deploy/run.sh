@@ -25,21 +25,9 @@ say() { printf '== deploy: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 # --- what the tests need ------------------------------------------------------
-apt_updated=""
-have() { [[ $1 == /* ]] && [[ -e $1 ]] || command -v "$1" >/dev/null 2>&1; }
-need_deb() {  # need_deb COMMAND-OR-PATH PACKAGE
-    have "$1" && return 0
-    [[ $(id -u) == 0 ]] || die "$1 is missing: install the Debian package $2 (needs root)"
-    if [[ -z $apt_updated ]]; then
-        say "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
-        apt_updated=1
-    fi
-    say "installing $2"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" \
-        </dev/null >/dev/null || die "apt-get install $2 failed"
-    have "$1" || die "$2 installed but $1 is still missing"
-}
+# shellcheck source=../../scripts/need-deb.sh
+source "$root/scripts/need-deb.sh"
+need() { need_deb "$@" || die "cannot go on without $2"; }
 
 venv="$here/.venv"
 ensure_venv() {
@@ -58,6 +46,9 @@ ensure_venv() {
 
 if [[ -n "${NOVA_GUARD_BIN:-}" ]]; then
     bin="$NOVA_GUARD_BIN"
+    # The parts get it as an argument; the nova-guards they start would log
+    # it as an unknown NOVA_GUARD_ variable.
+    unset NOVA_GUARD_BIN
 else
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
     say "cargo build --locked"
@@ -84,7 +75,7 @@ run_part() {
 for part in "${parts[@]}"; do
     case "$part" in
     systemd)
-        need_deb systemd-analyze systemd
+        need systemd-analyze systemd
         run_part systemd "$here/systemd.sh" "$root" "$bin" ;;
     kubernetes)
         ensure_venv
@@ -93,20 +84,20 @@ for part in "${parts[@]}"; do
         run_part rollout "$here/rollout.sh" "$root" "$bin" ;;
     container)
         ensure_venv
-        need_deb readelf binutils
-        need_deb musl-gcc musl-tools
-        run_part container "$here/container.sh" "$root" "$venv" ;;
+        need readelf binutils
+        need musl-gcc musl-tools
+        run_part container "$here/container.sh" "$root" "$venv" "$bin" ;;
     haproxy)
-        need_deb haproxy haproxy
-        need_deb openssl openssl
-        need_deb curl curl
+        need haproxy haproxy
+        need openssl openssl
+        need curl curl
         run_part haproxy "$here/with_nova.sh" haproxy "$root" "$bin" ;;
     apache)
-        need_deb /usr/sbin/apache2 apache2
-        need_deb /usr/lib/apache2/modules/mod_proxy_uwsgi.so libapache2-mod-proxy-uwsgi
+        need /usr/sbin/apache2 apache2
+        need /usr/lib/apache2/modules/mod_proxy_uwsgi.so libapache2-mod-proxy-uwsgi
         run_part apache "$here/with_nova.sh" apache "$root" "$bin" ;;
     dev)
-        need_deb curl curl
+        need curl curl
         run_part dev python3 "$here/dev_run.py" "$root" "$bin" ;;
     docs)
         run_part docs python3 "$here/docs_check.py" "$root" "$bin" ;;
