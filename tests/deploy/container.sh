@@ -4,10 +4,12 @@
 # entry point), then build the binary it copies, for the target it names,
 # and run it as the image would: alone in an empty root file system, as that
 # user, with only the image's environment.
-#   container.sh ROOT VENV
+#   container.sh ROOT VENV [BIN]
+# BIN, when it is a static binary, is taken as that build (scripts/test
+# builds everything for the image's target) instead of building one here.
 # Needs root for the chroot part.
 set -uo pipefail
-root="$1" venv="$2"
+root="$1" venv="$2" given="${3:-}"
 file="$root/deploy/Containerfile"
 ok() { echo "ok $*"; }
 fail() { echo "FAIL $*"; }
@@ -49,24 +51,31 @@ fi
 
 # The binary, for the Containerfile's target. A debug build: same target,
 # same linking, without the release profile's cost.
-if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    rustup target add "$target" >/dev/null 2>&1 || true
+is_static() {
+    ! readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter' \
+        && ! readelf -d "$1" 2>/dev/null | grep -q '(NEEDED)'
+}
+if [[ -n "$given" && -x "$given" ]] && is_static "$given"; then
+    bin="$given"
+    note "container: testing the static build it was given, $bin"
+else
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        rustup target add "$target" >/dev/null 2>&1 || true
+    fi
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+        note "container: the $target standard library cannot be installed here (rustup target add failed); the static binary is not tested"
+        exit 0
+    fi
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+    if ! (cd "$root" && cargo build --locked -q --target "$target") 2>&1; then
+        fail "container: cargo build --target $target"
+        exit 1
+    fi
+    bin="$CARGO_TARGET_DIR/$target/debug/nova-guard"
+    ok "container: nova-guard builds for $target"
 fi
-if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    note "container: the $target standard library cannot be installed here (rustup target add failed); the static binary is not tested"
-    exit 0
-fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-if ! (cd "$root" && cargo build --locked -q --target "$target") 2>&1; then
-    fail "container: cargo build --target $target"
-    exit 1
-fi
-bin="$CARGO_TARGET_DIR/$target/debug/nova-guard"
-ok "container: nova-guard builds for $target"
-if readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter' \
-    || readelf -d "$bin" 2>/dev/null | grep -q '(NEEDED)'; then
-    fail "container: $bin is dynamically linked"
-else ok "container: the binary is static (no interpreter, no shared library)"; fi
+if is_static "$bin"; then ok "container: the binary is static (no interpreter, no shared library)"
+else fail "container: $bin is dynamically linked"; fi
 
 if [[ $(id -u) != 0 ]]; then
     note "container: not root, so the run in an empty root file system is skipped"
