@@ -53,7 +53,9 @@ uv="$("$here/find-uv.sh" "$python")"
 start=$SECONDS
 say "creating venv at $venv with $("$python" -V 2>&1): $(grep -c '==' "$lock") pinned packages (no dependency resolution)"
 "$uv" venv -q -p "$python" "$venv" >&2
-"$uv" pip install -q -p "$venv/bin/python" --no-deps -r "$lock" >&2
+# Compiled now, as pip does: Novas in several processes at once, and each
+# `openstack` command, would otherwise each compile what they import.
+"$uv" pip install -q --compile-bytecode -p "$venv/bin/python" --no-deps -r "$lock" >&2
 "$uv" pip check -q -p "$venv/bin/python" >&2
 "$venv/bin/python" -c 'import nova, placement, cheroot, oslotest, wsgi_intercept, openstackclient, pytest, h2' >&2
 "$venv/bin/uwsgi" --version >/dev/null
