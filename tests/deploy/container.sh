@@ -32,7 +32,7 @@ else fail "container: USER '$user' is not a numeric non-root user"; fi
 entry="$(grep -E '^ENTRYPOINT ' "$file")"
 if [[ "$entry" == 'ENTRYPOINT ["/usr/local/bin/nova-guard"]' ]]; then ok "container: exec-form entry point"
 else fail "container: entry point $entry"; fi
-target="$(grep -oE -- '--target [a-z0-9_-]+' "$file" | head -n 1 | awk '{print $2}')"
+target="$("$root/scripts/image-target.sh" "$file")"
 copied="$(grep -E '^COPY --from=build ' "$file" | awk '{print $3}')"
 if [[ -n "$target" && "$copied" == /out/nova-guard ]] \
     && grep -qF "target/$target/release/nova-guard /out/nova-guard" "$file"; then
@@ -59,10 +59,7 @@ if [[ -n "$given" && -x "$given" ]] && is_static "$given"; then
     bin="$given"
     note "container: testing the static build it was given, $bin"
 else
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-        rustup target add "$target" >/dev/null 2>&1 || true
-    fi
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    if ! "$root/scripts/image-target.sh" --install "$file" >/dev/null; then
         note "container: the $target standard library cannot be installed here (rustup target add failed); the static binary is not tested"
         exit 0
     fi
