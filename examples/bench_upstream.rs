@@ -164,7 +164,7 @@ async fn skip_chunked(s: &mut TcpStream, buf: &mut BytesMut) -> bool {
     }
     // Trailer lines, up to the empty one.
     loop {
-        match memchr_crlf(buf) {
+        match memchr::memmem::find(buf, b"\r\n") {
             Some(0) => {
                 buf.advance(2);
                 return true;
@@ -178,10 +178,6 @@ async fn skip_chunked(s: &mut TcpStream, buf: &mut BytesMut) -> bool {
             None => return false,
         }
     }
-}
-
-fn memchr_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
 }
 
 /// The `Date` value, formatted once a second.
@@ -255,7 +251,7 @@ async fn connection(mut s: TcpStream, a: &'static Answers) {
         let wrote = if head.stream {
             push_head(&mut out, a.stream_bytes, head.close);
             let mut ok = s.write_all(&out).await.is_ok();
-            let mut left = if head.head_method { 0 } else { a.stream_bytes };
+            let mut left = a.stream_bytes;
             while ok && left > 0 {
                 let n = left.min(a.chunk.len() as u64) as usize;
                 ok = s.write_all(&a.chunk[..n]).await.is_ok();
