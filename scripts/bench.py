@@ -433,6 +433,44 @@ def relay_cmd(opts, port, up_port):
     return [opts.relay_bin, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"]
 
 
+def start_proxies(opts, tmp, up_port, guard_bin):
+    """The proxies of `opts.targets` in front of the upstream at `up_port`, each
+    listening and pinned to `opts.proxy_cpu`; nginx keeps its files in `tmp`."""
+    targets = {}
+    if "nginx" in opts.targets:
+        port = free_port()
+        for d in ("nginx-body", "nginx-proxy"):
+            os.makedirs(os.path.join(tmp, d), exist_ok=True)
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_conf(tmp, port, up_port))
+        p = start(["nginx", "-e", os.path.join(tmp, "nginx-error.log"), "-p", tmp,
+                   "-c", conf], opts.proxy_cpu)
+        wait_listening(port, p, "nginx")
+        targets["nginx"] = Target("nginx", port, p)
+    if "haproxy" in opts.targets:
+        port = free_port()
+        conf = os.path.join(tmp, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(haproxy_conf(port, up_port))
+        p = start(["haproxy", "-db", "-f", conf], opts.proxy_cpu)
+        wait_listening(port, p, "haproxy")
+        targets["haproxy"] = Target("haproxy", port, p)
+    if "relay" in opts.targets:
+        port = free_port()
+        p = start(relay_cmd(opts, port, up_port), opts.proxy_cpu)
+        wait_listening(port, p, "bench_relay")
+        targets["relay"] = Target("relay", port, p)
+    for name, binary in (("nova-guard", guard_bin), (BASELINE, opts.baseline)):
+        if name not in opts.targets:
+            continue
+        port = free_port()
+        p = start([binary], opts.proxy_cpu, env=guard_env(port, up_port))
+        wait_listening(port, p, name)
+        targets[name] = Target(name, port, p)
+    return targets
+
+
 def ratio(v, base):
     if v is None or not base:
         return "—"
@@ -882,37 +920,7 @@ def main():
         up = start([upstream_bin, f"127.0.0.1:{up_port}"], opts.client_cpu, name="upstream")
         wait_listening(up_port, up, "bench_upstream")
         targets = {"direct": Target("direct", up_port)}
-        if "nginx" in opts.targets:
-            port = free_port()
-            for d in ("nginx-body", "nginx-proxy"):
-                os.makedirs(os.path.join(tmp, d), exist_ok=True)
-            conf = os.path.join(tmp, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write(nginx_conf(tmp, port, up_port))
-            p = start(["nginx", "-e", os.path.join(tmp, "nginx-error.log"), "-p", tmp,
-                       "-c", conf], opts.proxy_cpu)
-            wait_listening(port, p, "nginx")
-            targets["nginx"] = Target("nginx", port, p)
-        if "haproxy" in opts.targets:
-            port = free_port()
-            conf = os.path.join(tmp, "haproxy.cfg")
-            with open(conf, "w") as f:
-                f.write(haproxy_conf(port, up_port))
-            p = start(["haproxy", "-db", "-f", conf], opts.proxy_cpu)
-            wait_listening(port, p, "haproxy")
-            targets["haproxy"] = Target("haproxy", port, p)
-        if "relay" in opts.targets:
-            port = free_port()
-            p = start(relay_cmd(opts, port, up_port), opts.proxy_cpu)
-            wait_listening(port, p, "bench_relay")
-            targets["relay"] = Target("relay", port, p)
-        for name, binary in (("nova-guard", guard_bin), (BASELINE, opts.baseline)):
-            if name not in opts.targets:
-                continue
-            port = free_port()
-            p = start([binary], opts.proxy_cpu, env=guard_env(port, up_port))
-            wait_listening(port, p, name)
-            targets[name] = Target(name, port, p)
+        targets.update(start_proxies(opts, tmp, up_port, guard_bin))
         time.sleep(1.0)
         idle = {t: status_kib(targets[t].pids(), "VmRSS") for t in PROXIES if t in targets}
         info["ng_threads"] = threads(targets["nova-guard"].proc.pid) if "nova-guard" in targets else "—"
