@@ -830,7 +830,11 @@ def main():
                          "runs (their DIR/results.json), each repeat against the same "
                          "run's other targets: medians and middle halves")
     ap.add_argument("--bin-dir", default=os.path.join(
-        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"))
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"),
+                    help="the release build's directory: nova-guard and the examples")
+    ap.add_argument("--guard", metavar="BIN",
+                    help="the nova-guard binary measured, instead of BIN_DIR/nova-guard "
+                         "(e.g. another build of the same commit, beside --baseline)")
     opts = ap.parse_args()
     if opts.report:
         rerender(opts.report)
@@ -881,7 +885,9 @@ def main():
     opts.load_bin = os.path.join(opts.bin_dir, "examples", "bench_load")
     upstream_bin = os.path.join(opts.bin_dir, "examples", "bench_upstream")
     opts.relay_bin = os.path.join(opts.bin_dir, "examples", "bench_relay")
-    guard_bin = os.path.join(opts.bin_dir, "nova-guard")
+    if opts.guard and not os.access(opts.guard, os.X_OK):
+        ap.error(f"--guard {opts.guard}: not an executable")
+    guard_bin = opts.guard or os.path.join(opts.bin_dir, "nova-guard")
     for b in (opts.load_bin, upstream_bin, opts.relay_bin, guard_bin):
         if not os.access(b, os.X_OK):
             raise SystemExit(f"{b} is missing: run scripts/bench, which builds it")
