@@ -711,6 +711,9 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
         port = free_port()
         data = os.path.join(out_dir, f"callgrind-{name}-{workload}.out")
         vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={data}"]
+        if opts.cache_sim:
+            # Fixed sizes, so that the counts do not depend on the host's caches.
+            vg += ["--cache-sim=yes", "--D1=32768,8,64", "--LL=1048576,16,64"]
         if name == "nginx":
             conf = os.path.join(tmp, "nginx-callgrind.conf")
             with open(conf, "w") as f:
@@ -729,7 +732,7 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
             p = start(vg + [guard_bin], None, env=env)
             stop = signal.SIGTERM
         wait_listening(port, p, name, timeout=120)
-        out = subprocess.run(["wrk", "-t1", "-c4", f"-d{secs}s", "--timeout", "10s", "-s", lua,
+        out = subprocess.run(["wrk", "-t1", f"-c{opts.instr_conns}", f"-d{secs}s", "--timeout", "10s", "-s", lua,
                               f"http://127.0.0.1:{port}{path}"],
                              capture_output=True, text=True, timeout=secs + 60)
         requests = wrk_summary(out, name)["requests"]
@@ -737,9 +740,12 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
         p.wait(timeout=120)
         ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", data],
                              capture_output=True, text=True).stdout
-        total = next(int(l.split()[0].replace(",", "")) for l in ann.splitlines()
-                     if "PROGRAM TOTALS" in l)
-        rows.append((name, requests, total))
+        # Ir, then with --cache-sim: Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+        totals = next([int(x.replace(",", "")) for x in re.findall(r"([\d,]+) \(", l)]
+                      for l in ann.splitlines() if "PROGRAM TOTALS" in l)
+        total = totals[0]
+        ll_misses = sum(totals[6:9]) if opts.cache_sim and len(totals) >= 9 else None
+        rows.append((name, requests, total, ll_misses))
         if name == "nova-guard":
             # "  1,234 ( 5.67%)  file:function [object]"
             funcs = [m for m in (re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S+)", l)
@@ -748,13 +754,18 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
                                       or ":_rjem_" in m[2])]
             top = "\n".join(f"{int(m[1].replace(',', '')) // max(requests, 1):>8,}  "
                             f"{m[2].split(':', 1)[1][:120]}" for m in funcs[:40])
-    text = [f"== instructions per request, {workload} (wrk, 4 connections, {secs} s under "
-            "callgrind; start-up included)",
-            "| target | requests | instructions | per request | × nginx |", "|---|---|---|---|---|"]
+    text = [f"== instructions per request, {workload} (wrk, {opts.instr_conns} connections, "
+            f"{secs} s under callgrind; start-up included)",
+            "| target | requests | instructions | per request | × nginx |"
+            + (" last-level misses per request (1 MiB) |" if opts.cache_sim else ""),
+            "|---|---|---|---|---|" + ("---|" if opts.cache_sim else "")]
     base = rows[0][2] / max(rows[0][1], 1)
-    for name, requests, total in rows:
+    for name, requests, total, ll_misses in rows:
         per = total / max(requests, 1)
-        text.append(f"| {name} | {requests:,} | {total:,} | {per:,.0f} | {per / base:.2f}× |")
+        line = f"| {name} | {requests:,} | {total:,} | {per:,.0f} | {per / base:.2f}× |"
+        if ll_misses is not None:
+            line += f" {ll_misses / max(requests, 1):,.1f} |"
+        text.append(line)
     text.append(f"\n== nova-guard, inclusive instructions per request by function\n{top}")
     text = "\n".join(text)
     with open(os.path.join(out_dir, f"instructions-{workload}.txt"), "w") as f:
@@ -819,6 +830,12 @@ def main():
                     help="instead of comparing: count the instructions per request of "
                          "nginx, the byte relay and nova-guard under WORKLOAD with valgrind's callgrind "
                          "(--duration seconds)")
+    ap.add_argument("--instr-conns", type=int, default=4, metavar="N",
+                    help="--instructions: wrk's connections (default 4)")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="--instructions: also simulate a 32 KiB L1 and a 1 MiB last-level "
+                         "data cache and count the misses per request (what grows with the "
+                         "connections)")
     ap.add_argument("--baseline", metavar="BIN",
                     help="another nova-guard binary (e.g. an earlier commit's release "
                          "build), measured in the same run as target nova-guard-baseline")
@@ -851,6 +868,8 @@ def main():
         opts.duration = opts.duration or 10
         if shutil.which("perf") is None:
             raise SystemExit("perf is missing: run scripts/bench, which installs it")
+    if not 1 <= opts.instr_conns <= 1000:
+        ap.error("--instr-conns: 1 to 1000 connections")
     if opts.instructions:
         if opts.instructions not in WORKLOADS:
             ap.error(f"unknown workload {opts.instructions}")
