@@ -32,6 +32,24 @@ pub fn repr_str(s: &[u8], u: Unicode, out: &mut Vec<u8>) {
         b'\''
     };
     out.push(quote);
+    // Printable ASCII other than the quote and `\` is written as it is, in
+    // runs; a run of anything else holds whole code points, as no byte of a
+    // multi-byte sequence is ASCII.
+    let plain = |b: u8| matches!(b, 0x20..=0x7E) && b != quote && b != b'\\';
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (run, tail) = rest.split_at(rest.iter().position(|&b| !plain(b)).unwrap_or(rest.len()));
+        out.extend_from_slice(run);
+        let (other, tail) =
+            tail.split_at(tail.iter().position(|&b| plain(b)).unwrap_or(tail.len()));
+        repr_escaped(other, quote, u, out);
+        rest = tail;
+    }
+    out.push(quote);
+}
+
+/// `repr()`'s text for code points it does not write as they are.
+fn repr_escaped(s: &[u8], quote: u8, u: Unicode, out: &mut Vec<u8>) {
     for cp in CodePoints::new(s) {
         match cp {
             _ if cp == u32::from(quote) || cp == u32::from(b'\\') => {
@@ -61,7 +79,6 @@ pub fn repr_str(s: &[u8], u: Unicode, out: &mut Vec<u8>) {
             }
         }
     }
-    out.push(quote);
 }
 
 /// Append `repr(f)` (float_repr_style 'short'): the shortest text that
@@ -428,6 +445,11 @@ mod tests {
             "'\\U000e0001\\U0010ffff'"
         );
         assert_eq!(repr_of(r#""\ue000""#), "'\\ue000'");
+        // Plain runs between escaped ones.
+        assert_eq!(
+            repr_of(r#""web 01\té\u0000x\\y\u2028""#),
+            "'web 01\\té\\x00x\\\\y\\u2028'"
+        );
         assert_eq!(repr_of(r#""\u0378""#), "'\\u0378'"); // unassigned
     }
 
