@@ -732,8 +732,8 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
             p = start(vg + [guard_bin], None, env=env)
             stop = signal.SIGTERM
         wait_listening(port, p, name, timeout=120)
-        out = subprocess.run(["wrk", "-t1", f"-c{opts.instr_conns}", f"-d{secs}s", "--timeout", "10s", "-s", lua,
-                              f"http://127.0.0.1:{port}{path}"],
+        out = subprocess.run(["wrk", "-t1", f"-c{opts.instr_conns}", f"-d{secs}s",
+                              "--timeout", "10s", "-s", lua, f"http://127.0.0.1:{port}{path}"],
                              capture_output=True, text=True, timeout=secs + 60)
         requests = wrk_summary(out, name)["requests"]
         p.send_signal(stop)
