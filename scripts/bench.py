@@ -712,8 +712,10 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
         data = os.path.join(out_dir, f"callgrind-{name}-{workload}.out")
         vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={data}"]
         if opts.cache_sim:
-            # Fixed sizes, so that the counts do not depend on the host's caches.
-            vg += ["--cache-sim=yes", "--D1=32768,8,64", "--LL=1048576,16,64"]
+            # Fixed sizes, so that the counts do not depend on the host's caches
+            # (the L1 instruction cache is this machine's).
+            vg += ["--cache-sim=yes", "--I1=65536,16,64", "--D1=32768,8,64",
+                   "--LL=1048576,16,64"]
         if name == "nginx":
             conf = os.path.join(tmp, "nginx-callgrind.conf")
             with open(conf, "w") as f:
@@ -744,8 +746,10 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
         totals = next([int(x.replace(",", "")) for x in re.findall(r"([\d,]+) \(", l)]
                       for l in ann.splitlines() if "PROGRAM TOTALS" in l)
         total = totals[0]
-        ll_misses = sum(totals[6:9]) if opts.cache_sim and len(totals) >= 9 else None
-        rows.append((name, requests, total, ll_misses))
+        # L1 instruction, L1 data and last-level misses.
+        misses = ((totals[3], totals[4] + totals[5], sum(totals[6:9]))
+                  if opts.cache_sim and len(totals) >= 9 else None)
+        rows.append((name, requests, total, misses))
         if name == "nova-guard":
             # "  1,234 ( 5.67%)  file:function [object]"
             funcs = [m for m in (re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S+)", l)
@@ -757,14 +761,16 @@ def instructions(opts, upstream_bin, guard_bin, tmp, out_dir):
     text = [f"== instructions per request, {workload} (wrk, {opts.instr_conns} connections, "
             f"{secs} s under callgrind; start-up included)",
             "| target | requests | instructions | per request | × nginx |"
-            + (" last-level misses per request (1 MiB) |" if opts.cache_sim else ""),
+            + (" misses per request: L1 instruction (64 KiB), L1 data (32 KiB), last level"
+               " (1 MiB) |"
+               if opts.cache_sim else ""),
             "|---|---|---|---|---|" + ("---|" if opts.cache_sim else "")]
     base = rows[0][2] / max(rows[0][1], 1)
-    for name, requests, total, ll_misses in rows:
+    for name, requests, total, misses in rows:
         per = total / max(requests, 1)
         line = f"| {name} | {requests:,} | {total:,} | {per:,.0f} | {per / base:.2f}× |"
-        if ll_misses is not None:
-            line += f" {ll_misses / max(requests, 1):,.1f} |"
+        if misses is not None:
+            line += " " + ", ".join(f"{m / max(requests, 1):,.1f}" for m in misses) + " |"
         text.append(line)
     text.append(f"\n== nova-guard, inclusive instructions per request by function\n{top}")
     text = "\n".join(text)
@@ -833,9 +839,9 @@ def main():
     ap.add_argument("--instr-conns", type=int, default=4, metavar="N",
                     help="--instructions: wrk's connections (default 4)")
     ap.add_argument("--cache-sim", action="store_true",
-                    help="--instructions: also simulate a 32 KiB L1 and a 1 MiB last-level "
-                         "data cache and count the misses per request (what grows with the "
-                         "connections)")
+                    help="--instructions: also simulate a 64 KiB L1 instruction, a 32 KiB "
+                         "L1 data and a 1 MiB last-level cache, and count the misses per "
+                         "request (what grows with the connections; the code a request runs)")
     ap.add_argument("--baseline", metavar="BIN",
                     help="another nova-guard binary (e.g. an earlier commit's release "
                          "build), measured in the same run as target nova-guard-baseline")
