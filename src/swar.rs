@@ -35,6 +35,16 @@ pub(crate) fn controls(w: u64) -> u64 {
     w.wrapping_sub(ONES * 0x20) & !w & HIGH
 }
 
+/// Whether every byte of `s` is printable ASCII (0x20-0x7E): a name or
+/// a description that needs no per-character look.
+pub(crate) fn printable_ascii(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    chunks.all(|c| {
+        let w = word(c);
+        controls(w) | (w & HIGH) | bytes_equal(w, 0x7F) == 0
+    }) && chunks.remainder().iter().all(|b| (0x20..0x7F).contains(b))
+}
+
 /// The index of the byte whose high bit is the lowest set in `mask` (a
 /// mask from [`bytes_equal`] or [`controls`], not zero).
 pub(crate) fn first_flagged(mask: u64) -> usize {
@@ -67,6 +77,13 @@ mod tests {
             let mask = bytes_equal(w, b'"') | bytes_equal(w, b'\\') | controls(w);
             let naive = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
             prop_assert_eq!((mask != 0).then(|| first_flagged(mask)), naive);
+        }
+
+        #[test]
+        fn printable_ascii_answers_as_a_byte_at_a_time_test_would(
+            s in prop::collection::vec(prop::sample::select(b"\x00\x1f\x20\x7e\x7f\x80\xff a~".to_vec()), 0..40),
+        ) {
+            prop_assert_eq!(printable_ascii(&s), s.iter().all(|b| (0x20..0x7F).contains(b)));
         }
 
         #[test]

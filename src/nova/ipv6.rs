@@ -10,29 +10,40 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// `ipaddress.IPv4Address(s)` succeeds.
+/// `ipaddress.IPv4Address(s)` succeeds: exactly four '.'-separated
+/// octets, each as `IPv4Address._parse_octet` takes it (1-3 ASCII digits,
+/// `str.isascii() and str.isdigit()` being exactly "only 0-9"; no leading
+/// zero, refused as glibc's inet_pton does since bpo-36384; at most 255).
+/// One pass, as the address in a body is read on every update.
 pub fn parse_ipv4(s: impl AsRef<[u8]>) -> Option<Ipv4Addr> {
-    // Exactly four '.'-separated octets (an empty string yields one part).
-    let mut parts = s.as_ref().split(|&b| b == b'.');
     let mut octets = [0u8; 4];
-    for octet in &mut octets {
-        *octet = parse_octet(parts.next()?)?;
+    let mut done = 0;
+    let mut value = 0u16;
+    let mut digits = 0;
+    // A '.' after the last byte closes the fourth octet.
+    for &b in s.as_ref().iter().chain([&b'.']) {
+        match b {
+            b'0'..=b'9' => {
+                // A fourth digit, or a second after a leading '0'.
+                if digits == 3 || (digits == 1 && value == 0) {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
+            }
+            b'.' => {
+                if digits == 0 || done == 4 {
+                    return None;
+                }
+                *octets.get_mut(done)? = u8::try_from(value).ok()?;
+                done += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
     }
-    parts.next().is_none().then(|| Ipv4Addr::from(octets))
-}
-
-/// `IPv4Address._parse_octet`: 1-3 ASCII digits, no leading zero, <= 255.
-fn parse_octet(b: &[u8]) -> Option<u8> {
-    // `str.isascii() and str.isdigit()` is exactly "only 0-9".
-    if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    // Leading zeros are refused as glibc's inet_pton does (bpo-36384).
-    if b.len() > 1 && b.first() == Some(&b'0') {
-        return None;
-    }
-    let v = b.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
-    u8::try_from(v).ok()
+    (done == 4).then(|| Ipv4Addr::from(octets))
 }
 
 /// One ':'-separated piece of an IPv6 string; an IPv4 suffix becomes two
@@ -80,6 +91,42 @@ const MAX_PARTS: usize = 9;
 /// `ipaddress.IPv6Address(s)` succeeds and has no scope id.
 pub fn parse_ipv6(s: impl AsRef<[u8]>) -> Option<Ipv6Addr> {
     let s = s.as_ref();
+    eight_groups(s).or_else(|| parse_ipv6_any(s))
+}
+
+/// The common spelling alone, in one pass: eight groups of 1-4 hex digits
+/// and seven single colons, which [`parse_ipv6_any`] reads to the same
+/// address. `None`: some other spelling (valid or not), for it to judge.
+fn eight_groups(s: &[u8]) -> Option<Ipv6Addr> {
+    let mut words = [0u16; 8];
+    let mut done = 0;
+    let mut value = 0u16;
+    let mut digits = 0;
+    for &b in s.iter().chain([&b':']) {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            b':' if digits > 0 => {
+                *words.get_mut(done)? = value;
+                done += 1;
+                value = 0;
+                digits = 0;
+                continue;
+            }
+            _ => return None,
+        };
+        if digits == 4 {
+            return None;
+        }
+        value = value << 4 | u16::from(digit);
+        digits += 1;
+    }
+    (done == 8).then(|| Ipv6Addr::from(words))
+}
+
+/// [`parse_ipv6`] for any spelling, step by step as CPython does it.
+fn parse_ipv6_any(s: &[u8]) -> Option<Ipv6Addr> {
     // Collect at most MAX_PARTS + 1 pieces: enough to tell "too many" while
     // keeping the work bounded for hostile input. The IPv4 suffix turns one
     // piece into two, so allow one more before deciding. A fixed array: no
@@ -369,6 +416,19 @@ mod tests {
             [1, 2, 3, 4, 5, 6, 0x102, 0x304]
         );
         assert_eq!(v6("1:2:3:4:5:6:7::").segments(), [1, 2, 3, 4, 5, 6, 7, 0]);
+        // The one-pass spelling, and those it leaves to the general parser.
+        assert_eq!(
+            eight_groups(b"2001:0DB8:0000:0000:0000:0000:0000:0001"),
+            Some(v6("2001:db8::1"))
+        );
+        for other in [
+            "1::2",
+            "1:2:3:4:5:6:7:8:",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:6:7:00000",
+        ] {
+            assert_eq!(eight_groups(other.as_bytes()), None, "{other:?}");
+        }
         assert_eq!(v6("::1:2:3:4:5:6:7").segments(), [0, 1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(
             v6("FE80::ABCD").segments(),
@@ -539,6 +599,17 @@ mod tests {
                 prop_assert_eq!(parse_ipv6(canonical(a)), Some(a));
             }
             let _ = parse_ipv4(&s);
+        }
+
+        #[test]
+        fn eight_groups_reads_as_the_general_parser_does(
+            groups in prop::collection::vec("[0-9a-fA-F]{0,5}|[.%/ g]", 6..10),
+            noise in "[0-9a-fA-F:]{0,45}",
+        ) {
+            for s in [groups.join(":"), noise] {
+                let fast = eight_groups(s.as_bytes());
+                prop_assert!(fast.is_none() || fast == parse_ipv6_any(s.as_bytes()), "{}", s);
+            }
         }
 
         #[test]

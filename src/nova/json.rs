@@ -312,7 +312,8 @@ impl<'a> Parser<'a> {
 
     /// Read one value, containers included, without recursion.
     fn value_tree(&mut self) -> Result<Value<'a>, Malformed> {
-        let mut stack: Vec<Frame<'a>> = Vec::new();
+        // The capacities a first push would give, without its slower path.
+        let mut stack: Vec<Frame<'a>> = Vec::with_capacity(4);
         'value: loop {
             // Here: at the start of a value (whitespace already skipped).
             let mut value = match self.peek() {
@@ -327,7 +328,7 @@ impl<'a> Parser<'a> {
                         Value::Object(Object::default())
                     } else {
                         let key = self.key()?;
-                        stack.push(Frame::Object(Vec::new(), key));
+                        stack.push(Frame::Object(Vec::with_capacity(4), key));
                         continue 'value;
                     }
                 }
@@ -341,7 +342,7 @@ impl<'a> Parser<'a> {
                         self.pos += 1;
                         Value::Array(Vec::new())
                     } else {
-                        stack.push(Frame::Array(Vec::new()));
+                        stack.push(Frame::Array(Vec::with_capacity(4)));
                         continue 'value;
                     }
                 }

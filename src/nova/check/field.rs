@@ -14,6 +14,7 @@ use crate::nova::json::{push_code_point, PyStr, Value};
 use crate::nova::pyrepr::{repr_str, repr_value};
 use crate::nova::unicode::{is_zs, Unicode};
 use crate::nova::{Profile, Release, Rule};
+use crate::swar::printable_ascii;
 
 /// The schema of one property of `server`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +115,9 @@ impl Field {
                     return Some(type_error(v, u, "'string', 'null'"));
                 };
                 let pattern = || {
+                    let t = dollar(s);
                     let printable = |cp| is_printable(u, cp);
-                    (!all_in(dollar(s), printable))
+                    (!printable_ascii(t) && !all_in(t, printable))
                         .then(|| pattern_error(v, u, &description_pattern_repr(u)))
                 };
                 ordered(p.release, pattern, || lengths(v, s, 0, 255, p))
@@ -314,6 +316,9 @@ fn name_ok(s: &PyStr<'_>, u: Unicode) -> bool {
     if t.is_empty() {
         return s.is_empty();
     }
+    if printable_ascii(t) {
+        return t.first() != Some(&b' ') && t.last() != Some(&b' ');
+    }
     let mut first = true;
     let mut last = 0;
     for cp in crate::nova::json::CodePoints::new(t) {
@@ -329,8 +334,12 @@ fn name_ok(s: &PyStr<'_>, u: Unicode) -> bool {
 /// `^[P]*[N]+[P]*$|^[P]*[N][N P]+[N][P]*$` with N = printable and not Zs:
 /// printable throughout, with at least one non-Zs character.
 fn name_legacy_ok(s: &PyStr<'_>, u: Unicode) -> bool {
+    let t = dollar(s);
+    if printable_ascii(t) {
+        return t.iter().any(|&b| b != b' ');
+    }
     let mut any_non_space = false;
-    for cp in crate::nova::json::CodePoints::new(dollar(s)) {
+    for cp in crate::nova::json::CodePoints::new(t) {
         if !is_printable(u, cp) {
             return false;
         }
