@@ -116,6 +116,15 @@ fn comma_elements(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// header whose first word is `compute` (any case) and that has a second
 /// word; `None` when there is none.
 fn standard_version<'a>(lines: &[&'a [u8]]) -> Option<&'a [u8]> {
+    // Nearly every client sends one line `compute X.Y`: with no comma and
+    // no other space, the walk below would find just what follows the space.
+    if let [line] = lines {
+        if let Some(version) = line.strip_prefix(b"compute ") {
+            if !version.is_empty() && !version.iter().any(|&b| b == b',' || py_space(b)) {
+                return Some(version);
+            }
+        }
+    }
     // Folding lines with ',' and splitting on ',' again visits the same
     // elements, so walk lines and elements from the right.
     lines
