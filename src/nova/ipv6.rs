@@ -10,6 +10,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::hex_digit;
+
 /// `ipaddress.IPv4Address(s)` succeeds: exactly four '.'-separated
 /// octets, each as `IPv4Address._parse_octet` takes it (1-3 ASCII digits,
 /// `str.isascii() and str.isdigit()` being exactly "only 0-9"; no leading
@@ -70,15 +72,8 @@ impl Part<'_> {
                 }
                 // At most 4 digits: no overflow. Exactly the ASCII hex
                 // digits, as `int(s, 16)` after CPython's `_HEX_DIGITS` check.
-                b.iter().try_fold(0u16, |acc, &d| {
-                    let digit = match d {
-                        b'0'..=b'9' => d - b'0',
-                        b'a'..=b'f' => d - b'a' + 10,
-                        b'A'..=b'F' => d - b'A' + 10,
-                        _ => return None,
-                    };
-                    Some(acc << 4 | u16::from(digit))
-                })
+                b.iter()
+                    .try_fold(0u16, |acc, &d| Some(acc << 4 | u16::from(hex_digit(d)?)))
             }
         }
     }
@@ -103,19 +98,14 @@ fn eight_groups(s: &[u8]) -> Option<Ipv6Addr> {
     let mut value = 0u16;
     let mut digits = 0;
     for &b in s.iter().chain([&b':']) {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            b':' if digits > 0 => {
-                *words.get_mut(done)? = value;
-                done += 1;
-                value = 0;
-                digits = 0;
-                continue;
-            }
-            _ => return None,
-        };
+        if b == b':' && digits > 0 {
+            *words.get_mut(done)? = value;
+            done += 1;
+            value = 0;
+            digits = 0;
+            continue;
+        }
+        let digit = hex_digit(b)?;
         if digits == 4 {
             return None;
         }

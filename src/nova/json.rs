@@ -569,13 +569,7 @@ impl<'a> Parser<'a> {
         let digits = self.b.get(self.pos..self.pos + 4).ok_or(Malformed)?;
         let mut v = 0u32;
         for &d in digits {
-            let n = match d {
-                b'0'..=b'9' => d - b'0',
-                b'a'..=b'f' => d - b'a' + 10,
-                b'A'..=b'F' => d - b'A' + 10,
-                _ => return Err(Malformed),
-            };
-            v = (v << 4) | u32::from(n);
+            v = (v << 4) | u32::from(super::hex_digit(d).ok_or(Malformed)?);
         }
         self.pos += 4;
         Ok(v)

@@ -26,3 +26,15 @@ pub use profile::{Profile, Python, Release, UnknownPython, UnknownRelease};
 pub use route::Mode;
 pub use rule::Rule;
 pub use unicode::Unicode;
+
+/// One ASCII hex digit's value, either case: the digits `int(_, 16)`, JSON's
+/// `\u` escapes and `%XX` escapes take. `None` for any other byte.
+#[inline]
+pub(crate) fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}

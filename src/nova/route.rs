@@ -12,6 +12,8 @@
 
 use std::borrow::Cow;
 
+use super::hex_digit;
+
 /// The API a validated request is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -190,8 +192,8 @@ fn python_hex_byte(two: &[u8]) -> Option<u8> {
         d => (false, d),
     };
     let n = match *digits {
-        [d] => hex_value(d)?,
-        [hi, lo] => hex_value(hi)? << 4 | hex_value(lo)?,
+        [d] => hex_digit(d)?,
+        [hi, lo] => hex_digit(hi)? << 4 | hex_digit(lo)?,
         _ => return None,
     };
     (!negative || n == 0).then_some(n)
@@ -329,7 +331,7 @@ fn uwsgi_path(raw: &[u8]) -> Vec<u8> {
 
 /// uWSGI's `hex2num`: NUL unless both are hex digits.
 fn uwsgi_hex(hi: u8, lo: u8) -> u8 {
-    match (hex_value(hi), hex_value(lo)) {
+    match (hex_digit(hi), hex_digit(lo)) {
         (Some(hi), Some(lo)) => hi << 4 | lo,
         _ => 0,
     }
@@ -363,21 +365,14 @@ fn normalise_prefix(prefix: &str) -> Cow<'_, [u8]> {
     Cow::Owned(p)
 }
 
-/// One hex digit's value (`to_digit(16)` takes exactly the ASCII hex digits).
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 /// Decode every `%XX` once; a `%` not followed by two hex digits stays as is.
 fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while let Some(&b) = input.get(i) {
         if b == b'%' {
-            let hi = input.get(i + 1).copied().and_then(hex_value);
-            let lo = input.get(i + 2).copied().and_then(hex_value);
+            let hi = input.get(i + 1).copied().and_then(hex_digit);
+            let lo = input.get(i + 2).copied().and_then(hex_digit);
             if let (Some(hi), Some(lo)) = (hi, lo) {
                 out.push(hi << 4 | lo);
                 i += 3;
